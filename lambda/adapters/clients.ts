@@ -1,0 +1,65 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { KinesisClient } from '@aws-sdk/client-kinesis';
+import { S3Client } from '@aws-sdk/client-s3';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+
+/** Where the AWS SDK clients point: real AWS when an endpoint is absent. */
+export interface ClientOptions {
+  readonly region: string;
+  readonly s3Endpoint?: string;
+  readonly dynamodbEndpoint?: string;
+  readonly kinesisEndpoint?: string;
+  /**
+   * Fixed credentials, for emulators (they accept any). Absent: the standard AWS credential
+   * chain, resolved lazily on first use.
+   */
+  readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string };
+}
+
+export interface Clients {
+  readonly s3: S3Client;
+  readonly dynamodb: DynamoDBClient;
+  readonly kinesis: KinesisClient;
+}
+
+/** Credentials for the embedded emulators, which accept any. */
+export const EMULATOR_CREDENTIALS = { accessKeyId: 'opentrail', secretAccessKey: 'opentrail' };
+
+/**
+ * Builds the three clients. Against an endpoint override: path-style S3 addressing, checksums
+ * only where an operation requires them (s3rver stores aws-chunked bodies verbatim), and
+ * HTTP/1.1 for Kinesis (the SDK defaults to HTTP/2, which kinesalite does not speak).
+ */
+export function createClients(options: ClientOptions): Clients {
+  const base = { region: options.region, ...(options.credentials ? { credentials: options.credentials } : {}) };
+  return {
+    s3: new S3Client({
+      ...base,
+      ...(options.s3Endpoint
+        ? {
+            endpoint: options.s3Endpoint,
+            forcePathStyle: true,
+            requestChecksumCalculation: 'WHEN_REQUIRED' as const,
+            responseChecksumValidation: 'WHEN_REQUIRED' as const,
+          }
+        : {}),
+    }),
+    dynamodb: new DynamoDBClient({
+      ...base,
+      ...(options.dynamodbEndpoint ? { endpoint: options.dynamodbEndpoint } : {}),
+    }),
+    kinesis: new KinesisClient({
+      ...base,
+      ...(options.kinesisEndpoint
+        ? { endpoint: options.kinesisEndpoint, requestHandler: new NodeHttpHandler() }
+        : {}),
+    }),
+  };
+}
+
+/** Closes the clients' sockets, so a process or a test can end. */
+export function destroyClients(clients: Clients): void {
+  clients.s3.destroy();
+  clients.dynamodb.destroy();
+  clients.kinesis.destroy();
+}

@@ -1,0 +1,2 @@
+// Integration and end-to-end tests start real emulators and child processes.
+jest.setTimeout(120_000);
