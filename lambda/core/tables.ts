@@ -12,9 +12,9 @@
  * - `sha256` (S): hex SHA-256 of the uncompressed log file
  * - `oldestEventTime`, `newestEventTime` (S, `YYYY-MM-DDTHH:MM:SSZ`), `recordCount` (N)
  * - `state` (S): "pending" | "delivered"
- * - `deliveredAt` (S, ISO-8601 with milliseconds): set when delivered; `stream` (S):
- *   `<trail>#<account>#<region>`, set when delivered, so the sparse index `byStream` lists
- *   delivered files of one (trail, account, region) in delivery order.
+ * - `stream` (S): `<trail>#<account>#<region>`; `deliveredAt` (S, ISO-8601 with
+ *   milliseconds), set when delivered and never changed after. The index `byStream` needs both,
+ *   so it lists only delivered files of one (trail, account, region), in delivery order.
  */
 export const MANIFEST_TABLE = {
   partitionKey: 'pk',

@@ -1,0 +1,140 @@
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  BatchGetCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import type { DedupItem, DedupStore, ManifestEntry, ManifestRow, ManifestStore } from '../core/ports';
+import { DEDUP_TABLE, MANIFEST_TABLE } from '../core/tables';
+
+const BATCH_GET_LIMIT = 100;
+
+export function documentClient(client: DynamoDBClient): DynamoDBDocumentClient {
+  return DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+}
+
+function isConditionFailure(error: unknown): boolean {
+  return (error as Error).name === 'ConditionalCheckFailedException';
+}
+
+/** BatchGetItem in chunks of 100, retrying unprocessed keys (consistent reads). */
+async function batchGet(
+  client: DynamoDBDocumentClient,
+  table: string,
+  keys: Record<string, string>[],
+): Promise<Record<string, unknown>[]> {
+  const items: Record<string, unknown>[] = [];
+  for (let i = 0; i < keys.length; i += BATCH_GET_LIMIT) {
+    let request: Record<string, string>[] | undefined = keys.slice(i, i + BATCH_GET_LIMIT);
+    for (let attempt = 0; request && request.length > 0; attempt++) {
+      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 25 * 2 ** attempt)));
+      const response = await client.send(
+        new BatchGetCommand({ RequestItems: { [table]: { Keys: request, ConsistentRead: true } } }),
+      );
+      items.push(...((response.Responses?.[table] ?? []) as Record<string, unknown>[]));
+      request = response.UnprocessedKeys?.[table]?.Keys as Record<string, string>[] | undefined;
+    }
+  }
+  return items;
+}
+
+/** The delivery manifest table (see core/tables.ts). */
+export class DynamoManifestStore implements ManifestStore {
+  constructor(
+    private readonly client: DynamoDBDocumentClient,
+    private readonly table: string,
+  ) {}
+
+  async reserve(entry: ManifestEntry): Promise<void> {
+    const pk = `${entry.bucket}/${entry.key}`;
+    try {
+      await this.client.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: {
+            [MANIFEST_TABLE.partitionKey]: pk,
+            ...entry,
+            state: 'pending',
+            [MANIFEST_TABLE.indexPartitionKey]: `${entry.trail}#${entry.account}#${entry.region}`,
+          },
+          ConditionExpression: 'attribute_not_exists(#pk)',
+          ExpressionAttributeNames: { '#pk': MANIFEST_TABLE.partitionKey },
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      const existing = await this.client.send(
+        new GetCommand({ TableName: this.table, Key: { [MANIFEST_TABLE.partitionKey]: pk }, ConsistentRead: true }),
+      );
+      if (existing.Item?.sha256 !== entry.sha256) {
+        throw new Error(`manifest row for s3://${pk} records SHA-256 ${String(existing.Item?.sha256)}, not ${entry.sha256}: a key never gets two contents`);
+      }
+    }
+  }
+
+  async markDelivered(bucket: string, key: string, deliveredAt: string): Promise<void> {
+    // if_not_exists keeps the first delivery time: a retry never moves a file to a later digest.
+    await this.client.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: { [MANIFEST_TABLE.partitionKey]: `${bucket}/${key}` },
+        UpdateExpression: 'SET #state = :delivered, #at = if_not_exists(#at, :at)',
+        ConditionExpression: 'attribute_exists(#pk)',
+        ExpressionAttributeNames: { '#state': 'state', '#at': MANIFEST_TABLE.indexSortKey, '#pk': MANIFEST_TABLE.partitionKey },
+        ExpressionAttributeValues: { ':delivered': 'delivered', ':at': deliveredAt },
+      }),
+    );
+  }
+
+  async getMany(objects: readonly { bucket: string; key: string }[]): Promise<ManifestRow[]> {
+    const unique = [...new Set(objects.map((o) => `${o.bucket}/${o.key}`))];
+    const items = await batchGet(this.client, this.table, unique.map((pk) => ({ [MANIFEST_TABLE.partitionKey]: pk })));
+    return items.map((item) => {
+      const { [MANIFEST_TABLE.partitionKey]: _pk, [MANIFEST_TABLE.indexPartitionKey]: _stream, ...row } = item;
+      return row as unknown as ManifestRow;
+    });
+  }
+}
+
+/** The dedup claims table (see core/tables.ts). */
+export class DynamoDedupStore implements DedupStore {
+  constructor(
+    private readonly client: DynamoDBDocumentClient,
+    private readonly table: string,
+  ) {}
+
+  async getMany(eventIds: readonly string[]): Promise<Map<string, DedupItem>> {
+    const items = await batchGet(this.client, this.table, [...new Set(eventIds)].map((id) => ({ [DEDUP_TABLE.partitionKey]: id })));
+    return new Map(
+      items.map((item) => [
+        item[DEDUP_TABLE.partitionKey] as string,
+        { eventId: item[DEDUP_TABLE.partitionKey] as string, claims: item.claims as DedupItem['claims'], ver: item.ver as number },
+      ]),
+    );
+  }
+
+  async put(item: DedupItem, expectedVer: number, expiresAtEpochSeconds: number): Promise<boolean> {
+    try {
+      await this.client.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: {
+            [DEDUP_TABLE.partitionKey]: item.eventId,
+            claims: item.claims,
+            ver: expectedVer + 1,
+            [DEDUP_TABLE.ttlAttribute]: expiresAtEpochSeconds,
+          },
+          ...(expectedVer === 0
+            ? { ConditionExpression: 'attribute_not_exists(#pk)', ExpressionAttributeNames: { '#pk': DEDUP_TABLE.partitionKey } }
+            : { ConditionExpression: '#ver = :ver', ExpressionAttributeNames: { '#ver': 'ver' }, ExpressionAttributeValues: { ':ver': expectedVer } }),
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,49 @@
+import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { ObjectStore } from '../core/ports';
+
+function status(error: unknown): number | undefined {
+  return (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+}
+
+/**
+ * ObjectStore over S3. Conditional create uses `If-None-Match: *` (real S3, and the embedded
+ * s3rver as patched in patches/).
+ */
+export class S3ObjectStore implements ObjectStore {
+  constructor(private readonly client: S3Client) {}
+
+  async putIfAbsent(object: {
+    bucket: string;
+    key: string;
+    body: Uint8Array;
+    contentType: string;
+    contentEncoding?: string;
+  }): Promise<'created' | 'exists'> {
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: object.bucket,
+          Key: object.key,
+          Body: object.body,
+          ContentType: object.contentType,
+          ContentEncoding: object.contentEncoding,
+          IfNoneMatch: '*',
+        }),
+      );
+      return 'created';
+    } catch (error) {
+      if (status(error) === 412 || (error as Error).name === 'PreconditionFailed') return 'exists';
+      throw error;
+    }
+  }
+
+  async get(bucket: string, key: string): Promise<Uint8Array | undefined> {
+    try {
+      const response = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      return await response.Body!.transformToByteArray();
+    } catch (error) {
+      if (status(error) === 404 || (error as Error).name === 'NoSuchKey') return undefined;
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,277 @@
+/**
+ * The packager use case: one Kinesis batch in, CloudTrail log files out (FORMATS.md §3, §8).
+ *
+ * Determinism: a batch is retried whole, and everything it writes is a function of the batch
+ * (its records, shard and sequence numbers, newest arrival time) and of dedup claims that the
+ * batch itself made. So a retry resolves to the same keys and the same bytes.
+ *
+ * Crash windows, each closed:
+ * - Dedup claims are written before any file. A crash after them: the retry finds its own
+ *   claims (batch id) and keeps the same events. A batch abandoned to the on-failure
+ *   destination never marked its objects delivered, so its claims do not make a redrive's
+ *   records duplicates.
+ * - The manifest row is written (state "pending", with the SHA-256) BEFORE the object: a crash
+ *   after the S3 write and before the "delivered" update leaves an object that is in the
+ *   manifest (no orphan); the retry finds the object, checks its content hash and marks it
+ *   delivered. A crash after the pending row and before the object leaves a row without an
+ *   object, which the retry fills with the same bytes; the digest signer takes delivered rows
+ *   only.
+ * - Objects are created with a conditional write (never overwritten). An existing object with
+ *   other content fails the batch loudly rather than being replaced.
+ */
+import type { TrailConfig } from './config';
+import { decide, type Candidate } from './dedup';
+import { logFileKey, uniqueFrom } from './layout';
+import { encodeLogFile, sha256Hex, uncompressedSha256 } from './logfile';
+import type { DedupItem, DedupStore, ManifestRow, ManifestStore, MetricsSink, ObjectStore } from './ports';
+import { PATH_SEGMENT_PATTERN } from './records';
+import { trailAccepts, type SelectableRecord } from './selectors';
+
+/** One stream record, decoded from the Lambda Kinesis event. */
+export interface StreamRecord {
+  readonly sequenceNumber: string;
+  readonly partitionKey: string;
+  readonly data: Uint8Array;
+  /** Kinesis approximate arrival time, epoch ms. */
+  readonly arrivalMs: number;
+}
+
+export interface StreamBatch {
+  readonly shardId: string;
+  readonly records: readonly StreamRecord[];
+}
+
+export interface PackagerDeps {
+  readonly trails: readonly TrailConfig[];
+  readonly bucket: string;
+  readonly objects: ObjectStore;
+  readonly manifest: ManifestStore;
+  readonly dedup: DedupStore;
+  readonly metrics: MetricsSink;
+  readonly dedupWindowMs: number;
+  /** Wall clock, for the manifest's delivery time only (never for keys or bytes). */
+  readonly now: () => number;
+  /** Files written at once. @default 8 */
+  readonly concurrency?: number;
+}
+
+/** A record the packager cannot file: the batch fails and goes to the on-failure destination. */
+export class UnprocessableRecordError extends Error {
+  override readonly name = 'UnprocessableRecordError';
+  constructor(
+    readonly sequenceNumber: string,
+    reason: string,
+  ) {
+    super(`stream record ${sequenceNumber}: ${reason}`);
+  }
+}
+
+/** Dedup claims changed under us (a concurrent writer): the batch is retried whole. */
+export class DedupRaceError extends Error {
+  override readonly name = 'DedupRaceError';
+}
+
+interface Parsed {
+  readonly sequenceNumber: string;
+  readonly text: string;
+  readonly record: SelectableRecord & { eventID: string; eventTime: string; awsRegion: string; recipientAccountId: string };
+  readonly hash: string;
+  readonly arrivalMs: number;
+}
+
+interface PlannedFile {
+  readonly trail: TrailConfig;
+  readonly account: string;
+  readonly region: string;
+  readonly key: string;
+  readonly records: Parsed[];
+}
+
+export interface PackagerResult {
+  readonly files: readonly { readonly key: string; readonly records: number; readonly sha256: string }[];
+  readonly duplicates: number;
+  readonly conflicts: number;
+}
+
+const SEGMENT = new RegExp(PATH_SEGMENT_PATTERN);
+
+function parse(record: StreamRecord): Parsed {
+  const text = Buffer.from(record.data).toString('utf8');
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new UnprocessableRecordError(record.sequenceNumber, 'data is not JSON');
+  }
+  const fields = value as Record<string, unknown> | null;
+  if (typeof fields !== 'object' || fields === null || Array.isArray(fields)) {
+    throw new UnprocessableRecordError(record.sequenceNumber, 'data is not a JSON object');
+  }
+  for (const field of ['eventID', 'eventTime', 'awsRegion', 'recipientAccountId']) {
+    if (typeof fields[field] !== 'string') {
+      throw new UnprocessableRecordError(record.sequenceNumber, `${field} is missing or not a string (records must come through PutAuditEvents)`);
+    }
+  }
+  if (!SEGMENT.test(fields.awsRegion as string) || !SEGMENT.test(fields.recipientAccountId as string)) {
+    throw new UnprocessableRecordError(record.sequenceNumber, `awsRegion and recipientAccountId must match ${PATH_SEGMENT_PATTERN}`);
+  }
+  return {
+    sequenceNumber: record.sequenceNumber,
+    text,
+    record: fields as unknown as Parsed['record'],
+    hash: sha256Hex(text),
+    arrivalMs: record.arrivalMs,
+  };
+}
+
+/** Groups records into files, one per (trail, account, region), in stream order. */
+function planFiles(batch: StreamBatch, records: Parsed[], trails: readonly TrailConfig[], bucket: string): PlannedFile[] {
+  const first = batch.records[0]!.sequenceNumber;
+  const last = batch.records[batch.records.length - 1]!.sequenceNumber;
+  const deliveryMs = Math.max(...batch.records.map((r) => r.arrivalMs));
+  const files = new Map<string, PlannedFile>();
+  for (const parsed of records) {
+    for (const trail of trails) {
+      if (!trailAccepts(trail, parsed.record)) continue;
+      const account = parsed.record.recipientAccountId;
+      const region = parsed.record.awsRegion;
+      const id = `${trail.name}\n${account}\n${region}`;
+      let file = files.get(id);
+      if (!file) {
+        const unique = uniqueFrom(`${bucket}\n${batch.shardId}\n${first}\n${last}\n${id}`);
+        const key = logFileKey({ prefix: trail.prefix, organizationId: trail.organizationId, account, region, deliveryMs, unique });
+        file = { trail, account, region, key, records: [] };
+        files.set(id, file);
+      }
+      file.records.push(parsed);
+    }
+  }
+  return [...files.values()];
+}
+
+async function inParallel<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await work(items[next++]!);
+  });
+  await Promise.all(workers);
+}
+
+/**
+ * Applies dedup: returns the records to keep, in stream order, and writes the claims first.
+ * `keysOf` gives the object keys (`bucket/key`) a record goes to.
+ */
+async function applyDedup(
+  batchId: string,
+  records: Parsed[],
+  keysOf: (record: Parsed) => string[],
+  deps: PackagerDeps,
+): Promise<{ kept: Parsed[]; duplicates: number; conflicts: number }> {
+  const ids = [...new Set(records.map((r) => r.record.eventID))];
+  const stored = await deps.dedup.getMany(ids);
+  const otherKeys = [...stored.values()].flatMap((item) => item.claims.filter((c) => c.b !== batchId).flatMap((c) => c.k));
+  const rows = otherKeys.length > 0 ? await deps.manifest.getMany(otherKeys.map(splitObjectId)) : [];
+  const delivered = new Set(rows.filter((r: ManifestRow) => r.state === 'delivered').map((r) => `${r.bucket}/${r.key}`));
+
+  const items = new Map<string, DedupItem | undefined>(ids.map((id) => [id, stored.get(id)]));
+  const changed = new Set<string>();
+  const kept: Parsed[] = [];
+  const keptInBatch = new Set<string>();
+  let duplicates = 0;
+  let conflicts = 0;
+  for (const parsed of records) {
+    const eventId = parsed.record.eventID;
+    const candidate: Candidate = { eventId, hash: parsed.hash, batchId, arrivalMs: parsed.arrivalMs, keys: keysOf(parsed) };
+    const current = items.get(eventId);
+    // A second copy within this batch would meet the first copy's claim, which is ours.
+    const copy = `${eventId}\n${parsed.hash}`;
+    if (keptInBatch.has(copy)) {
+      duplicates++;
+      continue;
+    }
+    const decision = decide(current, candidate, deps.dedupWindowMs, (claim) => claim.k.every((k) => delivered.has(k)));
+    if (!decision.keep) {
+      duplicates++;
+      continue;
+    }
+    if (decision.conflict) conflicts++;
+    if (decision.item) {
+      items.set(eventId, decision.item);
+      changed.add(eventId);
+    }
+    kept.push(parsed);
+    keptInBatch.add(copy);
+  }
+  const windowSeconds = Math.ceil(deps.dedupWindowMs / 1000);
+  await inParallel([...changed], deps.concurrency ?? 8, async (eventId) => {
+    const item = items.get(eventId)!;
+    const expiresAt = Math.ceil(Math.max(...item.claims.map((c) => c.t)) / 1000) + windowSeconds + 86_400;
+    const ok = await deps.dedup.put(item, stored.get(eventId)?.ver ?? 0, expiresAt);
+    if (!ok) throw new DedupRaceError(`dedup claim for eventID ${eventId} changed during the batch; retrying the batch`);
+  });
+  return { kept, duplicates, conflicts };
+}
+
+function splitObjectId(id: string): { bucket: string; key: string } {
+  const slash = id.indexOf('/');
+  return { bucket: id.slice(0, slash), key: id.slice(slash + 1) };
+}
+
+async function writeFile(file: PlannedFile, deps: PackagerDeps): Promise<{ key: string; records: number; sha256: string }> {
+  const encoded = encodeLogFile(file.records.map((r) => r.text));
+  const times = file.records.map((r) => r.record.eventTime).sort();
+  await deps.manifest.reserve({
+    bucket: deps.bucket,
+    key: file.key,
+    trail: file.trail.name,
+    account: file.account,
+    region: file.region,
+    sha256: encoded.sha256,
+    oldestEventTime: times[0]!,
+    newestEventTime: times[times.length - 1]!,
+    recordCount: file.records.length,
+  });
+  const outcome = await deps.objects.putIfAbsent({
+    bucket: deps.bucket,
+    key: file.key,
+    body: encoded.gzip,
+    contentType: 'application/json',
+    contentEncoding: 'gzip',
+  });
+  if (outcome === 'exists') {
+    const existing = await deps.objects.get(deps.bucket, file.key);
+    if (existing === undefined || uncompressedSha256(existing) !== encoded.sha256) {
+      throw new Error(`s3://${deps.bucket}/${file.key} exists with other content; it is never overwritten`);
+    }
+  }
+  await deps.manifest.markDelivered(deps.bucket, file.key, new Date(deps.now()).toISOString());
+  return { key: file.key, records: file.records.length, sha256: encoded.sha256 };
+}
+
+/** Packages one batch. Throws to have the whole batch retried (never a partial result). */
+export async function packageBatch(batch: StreamBatch, deps: PackagerDeps): Promise<PackagerResult> {
+  if (batch.records.length === 0) return { files: [], duplicates: 0, conflicts: 0 };
+  const parsed = batch.records.map(parse);
+  const batchId = `${batch.shardId}:${batch.records[0]!.sequenceNumber}:${batch.records[batch.records.length - 1]!.sequenceNumber}`;
+  // Keys depend on the batch alone, so they are known before dedup decides what goes in.
+  const allFiles = planFiles(batch, parsed, deps.trails, deps.bucket);
+  const keysByRecord = new Map<Parsed, string[]>();
+  for (const file of allFiles) {
+    for (const record of file.records) keysByRecord.set(record, [...(keysByRecord.get(record) ?? []), `${deps.bucket}/${file.key}`]);
+  }
+  const { kept, duplicates, conflicts } = await applyDedup(batchId, parsed, (r) => keysByRecord.get(r) ?? [], deps);
+  const keptSet = new Set(kept);
+  const files = allFiles
+    .map((file) => ({ ...file, records: file.records.filter((r) => keptSet.has(r)) }))
+    .filter((file) => file.records.length > 0);
+  const written: { key: string; records: number; sha256: string }[] = [];
+  await inParallel(files, deps.concurrency ?? 8, async (file) => {
+    written.push(await writeFile(file, deps));
+  });
+  deps.metrics.count('DuplicatesDropped', duplicates);
+  deps.metrics.count('DedupConflicts', conflicts);
+  deps.metrics.count('LogFilesDelivered', written.length);
+  deps.metrics.count('RecordsDelivered', written.reduce((sum, f) => sum + f.records, 0));
+  written.sort((a, b) => (a.key < b.key ? -1 : 1));
+  return { files: written, duplicates, conflicts };
+}

@@ -1,0 +1,75 @@
+/**
+ * Lambda handler on the Kinesis event-source mapping that writes log files. Wiring only: the
+ * logic is lambda/core/packager.ts. It reports no partial failures: any error fails the batch,
+ * which Lambda retries whole (same records), so the output stays deterministic.
+ */
+import type { KinesisStreamEvent } from 'aws-lambda';
+import { ENV, type TrailConfig } from '../core/config';
+import { packageBatch, type PackagerDeps, type StreamBatch } from '../core/packager';
+import { createClients } from '../adapters/clients';
+import { documentClient, DynamoDedupStore, DynamoManifestStore } from '../adapters/dynamodb';
+import { createLogger, createMetrics, metricsSink } from '../adapters/observability';
+import { S3ObjectStore } from '../adapters/s3';
+
+const logger = createLogger('packager');
+
+/** The batch as the core sees it. All records of one invocation come from one shard. */
+export function toStreamBatch(event: KinesisStreamEvent): StreamBatch {
+  const first = event.Records[0];
+  return {
+    shardId: first ? first.eventID.slice(0, first.eventID.indexOf(':')) : '',
+    records: event.Records.map((record) => ({
+      sequenceNumber: record.kinesis.sequenceNumber,
+      partitionKey: record.kinesis.partitionKey,
+      data: Buffer.from(record.kinesis.data, 'base64'),
+      arrivalMs: Math.round(record.kinesis.approximateArrivalTimestamp * 1000),
+    })),
+  };
+}
+
+export function createPackagerHandler(deps: PackagerDeps) {
+  return async (event: KinesisStreamEvent): Promise<void> => {
+    const batch = toStreamBatch(event);
+    const result = await packageBatch(batch, deps);
+    logger.info('batch packaged', {
+      shardId: batch.shardId,
+      records: batch.records.length,
+      files: result.files.length,
+      duplicates: result.duplicates,
+      conflicts: result.conflicts,
+    });
+  };
+}
+
+let deployed: ((event: KinesisStreamEvent) => Promise<void>) | undefined;
+const metrics = createMetrics('packager');
+
+function fromEnvironment(): PackagerDeps {
+  const required = (name: string): string => {
+    const value = process.env[name];
+    if (!value) throw new Error(`environment variable ${name} is not set`);
+    return value;
+  };
+  const clients = createClients({ region: required('AWS_REGION') });
+  const documents = documentClient(clients.dynamodb);
+  return {
+    trails: JSON.parse(required(ENV.TRAILS)) as TrailConfig[],
+    bucket: required(ENV.LOG_BUCKET),
+    objects: new S3ObjectStore(clients.s3),
+    manifest: new DynamoManifestStore(documents, required(ENV.MANIFEST_TABLE)),
+    dedup: new DynamoDedupStore(documents, required(ENV.DEDUP_TABLE)),
+    metrics: metricsSink(metrics),
+    dedupWindowMs: Number(required(ENV.DEDUP_WINDOW_SECONDS)) * 1000,
+    now: Date.now,
+  };
+}
+
+/** Entry point in Lambda. */
+export const handler = async (event: KinesisStreamEvent): Promise<void> => {
+  deployed ??= createPackagerHandler(fromEnvironment());
+  try {
+    await deployed(event);
+  } finally {
+    metrics.publishStoredMetrics();
+  }
+};
