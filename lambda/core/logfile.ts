@@ -4,7 +4,7 @@
  * writes exactly what its first attempt wrote.
  */
 import { createHash } from 'node:crypto';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { crc32, gunzipSync, gzipSync, inflateRawSync } from 'node:zlib';
 
 export const MAX_RECORDS_PER_FILE = 50_000;
 const GZIP_LEVEL = 6;
@@ -36,4 +36,40 @@ export function encodeLogFile(recordTexts: readonly string[]): EncodedLogFile {
 /** hex SHA-256 of a stored log file's uncompressed bytes (throws on bad gzip). */
 export function uncompressedSha256(gzip: Uint8Array): string {
   return sha256Hex(gunzipSync(gzip));
+}
+
+/** gzip header flags (RFC 1952) that add fields after the 10-byte fixed header. */
+const FEXTRA = 4;
+const FNAME = 8;
+const FCOMMENT = 16;
+const FHCRC = 2;
+
+/**
+ * Decodes the FIRST gzip member of `bytes` and says how many bytes follow it. CloudTrail log
+ * files are exactly one member: anything after it (another member, or junk) is invalid. Node's
+ * gunzip would silently decode concatenated members, so this reads the member itself.
+ */
+export function readGzipMember(bytes: Uint8Array): { readonly data: Buffer; readonly trailingBytes: number } {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (buf.length < 18 || buf[0] !== 0x1f || buf[1] !== 0x8b || buf[2] !== 8) throw new Error('not a gzip member');
+  const flags = buf[3]!;
+  let offset = 10;
+  if (flags & FEXTRA) offset += 2 + buf.readUInt16LE(offset);
+  for (const flag of [FNAME, FCOMMENT]) {
+    if (flags & flag) {
+      const end = buf.indexOf(0, offset);
+      if (end < 0) throw new Error('truncated gzip header');
+      offset = end + 1;
+    }
+  }
+  if (flags & FHCRC) offset += 2;
+  const { buffer, engine } = inflateRawSync(buf.subarray(offset), { info: true }) as unknown as {
+    buffer: Buffer;
+    engine: { bytesWritten: number };
+  };
+  const end = offset + engine.bytesWritten + 8;
+  if (end > buf.length) throw new Error('truncated gzip member');
+  if (buf.readUInt32LE(end - 8) !== crc32(buffer)) throw new Error('gzip member CRC does not match its data');
+  if (buf.readUInt32LE(end - 4) !== buffer.length % 2 ** 32) throw new Error('gzip member length does not match');
+  return { data: buffer, trailingBytes: buf.length - end };
 }

@@ -1,0 +1,137 @@
+/**
+ * Drives the embedded runtime as a user does: `opentrail local` in a child process, the CLI
+ * in others, and the emulators' endpoints from endpoints.json to look at the results.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { ListObjectsV2Command, GetObjectCommand } from '@aws-sdk/client-s3';
+import { createClients, destroyClients, EMULATOR_CREDENTIALS, type Clients } from '../../lambda/adapters/clients';
+import { documentClient } from '../../lambda/adapters/dynamodb';
+import type { ManifestRow } from '../../lambda/core/ports';
+import type { Endpoints } from '../../local/runtime';
+
+export const ROOT = join(__dirname, '..', '..');
+const CLI = join(ROOT, 'bin', 'opentrail.js');
+
+export function tempDataDir(): string {
+  return mkdtempSync(join(tmpdir(), 'opentrail-e2e-'));
+}
+
+export interface RuntimeProcess {
+  readonly child: ChildProcess;
+  readonly endpoints: Endpoints;
+  readonly output: () => string;
+  /** Sends the signal and resolves with the exit code (or signal name). */
+  stop(signal?: NodeJS.Signals): Promise<number | string>;
+}
+
+/** Starts `opentrail local --port 0` and waits for its ready line. */
+export async function startRuntimeProcess(dataDir: string, args: string[] = [], env: Record<string, string> = {}): Promise<RuntimeProcess> {
+  const child = spawn(process.execPath, [CLI, 'local', '--port', '0', '--data-dir', dataDir, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  const ready = await Promise.race([
+    new Promise<boolean>((resolve) => {
+      const check = (): void => {
+        if (/opentrail listening on http:\/\/127\.0\.0\.1:\d+/.test(output)) resolve(true);
+        else setTimeout(check, 50);
+      };
+      check();
+    }),
+    exited.then(() => false),
+    new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 60_000)),
+  ]);
+  if (!ready) {
+    child.kill('SIGKILL');
+    throw new Error(`runtime did not start:\n${output}`);
+  }
+  const endpoints = JSON.parse(readFileSync(join(dataDir, 'endpoints.json'), 'utf8')) as Endpoints;
+  return {
+    child,
+    endpoints,
+    output: () => output,
+    stop: (signal = 'SIGTERM') => {
+      child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** Runs the CLI to completion. */
+export function runCli(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stdin.end(input ?? '');
+    child.once('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+export function clientsFor(endpoints: Endpoints): Clients {
+  return createClients({
+    region: endpoints.region,
+    s3Endpoint: endpoints.s3,
+    dynamodbEndpoint: endpoints.dynamodb,
+    kinesisEndpoint: endpoints.kinesis,
+    credentials: EMULATOR_CREDENTIALS,
+  });
+}
+
+/** Every key in a bucket, page by page. */
+export async function listKeys(clients: Clients, bucket: string, prefix = ''): Promise<string[]> {
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await clients.s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+    keys.push(...(page.Contents ?? []).map((o) => o.Key!));
+    token = page.NextContinuationToken;
+  } while (token);
+  return keys;
+}
+
+export async function getObject(clients: Clients, bucket: string, key: string): Promise<Buffer> {
+  const response = await clients.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  return Buffer.from(await response.Body!.transformToByteArray());
+}
+
+/** Every manifest row. */
+export async function manifestRows(clients: Clients, table: string): Promise<ManifestRow[]> {
+  const documents = documentClient(clients.dynamodb);
+  const rows: ManifestRow[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await documents.send(new ScanCommand({ TableName: table, ConsistentRead: true, ExclusiveStartKey: start }));
+    rows.push(...((page.Items ?? []) as ManifestRow[]));
+    start = page.LastEvaluatedKey;
+  } while (start);
+  return rows;
+}
+
+export async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}
+
+export { destroyClients };
