@@ -49,7 +49,8 @@ export interface TrailConfig {
 export const DEFAULT_TRAIL: TrailConfig = {
   name: 'opentrail',
   advancedEventSelectors: [
-    { Name: 'Every event', FieldSelectors: [{ Field: 'eventCategory', NotEquals: [''] }] },
+    // eventSource is required and never empty, so this matches every event of every category.
+    { Name: 'Every event', FieldSelectors: [{ Field: 'eventSource', NotEquals: [''] }] },
   ],
   logFileValidation: true,
 };

@@ -8,7 +8,8 @@
  *
  * Every kept copy leaves a claim `{h, b, t, k}`: content hash, claiming batch, arrival time,
  * and the object keys it goes to. A retry of the claiming batch finds its own claim and keeps
- * the event again (same keys, same bytes). A claim by another batch counts only when all its
+ * the event again (same keys, same bytes), even when another batch claimed the same content
+ * meanwhile: claims are only ever added. A claim by another batch counts only when all its
  * objects are delivered (manifest state "delivered"): a batch that died or went to the
  * on-failure destination before delivering does not make its records duplicates, so a redrive
  * stores them. Windows compare stored arrival times, never the clock, so a retry decides the
@@ -34,31 +35,30 @@ export type Decision =
   | { readonly keep: false };
 
 /**
- * Decides one candidate against the stored item. `delivered(claim)` tells whether every
+ * Decides one candidate against the stored item. `isDelivered(claim)` tells whether every
  * object of another batch's claim is delivered.
  */
 export function decide(
   stored: DedupItem | undefined,
   candidate: Candidate,
   windowMs: number,
-  delivered: (claim: DedupClaim) => boolean,
+  isDelivered: (claim: DedupClaim) => boolean,
 ): Decision {
   const claims = stored?.claims ?? [];
   const ours: DedupClaim = { h: candidate.hash, b: candidate.batchId, t: candidate.arrivalMs, k: candidate.keys };
-  const same = claims.find((claim) => claim.h === candidate.hash);
-  const base = { eventId: candidate.eventId, ver: stored?.ver ?? 0 };
-  if (same === undefined) {
-    // New content for this eventID: kept; a conflict when other content was seen before.
-    const kept = [...claims, ours].slice(-MAX_CLAIMS_PER_EVENT);
-    return { keep: true, conflict: claims.length > 0, item: { ...base, claims: kept } };
-  }
-  if (same.b === candidate.batchId) return { keep: true, conflict: false };
-  const withinWindow = Math.abs(candidate.arrivalMs - same.t) <= windowMs;
-  if (withinWindow && delivered(same)) return { keep: false };
-  // Outside the window, or the other batch never delivered: this copy takes the claim over.
-  return {
-    keep: true,
-    conflict: false,
-    item: { ...base, claims: claims.map((claim) => (claim === same ? ours : claim)) },
+  const same = claims.filter((claim) => claim.h === candidate.hash);
+  if (same.some((claim) => claim.b === candidate.batchId)) return { keep: true, conflict: false };
+  const delivered = same.some(
+    (claim) => Math.abs(candidate.arrivalMs - claim.t) <= windowMs && isDelivered(claim),
+  );
+  if (delivered) return { keep: false };
+  // Kept: new content (a conflict when other content was seen), a copy outside the window, or
+  // a copy whose earlier claimant never delivered. Earlier claims stay, so a batch that is
+  // still being retried finds its own claim and writes what it wrote before.
+  const item: DedupItem = {
+    eventId: candidate.eventId,
+    ver: stored?.ver ?? 0,
+    claims: [...claims, ours].slice(-MAX_CLAIMS_PER_EVENT),
   };
+  return { keep: true, conflict: same.length === 0 && claims.length > 0, item };
 }

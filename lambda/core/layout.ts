@@ -55,6 +55,10 @@ export function parseLogFileKey(key: string):
   if (!m) return undefined;
   const [, prefix, organizationId, account, kind, region, yyyy, mm, dd, stamp, unique] = m;
   if (stamp!.slice(0, 8) !== `${yyyy}${mm}${dd}`) return undefined;
+  // The stamp must be a real UTC minute (no month 13, no hour 25).
+  const iso = `${yyyy}-${mm}-${dd}T${stamp!.slice(9, 11)}:${stamp!.slice(11, 13)}:00.000Z`;
+  const ms = Date.parse(iso);
+  if (Number.isNaN(ms) || new Date(ms).toISOString() !== iso) return undefined;
   return {
     ...(prefix ? { prefix } : {}),
     ...(organizationId ? { organizationId } : {}),

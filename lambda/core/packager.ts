@@ -81,6 +81,7 @@ interface Parsed {
 
 interface PlannedFile {
   readonly trail: TrailConfig;
+  readonly kind: 'CloudTrail' | 'CloudTrail-Insight';
   readonly account: string;
   readonly region: string;
   readonly key: string;
@@ -124,7 +125,12 @@ function parse(record: StreamRecord): Parsed {
   };
 }
 
-/** Groups records into files, one per (trail, account, region), in stream order. */
+/** Insights events go to their own files (FORMATS.md §3, `CloudTrail-Insight`). */
+function isInsight(record: SelectableRecord): boolean {
+  return record.eventCategory === 'Insight' || record.eventType === 'AwsCloudTrailInsight';
+}
+
+/** Groups records into files, one per (trail, account, region, kind), in stream order. */
 function planFiles(batch: StreamBatch, records: Parsed[], trails: readonly TrailConfig[], bucket: string): PlannedFile[] {
   const first = batch.records[0]!.sequenceNumber;
   const last = batch.records[batch.records.length - 1]!.sequenceNumber;
@@ -135,12 +141,13 @@ function planFiles(batch: StreamBatch, records: Parsed[], trails: readonly Trail
       if (!trailAccepts(trail, parsed.record)) continue;
       const account = parsed.record.recipientAccountId;
       const region = parsed.record.awsRegion;
-      const id = `${trail.name}\n${account}\n${region}`;
+      const kind = isInsight(parsed.record) ? 'CloudTrail-Insight' : 'CloudTrail';
+      const id = `${trail.name}\n${account}\n${region}\n${kind}`;
       let file = files.get(id);
       if (!file) {
         const unique = uniqueFrom(`${bucket}\n${batch.shardId}\n${first}\n${last}\n${id}`);
-        const key = logFileKey({ prefix: trail.prefix, organizationId: trail.organizationId, account, region, deliveryMs, unique });
-        file = { trail, account, region, key, records: [] };
+        const key = logFileKey({ prefix: trail.prefix, organizationId: trail.organizationId, account, region, deliveryMs, unique, kind });
+        file = { trail, kind, account, region, key, records: [] };
         files.set(id, file);
       }
       file.records.push(parsed);
