@@ -1,0 +1,234 @@
+import { resolveRedriveSettings } from '../../cli/redrive';
+import {
+  chunkForPutRecords,
+  copySource,
+  decodeOnFailureObject,
+  isRetryableSdkError,
+  OnFailureFormatError,
+  parseEndpointsFile,
+  redrivenKey,
+  type KinesisRecordToPut,
+} from '../../cli/shared/on-failure';
+
+const STREAM_ARN = 'arn:aws:kinesis:us-east-1:000000000000:stream/opentrail';
+
+function kinesisEvent(records: { data: string; partitionKey: string }[]) {
+  return {
+    Records: records.map((r, i) => ({
+      kinesis: {
+        kinesisSchemaVersion: '1.0',
+        partitionKey: r.partitionKey,
+        sequenceNumber: `4959${i}`,
+        data: Buffer.from(r.data).toString('base64'),
+      },
+      eventSource: 'aws:kinesis',
+      eventID: `shardId-000000000000:4959${i}`,
+      eventSourceARN: STREAM_ARN,
+    })),
+  };
+}
+
+function onFailureObject(payload: unknown): string {
+  return JSON.stringify({
+    requestContext: {
+      requestId: 'r',
+      functionArn: 'arn:aws:lambda:us-east-1:0:function:packager',
+      condition: 'RetryAttemptsExhausted',
+      approximateInvokeCount: 3,
+    },
+    responseContext: { statusCode: 200, executedVersion: '$LATEST', functionError: 'Unhandled' },
+    version: '1.0',
+    timestamp: '2024-05-01T12:00:00.000Z',
+    KinesisBatchInfo: {
+      shardId: 'shardId-000000000000',
+      startSequenceNumber: '49590',
+      endSequenceNumber: '49591',
+      approximateArrivalOfFirstRecord: '2024-05-01T11:59:00.000Z',
+      approximateArrivalOfLastRecord: '2024-05-01T11:59:01.000Z',
+      batchSize: 2,
+      streamArn: STREAM_ARN,
+    },
+    payload,
+  });
+}
+
+describe('on-failure object decoding', () => {
+  const event = kinesisEvent([
+    { data: '{"eventID":"1"}', partitionKey: 'pk-1' },
+    { data: '{"eventID":"2"}', partitionKey: 'pk-2' },
+  ]);
+
+  it.each([
+    ['a JSON string', JSON.stringify(event)],
+    ['an object', event],
+  ])(
+    'decodes a payload given as %s into the original partition keys and bytes',
+    (_name, payload) => {
+      const decoded = decodeOnFailureObject(onFailureObject(payload));
+      expect(decoded.streamArn).toBe(STREAM_ARN);
+      expect(decoded.shardId).toBe('shardId-000000000000');
+      expect(decoded.records.map((r) => [r.partitionKey, Buffer.from(r.data).toString()])).toEqual([
+        ['pk-1', '{"eventID":"1"}'],
+        ['pk-2', '{"eventID":"2"}'],
+      ]);
+    },
+  );
+
+  it.each([
+    ['text that is not JSON', 'nope', 'not JSON'],
+    [
+      'an object without payload',
+      JSON.stringify({ KinesisBatchInfo: { streamArn: STREAM_ARN } }),
+      'no payload',
+    ],
+    [
+      'a payload string that is not JSON',
+      onFailureObject('{'),
+      'payload is a string that is not JSON',
+    ],
+    ['a payload without Records', onFailureObject({}), 'payload must be a Kinesis event'],
+    [
+      'a record without kinesis',
+      onFailureObject({ Records: [{}] }),
+      'payload.Records[0].kinesis is missing',
+    ],
+    [
+      'bad base64',
+      onFailureObject({ Records: [{ kinesis: { data: 'a$b=', partitionKey: 'p' } }] }),
+      'data must be a base64 string',
+    ],
+    [
+      'no partition key',
+      onFailureObject({ Records: [{ kinesis: { data: 'YQ==' } }] }),
+      'partitionKey must be a string',
+    ],
+  ])('refuses %s, naming the field and rule', (_name, text, message) => {
+    expect(() => decodeOnFailureObject(text)).toThrow(OnFailureFormatError);
+    expect(() => decodeOnFailureObject(text)).toThrow(message);
+  });
+});
+
+describe('PutRecords chunking', () => {
+  const record = (size: number, key = 'k'): KinesisRecordToPut => ({
+    partitionKey: key,
+    data: new Uint8Array(size),
+  });
+
+  it('puts at most 500 records in a call', () => {
+    const chunks = chunkForPutRecords(Array.from({ length: 1_201 }, () => record(10)));
+    expect(chunks.map((c) => c.length)).toEqual([500, 500, 201]);
+  });
+
+  it('puts at most 5 MiB (data plus partition keys) in a call, keeping order', () => {
+    const records = Array.from({ length: 12 }, (_, i) => record(1_000_000, `k${i}`));
+    const chunks = chunkForPutRecords(records);
+    expect(chunks.map((c) => c.length)).toEqual([5, 5, 2]);
+    expect(chunks.flat().map((r) => r.partitionKey)).toEqual(records.map((r) => r.partitionKey));
+    for (const chunk of chunks) {
+      expect(
+        chunk.reduce((n, r) => n + r.data.length + Buffer.byteLength(r.partitionKey), 0),
+      ).toBeLessThanOrEqual(5 * 1024 * 1024);
+    }
+  });
+
+  it('returns no chunk for no records', () => {
+    expect(chunkForPutRecords([])).toEqual([]);
+  });
+});
+
+describe('redrive helpers', () => {
+  it('moves an object under redriven/ and encodes its copy source', () => {
+    expect(redrivenKey('aws/lambda/a b/1')).toBe('redriven/aws/lambda/a b/1');
+    expect(copySource('failed', 'aws/lambda/a b+c/ü')).toBe('failed/aws/lambda/a%20b%2Bc/%C3%BC');
+  });
+
+  it.each([
+    [{ name: 'ProvisionedThroughputExceededException' }, true],
+    [{ name: 'X', $retryable: { throttling: true } }, true],
+    [{ name: 'X', $metadata: { httpStatusCode: 503 } }, true],
+    [{ name: 'X', code: 'ECONNRESET' }, true],
+    [{ name: 'ResourceNotFoundException', $metadata: { httpStatusCode: 400 } }, false],
+    ['boom', false],
+  ])('classifies %j as retryable: %s', (error, expected) => {
+    expect(isRetryableSdkError(error)).toBe(expected);
+  });
+
+  it('reads the fields redrive uses from endpoints.json', () => {
+    const text = JSON.stringify({
+      api: 'http://127.0.0.1:1',
+      s3: 'http://127.0.0.1:2',
+      kinesis: 'http://127.0.0.1:3',
+      region: 'us-east-1',
+      failedBucket: 'fb',
+      stream: 's',
+      accountId: '1',
+    });
+    expect(parseEndpointsFile(text, 'e.json')).toEqual({
+      s3: 'http://127.0.0.1:2',
+      kinesis: 'http://127.0.0.1:3',
+      region: 'us-east-1',
+      failedBucket: 'fb',
+      stream: 's',
+    });
+    expect(() => parseEndpointsFile('{"s3": 5}', 'e.json')).toThrow(
+      '--endpoints e.json: field s3 must be a non-empty string',
+    );
+    expect(() => parseEndpointsFile('[', 'e.json')).toThrow('--endpoints e.json is not JSON');
+  });
+
+  const noFlags = { prefix: '', dryRun: false };
+  const file = {
+    s3: 'http://127.0.0.1:2',
+    kinesis: 'http://127.0.0.1:3',
+    region: 'eu-west-1',
+    failedBucket: 'fb',
+    stream: 's',
+  };
+
+  it('takes settings from the endpoints file, with emulator credentials for loopback endpoints', () => {
+    expect(resolveRedriveSettings(noFlags, file, {})).toEqual({
+      bucket: 'fb',
+      prefix: '',
+      stream: 's',
+      region: 'eu-west-1',
+      s3Endpoint: 'http://127.0.0.1:2',
+      kinesisEndpoint: 'http://127.0.0.1:3',
+      emulatorCredentials: true,
+    });
+  });
+
+  it('lets flags win over the endpoints file', () => {
+    const settings = resolveRedriveSettings(
+      {
+        ...noFlags,
+        bucket: 'b2',
+        stream: 's2',
+        region: 'us-west-2',
+        s3Endpoint: 'https://s3.example.com',
+      },
+      file,
+      {},
+    );
+    expect(settings).toEqual(
+      expect.objectContaining({
+        bucket: 'b2',
+        stream: 's2',
+        region: 'us-west-2',
+        s3Endpoint: 'https://s3.example.com',
+        emulatorCredentials: false,
+      }),
+    );
+  });
+
+  it('names the missing flag', () => {
+    expect(resolveRedriveSettings(noFlags, {}, {})).toBe(
+      '--bucket is required (or --endpoints FILE with a failedBucket)',
+    );
+    expect(resolveRedriveSettings({ ...noFlags, bucket: 'b' }, {}, {})).toBe(
+      '--region is required (or AWS_REGION, or --endpoints FILE with a region)',
+    );
+    expect(
+      resolveRedriveSettings({ ...noFlags, bucket: 'b' }, {}, { AWS_REGION: 'ap-south-1' }),
+    ).toEqual(expect.objectContaining({ region: 'ap-south-1', emulatorCredentials: false }));
+  });
+});
