@@ -39,6 +39,7 @@ export async function startRuntimeProcess(dataDir: string, args: string[] = [], 
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  let timer: NodeJS.Timeout | undefined;
   const ready = await Promise.race([
     new Promise<boolean>((resolve) => {
       const check = (): void => {
@@ -48,8 +49,9 @@ export async function startRuntimeProcess(dataDir: string, args: string[] = [], 
       check();
     }),
     exited.then(() => false),
-    new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 60_000)),
+    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 60_000))),
   ]);
+  clearTimeout(timer);
   if (!ready) {
     child.kill('SIGKILL');
     throw new Error(`runtime did not start:\n${output}`);

@@ -1,0 +1,467 @@
+import { Duration, Names, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as apigw from 'aws-cdk-lib/aws-apigateway';
+import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kinesis from 'aws-cdk-lib/aws-kinesis';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
+import { Construct } from 'constructs';
+import { ENV, type RecipientAllowList } from '../lambda/core/config';
+import { acknowledgeIamWildcards, acknowledgeNag } from './private/nag';
+import { OpentrailFunction } from './private/opentrail-function';
+import {
+  requireAccountIds,
+  requireIntegerInRange,
+  requireOrganizationIds,
+} from './private/validate';
+
+/** Everything about the ingest API that a user chooses; {@link IngestApiProps} adds the wiring. */
+export interface IngestApiOptions {
+  /**
+   * Steady-state requests per second the stage accepts (each request carries up to 100 events).
+   * @default 100
+   */
+  readonly throttlingRateLimit?: number;
+  /**
+   * Burst of requests the stage accepts above the rate.
+   * @default 200
+   */
+  readonly throttlingBurstLimit?: number;
+  /**
+   * Other AWS accounts whose principals may call `POST /PutAuditEvents` (and nothing else).
+   * They still need `execute-api:Invoke` on it in their own IAM policies.
+   * @default - only principals of this account, by their IAM policies
+   */
+  readonly producerAccounts?: readonly string[];
+  /**
+   * AWS Organizations whose member accounts' principals may call `POST /PutAuditEvents` (and
+   * nothing else), by `aws:PrincipalOrgID`.
+   * @default - none
+   */
+  readonly producerOrganizationIds?: readonly string[];
+  /**
+   * Who may write events whose `recipientAccountId` is another account than their own
+   * (FORMATS.md §2, InvalidRecipient).
+   * @default - callers may write events for their own account only
+   */
+  readonly recipientAllowList?: RecipientAllowList;
+  /**
+   * Stage name (the first path segment of the URL).
+   * @default 'v1'
+   */
+  readonly stageName?: string;
+  /**
+   * Retention of the access log group.
+   * @default logs.RetentionDays.ONE_YEAR
+   */
+  readonly accessLogRetention?: logs.RetentionDays;
+  /**
+   * ARN of a regional AWS WAFv2 web ACL to associate with the stage.
+   * @default - no web ACL (IAM auth and stage throttling only)
+   */
+  readonly webAclArn?: string;
+  /**
+   * Active X-Ray tracing on the stage and the function.
+   * @default false
+   */
+  readonly tracing?: boolean;
+  /**
+   * Retention of the function's log group.
+   * @default logs.RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+export interface IngestApiProps extends IngestApiOptions {
+  /** The stream accepted events are put to. */
+  readonly stream: kinesis.IStream;
+}
+
+/** One of API Gateway's own rejections, answered in FORMATS.md §2's error shape. */
+export interface GatewayErrorMapping {
+  readonly responseType: apigw.ResponseType;
+  /** HTTP status; absent: API Gateway's own. */
+  readonly statusCode?: string;
+  /** The `__type` of the body. */
+  readonly errorType: string;
+  /** A fixed message; absent: API Gateway's `$context.error.messageString`. */
+  readonly message?: string;
+}
+
+/**
+ * How API Gateway's own rejections answer: `{"__type":"<Code>","message":"…"}` (and the same
+ * code in `x-amzn-ErrorType`, where AWS SDKs look first). Exported so the README table is
+ * generated from it rather than copied.
+ */
+export const GATEWAY_ERROR_MAPPINGS: readonly GatewayErrorMapping[] = [
+  {
+    responseType: apigw.ResponseType.BAD_REQUEST_BODY,
+    statusCode: '400',
+    errorType: 'ValidationException',
+    message: 'The request body must be a JSON object: {"auditEvents":[{"id":"…","eventData":"…"}]}',
+  },
+  {
+    responseType: apigw.ResponseType.BAD_REQUEST_PARAMETERS,
+    statusCode: '400',
+    errorType: 'ValidationException',
+  },
+  {
+    responseType: apigw.ResponseType.REQUEST_TOO_LARGE,
+    statusCode: '400',
+    errorType: 'ValidationException',
+    message: 'The request body is too large: at most 1,048,576 bytes per request',
+  },
+  {
+    responseType: apigw.ResponseType.UNSUPPORTED_MEDIA_TYPE,
+    statusCode: '415',
+    errorType: 'UnsupportedMediaTypeException',
+  },
+  {
+    responseType: apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN,
+    statusCode: '403',
+    errorType: 'AccessDeniedException',
+  },
+  {
+    responseType: apigw.ResponseType.INVALID_SIGNATURE,
+    statusCode: '403',
+    errorType: 'AccessDeniedException',
+  },
+  {
+    responseType: apigw.ResponseType.EXPIRED_TOKEN,
+    statusCode: '403',
+    errorType: 'AccessDeniedException',
+  },
+  {
+    responseType: apigw.ResponseType.UNAUTHORIZED,
+    statusCode: '403',
+    errorType: 'AccessDeniedException',
+  },
+  {
+    responseType: apigw.ResponseType.ACCESS_DENIED,
+    statusCode: '403',
+    errorType: 'AccessDeniedException',
+  },
+  {
+    responseType: apigw.ResponseType.WAF_FILTERED,
+    statusCode: '403',
+    errorType: 'AccessDeniedException',
+  },
+  {
+    responseType: apigw.ResponseType.RESOURCE_NOT_FOUND,
+    statusCode: '404',
+    errorType: 'UnknownOperationException',
+  },
+  {
+    responseType: apigw.ResponseType.THROTTLED,
+    statusCode: '429',
+    errorType: 'ThrottlingException',
+  },
+  {
+    responseType: apigw.ResponseType.QUOTA_EXCEEDED,
+    statusCode: '429',
+    errorType: 'ThrottlingException',
+  },
+  { responseType: apigw.ResponseType.DEFAULT_4XX, errorType: 'BadRequestException' },
+  { responseType: apigw.ResponseType.DEFAULT_5XX, errorType: 'InternalFailure' },
+];
+
+/** The JSON body template of a gateway response: simple substitution only, no VTL. */
+function errorTemplate(mapping: GatewayErrorMapping): string {
+  const type = JSON.stringify(mapping.errorType);
+  // $context.error.messageString is already a quoted JSON string.
+  const message =
+    mapping.message === undefined
+      ? '$context.error.messageString'
+      : JSON.stringify(mapping.message);
+  return `{"__type":${type},"message":${message}}`;
+}
+
+/**
+ * The PutAuditEvents endpoint (FORMATS.md §2): an API Gateway REST API whose every method
+ * requires AWS_IAM (SigV4) auth, with `POST /PutAuditEvents` proxied to the ingest function,
+ * which validates and normalises each event and puts the accepted ones to the stream.
+ *
+ * Security defaults: IAM auth on every method; a request validator and a model that only
+ * require the body to be a JSON object (the function does the field-level rules, so their
+ * messages name the field and the rule); stage throttling (100 rps, burst 200); JSON access
+ * logs (caller, account, org, status, error) to a retained log group; regional endpoint.
+ * Without producer accounts or organizations there is no resource policy, and only this
+ * account's principals with `execute-api:Invoke` (see {@link grantPutAuditEvents}) can call.
+ * With them, a resource policy admits those principals to `POST /PutAuditEvents` only.
+ *
+ * The function gets OPENTRAIL_STREAM_NAME, OPENTRAIL_ACCOUNT_ID (this stack's account, the
+ * default recipientAccountId) and, when configured, OPENTRAIL_RECIPIENT_ALLOW_LIST (JSON
+ * RecipientAllowList); it may put records to the stream and nothing else.
+ *
+ * API Gateway's own rejections answer as {@link GATEWAY_ERROR_MAPPINGS} says.
+ */
+export class IngestApi extends Construct {
+  /** The REST API. */
+  public readonly api: apigw.RestApi;
+  /** The ingest function. */
+  public readonly handler: OpentrailFunction;
+  /** `POST /PutAuditEvents`. */
+  public readonly putAuditEventsMethod: apigw.Method;
+  /** Where the stage's JSON access logs go. */
+  public readonly accessLogGroup: logs.LogGroup;
+
+  private readonly producerAccounts: readonly string[];
+  private readonly producerOrganizationIds: readonly string[];
+  private readonly bodyValidator: apigw.RequestValidator;
+  private readonly jsonObjectModel: apigw.Model;
+
+  constructor(scope: Construct, id: string, props: IngestApiProps) {
+    super(scope, id);
+    const rateLimit = props.throttlingRateLimit ?? 100;
+    const burstLimit = props.throttlingBurstLimit ?? 200;
+    requireIntegerInRange(
+      this,
+      'INVALID_THROTTLING',
+      'throttlingRateLimit',
+      rateLimit,
+      1,
+      1_000_000,
+      'Use a positive number of requests per second.',
+    );
+    requireIntegerInRange(
+      this,
+      'INVALID_THROTTLING',
+      'throttlingBurstLimit',
+      burstLimit,
+      1,
+      1_000_000,
+      'Use a positive number of requests.',
+    );
+    this.producerAccounts = props.producerAccounts ?? [];
+    this.producerOrganizationIds = props.producerOrganizationIds ?? [];
+    requireAccountIds(this, 'producerAccounts', this.producerAccounts);
+    requireOrganizationIds(this, 'producerOrganizationIds', this.producerOrganizationIds);
+    requireAccountIds(
+      this,
+      'recipientAllowList.accounts',
+      props.recipientAllowList?.accounts ?? [],
+    );
+    requireOrganizationIds(
+      this,
+      'recipientAllowList.organizationIds',
+      props.recipientAllowList?.organizationIds ?? [],
+    );
+
+    this.handler = new OpentrailFunction(this, 'Handler', {
+      handlerName: 'ingest',
+      description: 'opentrail ingest: POST /PutAuditEvents to the event stream',
+      memorySize: 512,
+      // Under API Gateway's 29 s integration timeout, so a slow call still answers in JSON.
+      timeout: Duration.seconds(25),
+      logRetention: props.logRetention,
+      tracing: props.tracing,
+      environment: {
+        [ENV.STREAM_NAME]: props.stream.streamName,
+        [ENV.ACCOUNT_ID]: Stack.of(this).account,
+        ...(props.recipientAllowList
+          ? { [ENV.RECIPIENT_ALLOW_LIST]: JSON.stringify(props.recipientAllowList) }
+          : {}),
+      },
+    });
+    props.stream.grantWrite(this.handler);
+    acknowledgeIamWildcards(
+      this.handler.role,
+      { actions: ['kms:GenerateDataKey*', 'kms:ReEncrypt*'] },
+      "stream.grantWrite's KMS data-key families, on the stream's key only: PutRecords to an SSE-KMS stream needs a data key.",
+    );
+
+    this.accessLogGroup = new logs.LogGroup(this, 'AccessLogs', {
+      retention: props.accessLogRetention ?? logs.RetentionDays.ONE_YEAR,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    this.api = new apigw.RestApi(this, 'Api', {
+      // A REST API needs a name; a unique one lets several deployments share an account.
+      restApiName: Names.uniqueResourceName(this, { maxLength: 128 }),
+      description: 'opentrail: PutAuditEvents (IAM auth)',
+      endpointTypes: [apigw.EndpointType.REGIONAL],
+      cloudWatchRole: false,
+      policy: this.resourcePolicy(),
+      defaultMethodOptions: { authorizationType: apigw.AuthorizationType.IAM },
+      deployOptions: {
+        stageName: props.stageName ?? 'v1',
+        throttlingRateLimit: rateLimit,
+        throttlingBurstLimit: burstLimit,
+        tracingEnabled: props.tracing ?? false,
+        accessLogDestination: new apigw.LogGroupLogDestination(this.accessLogGroup),
+        accessLogFormat: apigw.AccessLogFormat.custom(
+          JSON.stringify({
+            requestId: apigw.AccessLogField.contextRequestId(),
+            extendedRequestId: apigw.AccessLogField.contextExtendedRequestId(),
+            requestTime: apigw.AccessLogField.contextRequestTime(),
+            httpMethod: apigw.AccessLogField.contextHttpMethod(),
+            resourcePath: apigw.AccessLogField.contextResourcePath(),
+            status: apigw.AccessLogField.contextStatus(),
+            protocol: apigw.AccessLogField.contextProtocol(),
+            responseLength: apigw.AccessLogField.contextResponseLength(),
+            responseLatency: apigw.AccessLogField.contextResponseLatency(),
+            integrationStatus: apigw.AccessLogField.contextIntegrationStatus(),
+            sourceIp: apigw.AccessLogField.contextIdentitySourceIp(),
+            userAgent: apigw.AccessLogField.contextIdentityUserAgent(),
+            callerAccountId: apigw.AccessLogField.contextIdentityAccountId(),
+            callerArn: apigw.AccessLogField.contextIdentityUserArn(),
+            principalOrgId: apigw.AccessLogField.contextIdentityPrincipalOrgId(),
+            errorType: apigw.AccessLogField.contextErrorResponseType(),
+            errorMessage: apigw.AccessLogField.contextErrorMessage(),
+          }),
+        ),
+      },
+    });
+    for (const mapping of GATEWAY_ERROR_MAPPINGS) {
+      this.api.addGatewayResponse(`${pascal(mapping.responseType.responseType)}Response`, {
+        type: mapping.responseType,
+        ...(mapping.statusCode ? { statusCode: mapping.statusCode } : {}),
+        responseHeaders: { 'x-amzn-ErrorType': `'${mapping.errorType}'` },
+        templates: { 'application/json': errorTemplate(mapping) },
+      });
+    }
+
+    this.bodyValidator = this.api.addRequestValidator('BodyValidator', {
+      validateRequestBody: true,
+      validateRequestParameters: true,
+    });
+    this.jsonObjectModel = this.api.addModel('JsonObject', {
+      contentType: 'application/json',
+      description: 'Any JSON object; the function checks the fields',
+      schema: {
+        schema: apigw.JsonSchemaVersion.DRAFT4,
+        title: 'JsonObject',
+        type: apigw.JsonSchemaType.OBJECT,
+      },
+    });
+
+    this.putAuditEventsMethod = this.addRoute('POST', 'PutAuditEvents', this.handler, {
+      'method.request.querystring.channelArn': false,
+    });
+
+    if (props.webAclArn) {
+      new wafv2.CfnWebACLAssociation(this, 'WebAcl', {
+        resourceArn: this.api.deploymentStage.stageArn,
+        webAclArn: props.webAclArn,
+      });
+    } else {
+      acknowledgeNag(
+        this.api.deploymentStage,
+        'AwsSolutions-APIG3',
+        'Every request must be SigV4-signed by an IAM principal the account trusts, and the stage is throttled; a web ACL can be attached with the webAclArn prop.',
+      );
+    }
+    acknowledgeNag(
+      this.api.deploymentStage,
+      'AwsSolutions-APIG6',
+      'Execution logging needs the account-wide API Gateway CloudWatch role (an account singleton this construct must not own); JSON access logs record every request, and the function logs every outcome.',
+    );
+    acknowledgeNag(
+      this.api,
+      'AwsSolutions-COG4',
+      'Producers are AWS principals (services, roles in member accounts), as with CloudTrail Lake PutAuditEvents: AWS_IAM (SigV4) auth on every method, not Cognito user pools.',
+    );
+  }
+
+  /** Full URL of `POST /PutAuditEvents`. */
+  public get putAuditEventsUrl(): string {
+    return this.api.urlForPath('/PutAuditEvents');
+  }
+
+  /** Lets the grantee call `POST /PutAuditEvents` (execute-api:Invoke on that method only). */
+  public grantPutAuditEvents(grantee: iam.IGrantable): iam.Grant {
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['execute-api:Invoke'],
+      resourceArns: [this.putAuditEventsMethod.methodArn],
+    });
+  }
+
+  /** Requests that failed in the function or the gateway, 5xx (sum, per stage). */
+  public metricServerErrors(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.api.deploymentStage.metricServerError({ statistic: 'Sum', ...props });
+  }
+
+  /** Requests refused with a 4xx: bad body, auth, throttling (sum, per stage). */
+  public metricClientErrors(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.api.deploymentStage.metricClientError({ statistic: 'Sum', ...props });
+  }
+
+  /** End-to-end latency (p99 by default, per stage). */
+  public metricLatency(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.api.deploymentStage.metricLatency({ statistic: 'p99', ...props });
+  }
+
+  /** Ingest function errors (sum). */
+  public metricHandlerErrors(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.handler.function.metricErrors(props);
+  }
+
+  /**
+   * Adds `METHOD /path` (IAM auth, body validated as a JSON object, Lambda proxy). Producer
+   * routes go through here; routes for other callers (issue 4: `POST /` for LookupEvents and
+   * ListPublicKeys) will be added the same way without `execute-api:Invoke` for producers.
+   */
+  private addRoute(
+    httpMethod: string,
+    pathPart: string,
+    handler: OpentrailFunction,
+    requestParameters: Record<string, boolean>,
+  ): apigw.Method {
+    const resource = this.api.root.addResource(pathPart);
+    return resource.addMethod(
+      httpMethod,
+      new apigw.LambdaIntegration(handler.function, { allowTestInvoke: false }),
+      {
+        authorizationType: apigw.AuthorizationType.IAM,
+        requestValidator: this.bodyValidator,
+        requestModels: { 'application/json': this.jsonObjectModel },
+        requestParameters,
+      },
+    );
+  }
+
+  /**
+   * The resource policy admitting other accounts and organizations as producers. It names
+   * `POST /PutAuditEvents` and nothing else, so admitted principals reach no other route
+   * (cross-account calls need both their IAM policy and this policy to allow). Without
+   * producers there is no policy: this account's IAM policies alone decide.
+   */
+  private resourcePolicy(): iam.PolicyDocument | undefined {
+    if (this.producerAccounts.length === 0 && this.producerOrganizationIds.length === 0)
+      return undefined;
+    const producerRoutes = ['execute-api:/*/POST/PutAuditEvents'];
+    const statements: iam.PolicyStatement[] = [];
+    if (this.producerAccounts.length > 0) {
+      statements.push(
+        new iam.PolicyStatement({
+          sid: 'ProducerAccounts',
+          principals: this.producerAccounts.map((account) => new iam.AccountPrincipal(account)),
+          actions: ['execute-api:Invoke'],
+          resources: producerRoutes,
+        }),
+      );
+    }
+    if (this.producerOrganizationIds.length > 0) {
+      statements.push(
+        new iam.PolicyStatement({
+          sid: 'ProducerOrganizations',
+          principals: [new iam.AnyPrincipal()],
+          actions: ['execute-api:Invoke'],
+          resources: producerRoutes,
+          conditions: { StringEquals: { 'aws:PrincipalOrgID': [...this.producerOrganizationIds] } },
+        }),
+      );
+    }
+    return new iam.PolicyDocument({ statements });
+  }
+}
+
+/** BAD_REQUEST_BODY → BadRequestBody (construct IDs are part of the contract). */
+function pascal(screaming: string): string {
+  return screaming
+    .toLowerCase()
+    .split('_')
+    .map((part) => part.charAt(0).toUpperCase() + part.slice(1))
+    .join('');
+}

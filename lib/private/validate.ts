@@ -1,0 +1,95 @@
+import { Duration, Token } from 'aws-cdk-lib';
+import type { IConstruct } from 'constructs';
+import { OpentrailConfigError, type OpentrailConfigErrorCode } from './errors';
+
+/**
+ * Token-aware checks shared by the constructs. A value that is still a token at construction
+ * (a CloudFormation parameter, an attribute of another resource) is not checked: the service
+ * checks it at deploy time.
+ */
+
+/** Whole seconds of a duration, or undefined while it is a token. */
+export function secondsOf(duration: Duration): number | undefined {
+  if (duration.isUnresolved()) return undefined;
+  return duration.toSeconds({ integral: false });
+}
+
+/** An integer within [min, max]; tokens pass. */
+export function requireIntegerInRange(
+  scope: IConstruct,
+  code: OpentrailConfigErrorCode,
+  name: string,
+  value: number,
+  min: number,
+  max: number,
+  fix: string,
+): void {
+  if (Token.isUnresolved(value)) return;
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new OpentrailConfigError(
+      scope,
+      code,
+      `${name} is ${value}; it must be a whole number from ${min} to ${max}. ${fix}`,
+    );
+  }
+}
+
+/** A duration of whole seconds within [minSeconds, maxSeconds]; tokens pass. */
+export function requireDurationInRange(
+  scope: IConstruct,
+  code: OpentrailConfigErrorCode,
+  name: string,
+  value: Duration,
+  minSeconds: number,
+  maxSeconds: number,
+  fix: string,
+): void {
+  const seconds = secondsOf(value);
+  if (seconds === undefined) return;
+  if (!Number.isInteger(seconds) || seconds < minSeconds || seconds > maxSeconds) {
+    throw new OpentrailConfigError(
+      scope,
+      code,
+      `${name} is ${value.toHumanString()} (${seconds} s); it must be whole seconds from ${minSeconds} to ${maxSeconds} s. ${fix}`,
+    );
+  }
+}
+
+const ACCOUNT_ID = /^\d{12}$/;
+const ORGANIZATION_ID = /^o-[a-z0-9]{10,32}$/;
+
+/** 12-digit AWS account IDs; tokens pass. */
+export function requireAccountIds(
+  scope: IConstruct,
+  name: string,
+  values: readonly string[],
+): void {
+  for (const value of values) {
+    if (Token.isUnresolved(value)) continue;
+    if (!ACCOUNT_ID.test(value)) {
+      throw new OpentrailConfigError(
+        scope,
+        'INVALID_ACCOUNT_ID',
+        `${name} holds "${value}"; an AWS account ID is exactly 12 digits, e.g. "123456789012".`,
+      );
+    }
+  }
+}
+
+/** AWS Organization IDs (`o-` + 10–32 lowercase letters or digits); tokens pass. */
+export function requireOrganizationIds(
+  scope: IConstruct,
+  name: string,
+  values: readonly string[],
+): void {
+  for (const value of values) {
+    if (Token.isUnresolved(value)) continue;
+    if (!ORGANIZATION_ID.test(value)) {
+      throw new OpentrailConfigError(
+        scope,
+        'INVALID_ORGANIZATION_ID',
+        `${name} holds "${value}"; an Organization ID is "o-" then 10-32 lowercase letters or digits, e.g. "o-a1b2c3d4e5".`,
+      );
+    }
+  }
+}

@@ -1,0 +1,36 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { OpentrailStack } from '../../lib';
+import { testApp } from './support/app';
+
+/** The one construct test that bundles for real (local esbuild, no Docker). */
+describe('bundling', () => {
+  let outdir: string;
+  afterAll(() => fs.rmSync(outdir, { recursive: true, force: true }));
+
+  it('every handler bundles with the local esbuild: minified, with a source map, AWS SDK left to the runtime', () => {
+    outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'opentrail-bundle-'));
+    const app = testApp({ bundle: true, outdir });
+    new OpentrailStack(app, 'Opentrail');
+    const assembly = app.synth();
+
+    const manifest = JSON.parse(
+      fs.readFileSync(path.join(assembly.directory, 'Opentrail.assets.json'), 'utf8'),
+    ) as {
+      files: Record<string, { source: { path: string; packaging?: string } }>;
+    };
+    const codeDirs = Object.values(manifest.files)
+      .filter((f) => f.source.packaging === 'zip')
+      .map((f) => path.join(assembly.directory, f.source.path));
+    expect(codeDirs).toHaveLength(2);
+    for (const dir of codeDirs) {
+      const code = fs.readFileSync(path.join(dir, 'index.js'), 'utf8');
+      expect(fs.existsSync(path.join(dir, 'index.js.map'))).toBe(true);
+      expect(code).toMatch(/require\("@aws-sdk\/client-(s3|kinesis|dynamodb)"\)/);
+      expect(code).toMatch(/exports.*handler|handler.*exports/s);
+      expect(code.split('\n').length).toBeLessThan(50);
+      expect(Buffer.byteLength(code)).toBeLessThan(1024 * 1024);
+    }
+  });
+});

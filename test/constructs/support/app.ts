@@ -1,0 +1,33 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { App, Stack } from 'aws-cdk-lib';
+
+const CDK_JSON = path.join(__dirname, '..', '..', '..', 'cdk.json');
+
+/** cdk.json as written, so tests run with the same feature flags as `cdk synth`. */
+export const cdkJson = JSON.parse(fs.readFileSync(CDK_JSON, 'utf8')) as {
+  app: string;
+  context: Record<string, unknown>;
+};
+
+/** The feature flags of cdk.json, without the deployment config (`opentrail`). */
+export function featureFlags(): Record<string, unknown> {
+  const { opentrail: _config, ...flags } = cdkJson.context;
+  return flags;
+}
+
+/**
+ * An App with cdk.json's feature flags. Bundling is skipped (`aws:cdk:bundling-stacks` = [])
+ * unless asked for: only the bundling test runs esbuild.
+ */
+export function testApp(options: { bundle?: boolean; outdir?: string } = {}): App {
+  return new App({
+    context: { ...featureFlags(), ...(options.bundle ? {} : { 'aws:cdk:bundling-stacks': [] }) },
+    ...(options.outdir ? { outdir: options.outdir } : {}),
+  });
+}
+
+/** A stack in a test App, with a fixed environment. */
+export function testStack(id = 'Test'): Stack {
+  return new Stack(testApp(), id, { env: { account: '123456789012', region: 'us-east-1' } });
+}
