@@ -28,9 +28,16 @@ interface LocalFlags {
 export function register(program: Command): void {
   program
     .command('local')
-    .description(
-      'Run the whole pipeline on 127.0.0.1 with embedded S3 (s3rver), DynamoDB (dynalite) and Kinesis (kinesalite); no AWS account needed. ' +
-        'Data lives under --data-dir, so a restart loses nothing. Prints "opentrail listening on http://127.0.0.1:<port>" when ready and writes <data-dir>/endpoints.json.',
+    .description('run the whole pipeline on 127.0.0.1 with embedded S3, DynamoDB and Kinesis (what `npm start` runs)')
+    .addHelpText(
+      'after',
+      `
+No AWS account needed: S3 is s3rver, DynamoDB is dynalite, Kinesis is kinesalite, all with their
+data under --data-dir, so a restart loses nothing (a batch interrupted by a crash is retried
+whole on the next start). Prints "opentrail listening on http://127.0.0.1:<port>" once ready and
+writes <data-dir>/endpoints.json: {api, s3, dynamodb, kinesis, bucket, region, accountId,
+failedBucket, stream, manifestTable, dedupTable}. The embedded S3 accepts any credentials.
+SIGINT or SIGTERM stops it cleanly.`,
     )
     .option('--port <port>', 'API port on 127.0.0.1 (0: any free port)', integer('--port', 0, 65535), 4510)
     .option('--data-dir <dir>', 'where the emulators, checkpoints and endpoints.json live', '.opentrail')
