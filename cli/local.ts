@@ -7,7 +7,9 @@ function integer(name: string, min: number, max: number) {
   return (value: string): number => {
     const n = Number(value);
     if (!Number.isInteger(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}, got "${value}"`);
+      throw new InvalidArgumentError(
+        `${name} must be a whole number from ${min} to ${max}, got "${value}"`,
+      );
     }
     return n;
   };
@@ -28,7 +30,9 @@ interface LocalFlags {
 export function register(program: Command): void {
   program
     .command('local')
-    .description('run the whole pipeline on 127.0.0.1 with embedded S3, DynamoDB and Kinesis (what `npm start` runs)')
+    .description(
+      'run the whole pipeline on 127.0.0.1 with embedded S3, DynamoDB and Kinesis (what `npm start` runs)',
+    )
     .addHelpText(
       'after',
       `
@@ -39,23 +43,52 @@ writes <data-dir>/endpoints.json: {api, s3, dynamodb, kinesis, bucket, region, a
 failedBucket, stream, manifestTable, dedupTable}. The embedded S3 accepts any credentials.
 SIGINT or SIGTERM stops it cleanly.`,
     )
-    .option('--port <port>', 'API port on 127.0.0.1 (0: any free port)', integer('--port', 0, 65535), 4510)
-    .option('--data-dir <dir>', 'where the emulators, checkpoints and endpoints.json live', '.opentrail')
-    .option('--flush-seconds <seconds>', "the packager's batching window: how long records gather before a log file is written", integer('--flush-seconds', 0, 300), 60)
+    .option(
+      '--port <port>',
+      'API port on 127.0.0.1 (0: any free port)',
+      integer('--port', 0, 65535),
+      4510,
+    )
+    .option(
+      '--data-dir <dir>',
+      'where the emulators, checkpoints and endpoints.json live',
+      '.opentrail',
+    )
+    .option(
+      '--flush-seconds <seconds>',
+      "the packager's batching window: how long records gather before a log file is written",
+      integer('--flush-seconds', 0, 300),
+      60,
+    )
     .option('--region <region>', 'region reported in endpoints.json', 'us-east-1')
-    .option('--account-id <id>', 'the deployment account: recipientAccountId of records that have none', '123456789012')
-    .option('--batch-size <n>', 'most records per packager batch', integer('--batch-size', 1, 10000), 1000)
-    .option('--trails <file>', 'JSON file with an array of trails ({name, prefix?, eventSelectors? | advancedEventSelectors?, organizationId?}); default: one trail "opentrail" that keeps every event')
+    .option(
+      '--account-id <id>',
+      'the deployment account: recipientAccountId of records that have none',
+      '123456789012',
+    )
+    .option(
+      '--batch-size <n>',
+      'most records per packager batch',
+      integer('--batch-size', 1, 10000),
+      1000,
+    )
+    .option(
+      '--trails <file>',
+      'JSON file with an array of trails ({name, prefix?, eventSelectors? | advancedEventSelectors?, organizationId?}); default: one trail "opentrail" that keeps every event',
+    )
     .option('--verbose', 'log batches, retries and failures to stderr')
     .action(async (flags: LocalFlags) => {
-      if (!/^\d{12}$/.test(flags.accountId)) throw new InvalidArgumentError(`--account-id must be 12 digits, got "${flags.accountId}"`);
+      if (!/^\d{12}$/.test(flags.accountId))
+        throw new InvalidArgumentError(`--account-id must be 12 digits, got "${flags.accountId}"`);
       // The handlers log through Powertools; keep the console to warnings unless asked.
       process.env.POWERTOOLS_LOG_LEVEL ??= flags.verbose ? 'INFO' : 'WARN';
       process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
       // Loaded after the environment above is set: the handlers' loggers read it on load.
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { startRuntime } = require('../local/runtime') as typeof import('../local/runtime');
-      const trails = flags.trails ? (JSON.parse(await readFile(flags.trails, 'utf8')) as TrailConfig[]) : undefined;
+      const trails = flags.trails
+        ? (JSON.parse(await readFile(flags.trails, 'utf8')) as TrailConfig[])
+        : undefined;
       const runtime = await startRuntime({
         dataDir: flags.dataDir,
         port: flags.port,
@@ -64,7 +97,10 @@ SIGINT or SIGTERM stops it cleanly.`,
         accountId: flags.accountId,
         batchSize: flags.batchSize,
         ...(trails ? { trails } : {}),
-        log: flags.verbose ? (message: string, fields?: Record<string, unknown>) => process.stderr.write(`${JSON.stringify({ message, ...fields })}\n`) : undefined,
+        log: flags.verbose
+          ? (message: string, fields?: Record<string, unknown>) =>
+              process.stderr.write(`${JSON.stringify({ message, ...fields })}\n`)
+          : undefined,
       });
       process.stdout.write(`opentrail listening on ${runtime.endpoints.api}\n`);
       let stopping = false;

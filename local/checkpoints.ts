@@ -25,7 +25,9 @@ export class CheckpointStore {
 
   static async open(dataDir: string, consumer: string): Promise<CheckpointStore> {
     const store = new CheckpointStore(join(dataDir, 'checkpoints', `${consumer}.json`));
-    store.state = (await readJsonIfExists<{ shards: Record<string, ShardCheckpoint> }>(store.path))?.shards ?? {};
+    store.state =
+      (await readJsonIfExists<{ shards: Record<string, ShardCheckpoint> }>(store.path))?.shards ??
+      {};
     return store;
   }
 

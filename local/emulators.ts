@@ -110,7 +110,7 @@ export async function startEmulators(options: EmulatorOptions): Promise<Emulator
   const close = async (): Promise<void> => {
     const results = await Promise.allSettled(closers.splice(0).map((closeOne) => closeOne()));
     const failed = results.find((result) => result.status === 'rejected');
-    if (failed) throw (failed as PromiseRejectedResult).reason;
+    if (failed) throw failed.reason;
   };
 
   try {
@@ -121,7 +121,9 @@ export async function startEmulators(options: EmulatorOptions): Promise<Emulator
       directory: s3Dir,
     });
     const s3Address = await s3.run();
-    closers.push(() => closeServer(s3.httpServer!, (done) => s3.close().then(() => done(), done)));
+    closers.push(() =>
+      closeServer(s3.httpServer!, (done) => void s3.close().then(() => done(), done)),
+    );
 
     const dynamodb = dynalite({
       path: dynamodbDir,

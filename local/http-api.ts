@@ -16,7 +16,12 @@ export type ProxyHandler = (event: APIGatewayProxyEvent) => Promise<APIGatewayPr
 /** Routes: `METHOD /path` → handler (the API Gateway resource). */
 export type Routes = Readonly<Record<string, ProxyHandler>>;
 
-function send(response: ServerResponse, statusCode: number, body: string, headers: Record<string, string> = {}): void {
+function send(
+  response: ServerResponse,
+  statusCode: number,
+  body: string,
+  headers: Record<string, string> = {},
+): void {
   response.writeHead(statusCode, { 'Content-Type': 'application/json', ...headers });
   response.end(body);
 }
@@ -36,7 +41,12 @@ async function readBody(request: IncomingMessage): Promise<Buffer | undefined> {
   return Buffer.concat(chunks);
 }
 
-function toProxyEvent(request: IncomingMessage, url: URL, resource: string, body: Buffer): APIGatewayProxyEvent {
+function toProxyEvent(
+  request: IncomingMessage,
+  url: URL,
+  resource: string,
+  body: Buffer,
+): APIGatewayProxyEvent {
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(request.headers)) {
     if (typeof value === 'string') headers[name] = value;
@@ -69,35 +79,69 @@ function toProxyEvent(request: IncomingMessage, url: URL, resource: string, body
       resourceId: 'local',
       resourcePath: resource,
       identity: {
-        accessKey: null, accountId: null, apiKey: null, apiKeyId: null, caller: null, clientCert: null,
-        cognitoAuthenticationProvider: null, cognitoAuthenticationType: null, cognitoIdentityId: null,
-        cognitoIdentityPoolId: null, principalOrgId: null, sourceIp: request.socket.remoteAddress ?? '127.0.0.1',
-        user: null, userAgent: headers['user-agent'] ?? null, userArn: null,
+        accessKey: null,
+        accountId: null,
+        apiKey: null,
+        apiKeyId: null,
+        caller: null,
+        clientCert: null,
+        cognitoAuthenticationProvider: null,
+        cognitoAuthenticationType: null,
+        cognitoIdentityId: null,
+        cognitoIdentityPoolId: null,
+        principalOrgId: null,
+        sourceIp: request.socket.remoteAddress ?? '127.0.0.1',
+        user: null,
+        userAgent: headers['user-agent'] ?? null,
+        userArn: null,
       },
     },
   };
 }
 
 /** Starts the API on 127.0.0.1 (port 0: any free port). */
-export async function startHttpApi(routes: Routes, port: number): Promise<{ server: Server; url: string; close(): Promise<void> }> {
+export async function startHttpApi(
+  routes: Routes,
+  port: number,
+): Promise<{ server: Server; url: string; close(): Promise<void> }> {
   const server = createServer((request, response) => {
     void (async () => {
       const url = new URL(request.url ?? '/', 'http://127.0.0.1');
       const path = url.pathname.replace(/\/+$/, '') || '/';
       const handler = routes[`${request.method ?? 'GET'} ${path}`];
       if (!handler) {
-        send(response, 404, errorBody('UnknownOperationException', `${request.method ?? ''} ${url.pathname}: no such route; routes are ${Object.keys(routes).join(', ')}`));
+        send(
+          response,
+          404,
+          errorBody(
+            'UnknownOperationException',
+            `${request.method ?? ''} ${url.pathname}: no such route; routes are ${Object.keys(routes).join(', ')}`,
+          ),
+        );
         return;
       }
       const body = await readBody(request);
       if (body === undefined) {
-        send(response, 413, errorBody('RequestTooLargeException', `body: over API Gateway's ${MAX_REQUEST_BYTES}-byte limit`));
+        send(
+          response,
+          413,
+          errorBody(
+            'RequestTooLargeException',
+            `body: over API Gateway's ${MAX_REQUEST_BYTES}-byte limit`,
+          ),
+        );
         return;
       }
       const result = await handler(toProxyEvent(request, url, path, body));
-      send(response, result.statusCode, result.body, Object.fromEntries(Object.entries(result.headers ?? {}).map(([k, v]) => [k, String(v)])));
+      send(
+        response,
+        result.statusCode,
+        result.body,
+        Object.fromEntries(Object.entries(result.headers ?? {}).map(([k, v]) => [k, String(v)])),
+      );
     })().catch((error: unknown) => {
-      if (!response.headersSent) send(response, 500, errorBody('InternalFailure', (error as Error).message));
+      if (!response.headersSent)
+        send(response, 500, errorBody('InternalFailure', (error as Error).message));
       else response.destroy();
     });
   });

@@ -29,7 +29,11 @@ export interface FailureRecord {
     readonly condition: 'RetryAttemptsExhausted';
     readonly approximateInvokeCount: number;
   };
-  readonly responseContext: { readonly statusCode: number; readonly executedVersion: string; readonly functionError: string };
+  readonly responseContext: {
+    readonly statusCode: number;
+    readonly executedVersion: string;
+    readonly functionError: string;
+  };
   readonly version: '1.0';
   readonly timestamp: string;
   readonly KinesisBatchInfo: {
@@ -86,7 +90,9 @@ export class StreamPoller {
 
   /** Starts one loop per shard. */
   async start(): Promise<void> {
-    const shards = await this.options.kinesis.send(new ListShardsCommand({ StreamName: this.options.streamName }));
+    const shards = await this.options.kinesis.send(
+      new ListShardsCommand({ StreamName: this.options.streamName }),
+    );
     this.loops = (shards.Shards ?? []).map((shard) => this.runShard(shard.ShardId!));
   }
 
@@ -116,7 +122,11 @@ export class StreamPoller {
         let records: KinesisRecord[];
         let attempts = 0;
         if (checkpoint.inFlight) {
-          records = await this.readRange(shardId, checkpoint.inFlight.first, checkpoint.inFlight.last);
+          records = await this.readRange(
+            shardId,
+            checkpoint.inFlight.first,
+            checkpoint.inFlight.last,
+          );
           attempts = checkpoint.inFlight.attempts;
           this.iterators.delete(shardId);
         } else {
@@ -124,13 +134,20 @@ export class StreamPoller {
           if (records.length === 0) continue;
           await this.options.checkpoints.set(shardId, {
             ...checkpoint,
-            inFlight: { first: records[0]!.SequenceNumber!, last: records[records.length - 1]!.SequenceNumber!, attempts: 0 },
+            inFlight: {
+              first: records[0]!.SequenceNumber!,
+              last: records[records.length - 1]!.SequenceNumber!,
+              attempts: 0,
+            },
           });
         }
         await this.process(shardId, records, attempts);
       } catch (error) {
         if (this.stopped) break;
-        this.options.log('stream read failed; retrying', { shardId, error: (error as Error).message });
+        this.options.log('stream read failed; retrying', {
+          shardId,
+          error: (error as Error).message,
+        });
         this.iterators.delete(shardId);
         await this.sleep(this.options.pollIntervalMs);
       }
@@ -144,7 +161,9 @@ export class StreamPoller {
       new GetShardIteratorCommand({
         StreamName: this.options.streamName,
         ShardId: shardId,
-        ...(after ? { ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: after } : { ShardIteratorType: 'TRIM_HORIZON' }),
+        ...(after
+          ? { ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: after }
+          : { ShardIteratorType: 'TRIM_HORIZON' }),
       }),
     );
     return response.ShardIterator!;
@@ -158,7 +177,10 @@ export class StreamPoller {
     while (!this.stopped) {
       const iterator = await this.iterator(shardId, after);
       const response = await this.options.kinesis.send(
-        new GetRecordsCommand({ ShardIterator: iterator, Limit: this.options.batchSize - batch.length }),
+        new GetRecordsCommand({
+          ShardIterator: iterator,
+          Limit: this.options.batchSize - batch.length,
+        }),
       );
       if (response.NextShardIterator) this.iterators.set(shardId, response.NextShardIterator);
       else this.iterators.delete(shardId);
@@ -170,7 +192,13 @@ export class StreamPoller {
       if (batch.length >= this.options.batchSize || bytes >= MAX_BATCH_DATA_BYTES) return batch;
       if (batch.length > 0 && Date.now() - firstSeenAt >= this.options.batchWindowMs) return batch;
       if ((response.Records ?? []).length === 0) {
-        const wait = batch.length > 0 ? Math.min(this.options.pollIntervalMs, firstSeenAt + this.options.batchWindowMs - Date.now()) : this.options.pollIntervalMs;
+        const wait =
+          batch.length > 0
+            ? Math.min(
+                this.options.pollIntervalMs,
+                firstSeenAt + this.options.batchWindowMs - Date.now(),
+              )
+            : this.options.pollIntervalMs;
         await this.sleep(Math.max(wait, 10));
       }
     }
@@ -191,14 +219,18 @@ export class StreamPoller {
     const records: KinesisRecord[] = [];
     let iterator = start.ShardIterator;
     while (iterator) {
-      const response = await this.options.kinesis.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 1000 }));
+      const response = await this.options.kinesis.send(
+        new GetRecordsCommand({ ShardIterator: iterator, Limit: 1000 }),
+      );
       for (const record of response.Records ?? []) {
         if (compareSequence(record.SequenceNumber!, last) > 0) return records;
         records.push(record);
         if (record.SequenceNumber === last) return records;
       }
       if ((response.Records ?? []).length === 0) {
-        throw new Error(`shard ${shardId}: records ${first}..${last} of the batch in flight are no longer in the stream`);
+        throw new Error(
+          `shard ${shardId}: records ${first}..${last} of the batch in flight are no longer in the stream`,
+        );
       }
       iterator = response.NextShardIterator;
     }
@@ -213,7 +245,8 @@ export class StreamPoller {
           partitionKey: record.PartitionKey!,
           sequenceNumber: record.SequenceNumber!,
           data: Buffer.from(record.Data ?? new Uint8Array()).toString('base64'),
-          approximateArrivalTimestamp: (record.ApproximateArrivalTimestamp ?? new Date()).getTime() / 1000,
+          approximateArrivalTimestamp:
+            (record.ApproximateArrivalTimestamp ?? new Date()).getTime() / 1000,
         },
         eventSource: 'aws:kinesis',
         eventVersion: '1.0',
@@ -226,36 +259,62 @@ export class StreamPoller {
     };
   }
 
-  private async process(shardId: string, records: KinesisRecord[], previousAttempts: number): Promise<void> {
+  private async process(
+    shardId: string,
+    records: KinesisRecord[],
+    previousAttempts: number,
+  ): Promise<void> {
     const event = this.toEvent(shardId, records);
     const first = records[0]!.SequenceNumber!;
     const last = records[records.length - 1]!.SequenceNumber!;
-    for (let attempts = previousAttempts; ; ) {
+    for (let attempts = previousAttempts; ;) {
       try {
         await this.options.invoke(event);
         await this.options.checkpoints.set(shardId, { lastSequenceNumber: last });
         return;
       } catch (error) {
         attempts++;
-        this.options.log('batch failed', { shardId, first, last, attempts, error: (error as Error).message });
+        this.options.log('batch failed', {
+          shardId,
+          first,
+          last,
+          attempts,
+          error: (error as Error).message,
+        });
         if (attempts > this.options.maxRetries) {
           await this.options.onFailure(this.failureRecord(shardId, records, event, attempts));
           await this.options.checkpoints.set(shardId, { lastSequenceNumber: last });
           this.options.log('batch sent to the on-failure destination', { shardId, first, last });
           return;
         }
-        await this.options.checkpoints.set(shardId, { ...this.options.checkpoints.get(shardId), inFlight: { first, last, attempts } });
-        await this.sleep(Math.min(this.options.retryBaseMs * 2 ** (attempts - 1), MAX_RETRY_DELAY_MS));
+        await this.options.checkpoints.set(shardId, {
+          ...this.options.checkpoints.get(shardId),
+          inFlight: { first, last, attempts },
+        });
+        await this.sleep(
+          Math.min(this.options.retryBaseMs * 2 ** (attempts - 1), MAX_RETRY_DELAY_MS),
+        );
         // Stopping between retries leaves the batch in flight: it is retried on restart.
         if (this.stopped) return;
       }
     }
   }
 
-  private failureRecord(shardId: string, records: KinesisRecord[], event: KinesisStreamEvent, attempts: number): FailureRecord {
-    const arrival = (record: KinesisRecord): string => (record.ApproximateArrivalTimestamp ?? new Date()).toISOString();
+  private failureRecord(
+    shardId: string,
+    records: KinesisRecord[],
+    event: KinesisStreamEvent,
+    attempts: number,
+  ): FailureRecord {
+    const arrival = (record: KinesisRecord): string =>
+      (record.ApproximateArrivalTimestamp ?? new Date()).toISOString();
     return {
-      requestContext: { requestId: randomUUID(), functionArn: this.options.functionArn, condition: 'RetryAttemptsExhausted', approximateInvokeCount: attempts },
+      requestContext: {
+        requestId: randomUUID(),
+        functionArn: this.options.functionArn,
+        condition: 'RetryAttemptsExhausted',
+        approximateInvokeCount: attempts,
+      },
       responseContext: { statusCode: 200, executedVersion: '$LATEST', functionError: 'Unhandled' },
       version: '1.0',
       timestamp: new Date().toISOString(),

@@ -7,10 +7,22 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { CreateTableCommand, DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { CreateStreamCommand, DescribeStreamSummaryCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  type DynamoDBClient,
+} from '@aws-sdk/client-dynamodb';
+import {
+  CreateStreamCommand,
+  DescribeStreamSummaryCommand,
+  type KinesisClient,
+} from '@aws-sdk/client-kinesis';
 import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { DEFAULT_DEDUP_WINDOW_SECONDS, DEFAULT_TRAIL, type TrailConfig } from '../lambda/core/config';
+import {
+  DEFAULT_DEDUP_WINDOW_SECONDS,
+  DEFAULT_TRAIL,
+  type TrailConfig,
+} from '../lambda/core/config';
 import type { MetricsSink, ObjectStore } from '../lambda/core/ports';
 import { validateTrailConfigs } from '../lambda/core/selectors';
 import { DEDUP_TABLE, MANIFEST_TABLE } from '../lambda/core/tables';
@@ -99,7 +111,9 @@ async function until(what: string, check: () => Promise<boolean>): Promise<void>
 
 async function ensureBuckets(s3: S3Client, names: string[]): Promise<void> {
   for (const name of names) {
-    await s3.send(new CreateBucketCommand({ Bucket: name })).catch(ignoreExisting('BucketAlreadyOwnedByYou', 'BucketAlreadyExists'));
+    await s3
+      .send(new CreateBucketCommand({ Bucket: name }))
+      .catch(ignoreExisting('BucketAlreadyOwnedByYou', 'BucketAlreadyExists'));
   }
 }
 
@@ -139,7 +153,12 @@ async function ensureTables(dynamodb: DynamoDBClient): Promise<void> {
     )
     .catch(ignoreExisting('ResourceInUseException'));
   for (const table of [LOCAL_DEFAULTS.manifestTable, LOCAL_DEFAULTS.dedupTable]) {
-    await until(`table ${table}`, async () => (await dynamodb.send(new DescribeTableCommand({ TableName: table }))).Table?.TableStatus === 'ACTIVE');
+    await until(
+      `table ${table}`,
+      async () =>
+        (await dynamodb.send(new DescribeTableCommand({ TableName: table }))).Table?.TableStatus ===
+        'ACTIVE',
+    );
   }
 }
 
@@ -149,7 +168,9 @@ async function ensureStream(kinesis: KinesisClient, shards: number): Promise<str
     .catch(ignoreExisting('ResourceInUseException'));
   let arn = '';
   await until(`stream ${LOCAL_DEFAULTS.stream}`, async () => {
-    const summary = await kinesis.send(new DescribeStreamSummaryCommand({ StreamName: LOCAL_DEFAULTS.stream }));
+    const summary = await kinesis.send(
+      new DescribeStreamSummaryCommand({ StreamName: LOCAL_DEFAULTS.stream }),
+    );
     arn = summary.StreamDescriptionSummary?.StreamARN ?? '';
     return summary.StreamDescriptionSummary?.StreamStatus === 'ACTIVE';
   });
@@ -167,7 +188,10 @@ async function takeLock(dataDir: string): Promise<string> {
     } catch {
       alive = false;
     }
-    if (alive) throw new Error(`another opentrail runtime (pid ${holder}) is using ${dataDir}; stop it or pass another --data-dir`);
+    if (alive)
+      throw new Error(
+        `another opentrail runtime (pid ${holder}) is using ${dataDir}; stop it or pass another --data-dir`,
+      );
   }
   await writeFile(lock, `${process.pid}\n`);
   return lock;
@@ -192,7 +216,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   const trails = options.trails ?? [DEFAULT_TRAIL];
   const log = options.log ?? (() => undefined);
   const problems = validateTrailConfigs(trails, Math.max(trails.length, 5));
-  if (problems.length > 0) throw new Error(`invalid trail configuration:\n- ${problems.join('\n- ')}`);
+  if (problems.length > 0)
+    throw new Error(`invalid trail configuration:\n- ${problems.join('\n- ')}`);
 
   await mkdir(dataDir, { recursive: true });
   const lock = await takeLock(dataDir);
@@ -205,12 +230,15 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     credentials: EMULATOR_CREDENTIALS,
   });
   const cleanups: (() => Promise<void>)[] = [
-    async () => destroyClients(clients),
+    () => Promise.resolve(destroyClients(clients)),
     () => emulators.close(),
     () => rm(lock, { force: true }),
   ];
   const close = async (): Promise<void> => {
-    for (const cleanup of cleanups.splice(0)) await cleanup().catch((error: unknown) => log('shutdown step failed', { error: String(error) }));
+    for (const cleanup of cleanups.splice(0))
+      await cleanup().catch((error: unknown) =>
+        log('shutdown step failed', { error: String(error) }),
+      );
   };
   try {
     await ensureBuckets(clients.s3, [LOCAL_DEFAULTS.bucket, LOCAL_DEFAULTS.failedBucket]);
@@ -219,7 +247,9 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
 
     const documents = documentClient(clients.dynamodb);
     const counters = new Map<string, number>();
-    const metrics: MetricsSink = { count: (name, value) => counters.set(name, (counters.get(name) ?? 0) + value) };
+    const metrics: MetricsSink = {
+      count: (name, value) => counters.set(name, (counters.get(name) ?? 0) + value),
+    };
     const ingest = createIngestHandler({
       stream: new KinesisRecordStream(clients.kinesis, LOCAL_DEFAULTS.stream),
       accountId,
@@ -228,7 +258,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       newEventId: randomUUID,
       sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
     });
-    const s3WriteDelayMs = options.s3WriteDelayMs ?? Number(process.env.OPENTRAIL_FAULT_S3_DELAY_MS ?? 0);
+    const s3WriteDelayMs =
+      options.s3WriteDelayMs ?? Number(process.env.OPENTRAIL_FAULT_S3_DELAY_MS ?? 0);
     const packager = createPackagerHandler({
       trails,
       bucket: LOCAL_DEFAULTS.bucket,

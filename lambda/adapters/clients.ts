@@ -31,7 +31,10 @@ export const EMULATOR_CREDENTIALS = { accessKeyId: 'opentrail', secretAccessKey:
  * HTTP/1.1 for Kinesis (the SDK defaults to HTTP/2, which kinesalite does not speak).
  */
 export function createClients(options: ClientOptions): Clients {
-  const base = { region: options.region, ...(options.credentials ? { credentials: options.credentials } : {}) };
+  const base = {
+    region: options.region,
+    ...(options.credentials ? { credentials: options.credentials } : {}),
+  };
   return {
     s3: new S3Client({
       ...base,

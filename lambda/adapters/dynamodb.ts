@@ -6,7 +6,13 @@ import {
   PutCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import type { DedupItem, DedupStore, ManifestEntry, ManifestRow, ManifestStore } from '../core/ports';
+import type {
+  DedupItem,
+  DedupStore,
+  ManifestEntry,
+  ManifestRow,
+  ManifestStore,
+} from '../core/ports';
 import { DEDUP_TABLE, MANIFEST_TABLE } from '../core/tables';
 
 const BATCH_GET_LIMIT = 100;
@@ -29,7 +35,8 @@ async function batchGet(
   for (let i = 0; i < keys.length; i += BATCH_GET_LIMIT) {
     let request: Record<string, string>[] | undefined = keys.slice(i, i + BATCH_GET_LIMIT);
     for (let attempt = 0; request && request.length > 0; attempt++) {
-      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 25 * 2 ** attempt)));
+      if (attempt > 0)
+        await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 25 * 2 ** attempt)));
       const response = await client.send(
         new BatchGetCommand({ RequestItems: { [table]: { Keys: request, ConsistentRead: true } } }),
       );
@@ -66,10 +73,16 @@ export class DynamoManifestStore implements ManifestStore {
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
       const existing = await this.client.send(
-        new GetCommand({ TableName: this.table, Key: { [MANIFEST_TABLE.partitionKey]: pk }, ConsistentRead: true }),
+        new GetCommand({
+          TableName: this.table,
+          Key: { [MANIFEST_TABLE.partitionKey]: pk },
+          ConsistentRead: true,
+        }),
       );
       if (existing.Item?.sha256 !== entry.sha256) {
-        throw new Error(`manifest row for s3://${pk} records SHA-256 ${String(existing.Item?.sha256)}, not ${entry.sha256}: a key never gets two contents`);
+        throw new Error(
+          `manifest row for s3://${pk} records SHA-256 ${String(existing.Item?.sha256)}, not ${entry.sha256}: a key never gets two contents`,
+        );
       }
     }
   }
@@ -82,7 +95,11 @@ export class DynamoManifestStore implements ManifestStore {
         Key: { [MANIFEST_TABLE.partitionKey]: `${bucket}/${key}` },
         UpdateExpression: 'SET #state = :delivered, #at = if_not_exists(#at, :at)',
         ConditionExpression: 'attribute_exists(#pk)',
-        ExpressionAttributeNames: { '#state': 'state', '#at': MANIFEST_TABLE.indexSortKey, '#pk': MANIFEST_TABLE.partitionKey },
+        ExpressionAttributeNames: {
+          '#state': 'state',
+          '#at': MANIFEST_TABLE.indexSortKey,
+          '#pk': MANIFEST_TABLE.partitionKey,
+        },
         ExpressionAttributeValues: { ':delivered': 'delivered', ':at': deliveredAt },
       }),
     );
@@ -90,9 +107,17 @@ export class DynamoManifestStore implements ManifestStore {
 
   async getMany(objects: readonly { bucket: string; key: string }[]): Promise<ManifestRow[]> {
     const unique = [...new Set(objects.map((o) => `${o.bucket}/${o.key}`))];
-    const items = await batchGet(this.client, this.table, unique.map((pk) => ({ [MANIFEST_TABLE.partitionKey]: pk })));
+    const items = await batchGet(
+      this.client,
+      this.table,
+      unique.map((pk) => ({ [MANIFEST_TABLE.partitionKey]: pk })),
+    );
     return items.map((item) => {
-      const { [MANIFEST_TABLE.partitionKey]: _pk, [MANIFEST_TABLE.indexPartitionKey]: _stream, ...row } = item;
+      const {
+        [MANIFEST_TABLE.partitionKey]: _pk,
+        [MANIFEST_TABLE.indexPartitionKey]: _stream,
+        ...row
+      } = item;
       return row as unknown as ManifestRow;
     });
   }
@@ -106,11 +131,19 @@ export class DynamoDedupStore implements DedupStore {
   ) {}
 
   async getMany(eventIds: readonly string[]): Promise<Map<string, DedupItem>> {
-    const items = await batchGet(this.client, this.table, [...new Set(eventIds)].map((id) => ({ [DEDUP_TABLE.partitionKey]: id })));
+    const items = await batchGet(
+      this.client,
+      this.table,
+      [...new Set(eventIds)].map((id) => ({ [DEDUP_TABLE.partitionKey]: id })),
+    );
     return new Map(
       items.map((item) => [
         item[DEDUP_TABLE.partitionKey] as string,
-        { eventId: item[DEDUP_TABLE.partitionKey] as string, claims: item.claims as DedupItem['claims'], ver: item.ver as number },
+        {
+          eventId: item[DEDUP_TABLE.partitionKey] as string,
+          claims: item.claims as DedupItem['claims'],
+          ver: item.ver as number,
+        },
       ]),
     );
   }
@@ -127,8 +160,15 @@ export class DynamoDedupStore implements DedupStore {
             [DEDUP_TABLE.ttlAttribute]: expiresAtEpochSeconds,
           },
           ...(expectedVer === 0
-            ? { ConditionExpression: 'attribute_not_exists(#pk)', ExpressionAttributeNames: { '#pk': DEDUP_TABLE.partitionKey } }
-            : { ConditionExpression: '#ver = :ver', ExpressionAttributeNames: { '#ver': 'ver' }, ExpressionAttributeValues: { ':ver': expectedVer } }),
+            ? {
+                ConditionExpression: 'attribute_not_exists(#pk)',
+                ExpressionAttributeNames: { '#pk': DEDUP_TABLE.partitionKey },
+              }
+            : {
+                ConditionExpression: '#ver = :ver',
+                ExpressionAttributeNames: { '#ver': 'ver' },
+                ExpressionAttributeValues: { ':ver': expectedVer },
+              }),
         }),
       );
       return true;

@@ -8,7 +8,9 @@ export class KinesisRecordStream implements RecordStream {
     private readonly streamName: string,
   ) {}
 
-  async putRecords(records: readonly { partitionKey: string; data: Uint8Array }[]): Promise<PutRecordResult[]> {
+  async putRecords(
+    records: readonly { partitionKey: string; data: Uint8Array }[],
+  ): Promise<PutRecordResult[]> {
     const response = await this.client.send(
       new PutRecordsCommand({
         StreamName: this.streamName,

@@ -45,7 +45,12 @@ export function decide(
   isDelivered: (claim: DedupClaim) => boolean,
 ): Decision {
   const claims = stored?.claims ?? [];
-  const ours: DedupClaim = { h: candidate.hash, b: candidate.batchId, t: candidate.arrivalMs, k: candidate.keys };
+  const ours: DedupClaim = {
+    h: candidate.hash,
+    b: candidate.batchId,
+    t: candidate.arrivalMs,
+    k: candidate.keys,
+  };
   const same = claims.filter((claim) => claim.h === candidate.hash);
   if (same.some((claim) => claim.b === candidate.batchId)) return { keep: true, conflict: false };
   const delivered = same.some(

@@ -16,7 +16,8 @@ export const MAX_BODY_BYTES = 1_048_576;
 const ENTRY_ID = /^[-_A-Za-z0-9]{1,128}$/;
 
 /** Whole-request error codes. */
-export type RequestErrorCode = 'ValidationException' | 'DuplicatedAuditEventId' | 'RequestTooLargeException';
+export type RequestErrorCode =
+  'ValidationException' | 'DuplicatedAuditEventId' | 'RequestTooLargeException';
 
 /** A whole-request rejection: HTTP 400 with `{"__type": code, "message"}`. */
 export class RequestError extends Error {
@@ -71,40 +72,67 @@ interface RawEntry {
 /** Parses and checks the request body; throws RequestError for a whole-request problem. */
 export function parseRequest(body: string): RawEntry[] {
   if (Buffer.byteLength(body, 'utf8') > MAX_BODY_BYTES) {
-    throw new RequestError('RequestTooLargeException', `body: ${Buffer.byteLength(body, 'utf8')} bytes, over the ${MAX_BODY_BYTES}-byte limit`);
+    throw new RequestError(
+      'RequestTooLargeException',
+      `body: ${Buffer.byteLength(body, 'utf8')} bytes, over the ${MAX_BODY_BYTES}-byte limit`,
+    );
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
   } catch {
-    throw new RequestError('ValidationException', 'body: must be JSON of the form {"auditEvents":[...]}');
+    throw new RequestError(
+      'ValidationException',
+      'body: must be JSON of the form {"auditEvents":[...]}',
+    );
   }
   const entries = (parsed as { auditEvents?: unknown } | null)?.auditEvents;
   if (typeof parsed !== 'object' || parsed === null || !Array.isArray(entries)) {
-    throw new RequestError('ValidationException', 'auditEvents: required, must be an array of 1-100 entries');
+    throw new RequestError(
+      'ValidationException',
+      'auditEvents: required, must be an array of 1-100 entries',
+    );
   }
   if (entries.length < 1 || entries.length > MAX_ENTRIES) {
-    throw new RequestError('ValidationException', `auditEvents: holds ${entries.length} entries, must hold 1-${MAX_ENTRIES}`);
+    throw new RequestError(
+      'ValidationException',
+      `auditEvents: holds ${entries.length} entries, must hold 1-${MAX_ENTRIES}`,
+    );
   }
   const seen = new Set<string>();
   return entries.map((entry: unknown, index) => {
     const where = `auditEvents[${index}]`;
     if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
-      throw new RequestError('ValidationException', `${where}: must be an object {id, eventData, eventDataChecksum?}`);
+      throw new RequestError(
+        'ValidationException',
+        `${where}: must be an object {id, eventData, eventDataChecksum?}`,
+      );
     }
     const { id, eventData, eventDataChecksum } = entry as Record<string, unknown>;
     if (typeof id !== 'string' || !ENTRY_ID.test(id)) {
-      throw new RequestError('ValidationException', `${where}.id: must be 1-128 characters of [-_A-Za-z0-9]`);
+      throw new RequestError(
+        'ValidationException',
+        `${where}.id: must be 1-128 characters of [-_A-Za-z0-9]`,
+      );
     }
     if (seen.has(id)) {
-      throw new RequestError('DuplicatedAuditEventId', `${where}.id: "${id}" is used by another entry of this request`);
+      throw new RequestError(
+        'DuplicatedAuditEventId',
+        `${where}.id: "${id}" is used by another entry of this request`,
+      );
     }
     seen.add(id);
     if (typeof eventData !== 'string') {
-      throw new RequestError('ValidationException', `${where}.eventData: required, must be a string holding one JSON record`);
+      throw new RequestError(
+        'ValidationException',
+        `${where}.eventData: required, must be a string holding one JSON record`,
+      );
     }
     if (eventDataChecksum !== undefined && typeof eventDataChecksum !== 'string') {
-      throw new RequestError('ValidationException', `${where}.eventDataChecksum: must be a string (base64 SHA-256 of eventData)`);
+      throw new RequestError(
+        'ValidationException',
+        `${where}.eventDataChecksum: must be a string (base64 SHA-256 of eventData)`,
+      );
     }
     return { id, eventData, ...(eventDataChecksum !== undefined ? { eventDataChecksum } : {}) };
   });
@@ -114,10 +142,18 @@ function checksumOf(eventData: string): string {
   return createHash('sha256').update(eventData, 'utf8').digest('base64');
 }
 
-function recipientAllowed(recipient: string, caller: Caller, allowList: RecipientAllowList): boolean {
+function recipientAllowed(
+  recipient: string,
+  caller: Caller,
+  allowList: RecipientAllowList,
+): boolean {
   if (caller.accountId !== undefined && recipient === caller.accountId) return true;
-  if (caller.accountId !== undefined && (allowList.accounts ?? []).includes(caller.accountId)) return true;
-  return caller.principalOrgId !== undefined && (allowList.organizationIds ?? []).includes(caller.principalOrgId);
+  if (caller.accountId !== undefined && (allowList.accounts ?? []).includes(caller.accountId))
+    return true;
+  return (
+    caller.principalOrgId !== undefined &&
+    (allowList.organizationIds ?? []).includes(caller.principalOrgId)
+  );
 }
 
 interface Pending {
@@ -130,18 +166,28 @@ interface Pending {
  * Sends the records, retrying those Kinesis reports failed (with backoff), and returns the
  * per-entry outcome. A PutRecords call that fails whole is retried the same way.
  */
-async function deliver(pending: Pending[], deps: IngestDeps, result: PutAuditEventsResult): Promise<void> {
+async function deliver(
+  pending: Pending[],
+  deps: IngestDeps,
+  result: PutAuditEventsResult,
+): Promise<void> {
   const maxAttempts = deps.maxAttempts ?? 4;
   let todo = pending;
   for (let attempt = 1; todo.length > 0; attempt++) {
     const last = attempt >= maxAttempts;
     let outcomes;
     try {
-      outcomes = await deps.stream.putRecords(todo.map((p) => ({ partitionKey: p.eventID, data: p.data })));
+      outcomes = await deps.stream.putRecords(
+        todo.map((p) => ({ partitionKey: p.eventID, data: p.data })),
+      );
     } catch (error) {
       if (last) {
         for (const p of todo) {
-          result.failed.push({ id: p.id, errorCode: 'InternalFailure', errorMessage: `the stream did not accept the event: ${(error as Error).name}; retry the entry` });
+          result.failed.push({
+            id: p.id,
+            errorCode: 'InternalFailure',
+            errorMessage: `the stream did not accept the event: ${(error as Error).name}; retry the entry`,
+          });
         }
         return;
       }
@@ -173,25 +219,47 @@ async function deliver(pending: Pending[], deps: IngestDeps, result: PutAuditEve
  * The PutAuditEvents use case: validates every entry on its own, sends the good ones, and
  * reports each entry in exactly one list. Throws RequestError for whole-request problems.
  */
-export async function putAuditEvents(body: string, caller: Caller, deps: IngestDeps): Promise<PutAuditEventsResult> {
+export async function putAuditEvents(
+  body: string,
+  caller: Caller,
+  deps: IngestDeps,
+): Promise<PutAuditEventsResult> {
   const entries = parseRequest(body);
   const result: PutAuditEventsResult = { successful: [], failed: [] };
   const pending: Pending[] = [];
   const nowMs = deps.now();
   for (const entry of entries) {
     try {
-      if (entry.eventDataChecksum !== undefined && entry.eventDataChecksum !== checksumOf(entry.eventData)) {
-        throw new RecordError('InvalidChecksum', 'eventDataChecksum: does not match the base64 SHA-256 of eventData', 'eventDataChecksum');
+      if (
+        entry.eventDataChecksum !== undefined &&
+        entry.eventDataChecksum !== checksumOf(entry.eventData)
+      ) {
+        throw new RecordError(
+          'InvalidChecksum',
+          'eventDataChecksum: does not match the base64 SHA-256 of eventData',
+          'eventDataChecksum',
+        );
       }
-      const record = normaliseRecord(entry.eventData, { accountId: deps.accountId, nowMs, newEventId: deps.newEventId });
-      if (deps.recipientRule && !recipientAllowed(record.recipientAccountId, caller, deps.recipientRule.allowList)) {
+      const record = normaliseRecord(entry.eventData, {
+        accountId: deps.accountId,
+        nowMs,
+        newEventId: deps.newEventId,
+      });
+      if (
+        deps.recipientRule &&
+        !recipientAllowed(record.recipientAccountId, caller, deps.recipientRule.allowList)
+      ) {
         throw new RecordError(
           'InvalidRecipient',
           `recipientAccountId: ${record.recipientAccountId} is not the caller's account${caller.accountId ? ` (${caller.accountId})` : ''}, and the caller is not allow-listed to write for other accounts`,
           'recipientAccountId',
         );
       }
-      pending.push({ id: entry.id, eventID: record.eventID, data: Buffer.from(record.text, 'utf8') });
+      pending.push({
+        id: entry.id,
+        eventID: record.eventID,
+        data: Buffer.from(record.text, 'utf8'),
+      });
     } catch (error) {
       if (!(error instanceof RecordError)) throw error;
       result.failed.push({ id: entry.id, errorCode: error.code, errorMessage: error.message });

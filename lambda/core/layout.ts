@@ -48,8 +48,18 @@ const KEY_PATTERN =
   /^(?:(.+)\/)?AWSLogs\/(?:(o-[a-z0-9]{10,32})\/)?([^/]+)\/(CloudTrail|CloudTrail-Insight)\/([^/]+)\/(\d{4})\/(\d{2})\/(\d{2})\/\3_\4_\5_(\d{8}T\d{4}Z)_([A-Za-z0-9]{16})\.json\.gz$/;
 
 /** The parts of a log-file key, or undefined when the key does not follow the layout. */
-export function parseLogFileKey(key: string):
-  | { prefix?: string; organizationId?: string; account: string; region: string; kind: string; stamp: string; unique: string }
+export function parseLogFileKey(
+  key: string,
+):
+  | {
+      prefix?: string;
+      organizationId?: string;
+      account: string;
+      region: string;
+      kind: string;
+      stamp: string;
+      unique: string;
+    }
   | undefined {
   const m = KEY_PATTERN.exec(key);
   if (!m) return undefined;

@@ -25,7 +25,9 @@ export function sha256Hex(bytes: Uint8Array | string): string {
 /** Encodes records given as their stored JSON texts, in the order given. */
 export function encodeLogFile(recordTexts: readonly string[]): EncodedLogFile {
   if (recordTexts.length > MAX_RECORDS_PER_FILE) {
-    throw new RangeError(`a log file holds at most ${MAX_RECORDS_PER_FILE} records, got ${recordTexts.length}`);
+    throw new RangeError(
+      `a log file holds at most ${MAX_RECORDS_PER_FILE} records, got ${recordTexts.length}`,
+    );
   }
   const json = Buffer.from(`{"Records":[${recordTexts.join(',')}]}`, 'utf8');
   // Node writes a zero mtime and a fixed OS byte: the member depends on the bytes alone.
@@ -49,9 +51,13 @@ const FHCRC = 2;
  * files are exactly one member: anything after it (another member, or junk) is invalid. Node's
  * gunzip would silently decode concatenated members, so this reads the member itself.
  */
-export function readGzipMember(bytes: Uint8Array): { readonly data: Buffer; readonly trailingBytes: number } {
+export function readGzipMember(bytes: Uint8Array): {
+  readonly data: Buffer;
+  readonly trailingBytes: number;
+} {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (buf.length < 18 || buf[0] !== 0x1f || buf[1] !== 0x8b || buf[2] !== 8) throw new Error('not a gzip member');
+  if (buf.length < 18 || buf[0] !== 0x1f || buf[1] !== 0x8b || buf[2] !== 8)
+    throw new Error('not a gzip member');
   const flags = buf[3]!;
   let offset = 10;
   if (flags & FEXTRA) offset += 2 + buf.readUInt16LE(offset);
@@ -69,7 +75,9 @@ export function readGzipMember(bytes: Uint8Array): { readonly data: Buffer; read
   };
   const end = offset + engine.bytesWritten + 8;
   if (end > buf.length) throw new Error('truncated gzip member');
-  if (buf.readUInt32LE(end - 8) !== crc32(buffer)) throw new Error('gzip member CRC does not match its data');
-  if (buf.readUInt32LE(end - 4) !== buffer.length % 2 ** 32) throw new Error('gzip member length does not match');
+  if (buf.readUInt32LE(end - 8) !== crc32(buffer))
+    throw new Error('gzip member CRC does not match its data');
+  if (buf.readUInt32LE(end - 4) !== buffer.length % 2 ** 32)
+    throw new Error('gzip member length does not match');
   return { data: buffer, trailingBytes: buf.length - end };
 }

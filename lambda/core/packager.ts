@@ -23,7 +23,14 @@ import type { TrailConfig } from './config';
 import { decide, type Candidate } from './dedup';
 import { logFileKey, uniqueFrom } from './layout';
 import { encodeLogFile, sha256Hex, uncompressedSha256 } from './logfile';
-import type { DedupItem, DedupStore, ManifestRow, ManifestStore, MetricsSink, ObjectStore } from './ports';
+import type {
+  DedupItem,
+  DedupStore,
+  ManifestRow,
+  ManifestStore,
+  MetricsSink,
+  ObjectStore,
+} from './ports';
 import { PATH_SEGMENT_PATTERN } from './records';
 import { trailAccepts, type SelectableRecord } from './selectors';
 
@@ -74,7 +81,12 @@ export class DedupRaceError extends Error {
 interface Parsed {
   readonly sequenceNumber: string;
   readonly text: string;
-  readonly record: SelectableRecord & { eventID: string; eventTime: string; awsRegion: string; recipientAccountId: string };
+  readonly record: SelectableRecord & {
+    eventID: string;
+    eventTime: string;
+    awsRegion: string;
+    recipientAccountId: string;
+  };
   readonly hash: string;
   readonly arrivalMs: number;
 }
@@ -89,7 +101,11 @@ interface PlannedFile {
 }
 
 export interface PackagerResult {
-  readonly files: readonly { readonly key: string; readonly records: number; readonly sha256: string }[];
+  readonly files: readonly {
+    readonly key: string;
+    readonly records: number;
+    readonly sha256: string;
+  }[];
   readonly duplicates: number;
   readonly conflicts: number;
 }
@@ -110,11 +126,20 @@ function parse(record: StreamRecord): Parsed {
   }
   for (const field of ['eventID', 'eventTime', 'awsRegion', 'recipientAccountId']) {
     if (typeof fields[field] !== 'string') {
-      throw new UnprocessableRecordError(record.sequenceNumber, `${field} is missing or not a string (records must come through PutAuditEvents)`);
+      throw new UnprocessableRecordError(
+        record.sequenceNumber,
+        `${field} is missing or not a string (records must come through PutAuditEvents)`,
+      );
     }
   }
-  if (!SEGMENT.test(fields.awsRegion as string) || !SEGMENT.test(fields.recipientAccountId as string)) {
-    throw new UnprocessableRecordError(record.sequenceNumber, `awsRegion and recipientAccountId must match ${PATH_SEGMENT_PATTERN}`);
+  if (
+    !SEGMENT.test(fields.awsRegion as string) ||
+    !SEGMENT.test(fields.recipientAccountId as string)
+  ) {
+    throw new UnprocessableRecordError(
+      record.sequenceNumber,
+      `awsRegion and recipientAccountId must match ${PATH_SEGMENT_PATTERN}`,
+    );
   }
   return {
     sequenceNumber: record.sequenceNumber,
@@ -131,7 +156,12 @@ function isInsight(record: SelectableRecord): boolean {
 }
 
 /** Groups records into files, one per (trail, account, region, kind), in stream order. */
-function planFiles(batch: StreamBatch, records: Parsed[], trails: readonly TrailConfig[], bucket: string): PlannedFile[] {
+function planFiles(
+  batch: StreamBatch,
+  records: Parsed[],
+  trails: readonly TrailConfig[],
+  bucket: string,
+): PlannedFile[] {
   const first = batch.records[0]!.sequenceNumber;
   const last = batch.records[batch.records.length - 1]!.sequenceNumber;
   const deliveryMs = Math.max(...batch.records.map((r) => r.arrivalMs));
@@ -146,7 +176,15 @@ function planFiles(batch: StreamBatch, records: Parsed[], trails: readonly Trail
       let file = files.get(id);
       if (!file) {
         const unique = uniqueFrom(`${bucket}\n${batch.shardId}\n${first}\n${last}\n${id}`);
-        const key = logFileKey({ prefix: trail.prefix, organizationId: trail.organizationId, account, region, deliveryMs, unique, kind });
+        const key = logFileKey({
+          prefix: trail.prefix,
+          organizationId: trail.organizationId,
+          account,
+          region,
+          deliveryMs,
+          unique,
+          kind,
+        });
         file = { trail, kind, account, region, key, records: [] };
         files.set(id, file);
       }
@@ -156,7 +194,11 @@ function planFiles(batch: StreamBatch, records: Parsed[], trails: readonly Trail
   return [...files.values()];
 }
 
-async function inParallel<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+async function inParallel<T>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
     while (next < items.length) await work(items[next++]!);
@@ -176,9 +218,14 @@ async function applyDedup(
 ): Promise<{ kept: Parsed[]; duplicates: number; conflicts: number }> {
   const ids = [...new Set(records.map((r) => r.record.eventID))];
   const stored = await deps.dedup.getMany(ids);
-  const otherKeys = [...stored.values()].flatMap((item) => item.claims.filter((c) => c.b !== batchId).flatMap((c) => c.k));
-  const rows = otherKeys.length > 0 ? await deps.manifest.getMany(otherKeys.map(splitObjectId)) : [];
-  const delivered = new Set(rows.filter((r: ManifestRow) => r.state === 'delivered').map((r) => `${r.bucket}/${r.key}`));
+  const otherKeys = [...stored.values()].flatMap((item) =>
+    item.claims.filter((c) => c.b !== batchId).flatMap((c) => c.k),
+  );
+  const rows =
+    otherKeys.length > 0 ? await deps.manifest.getMany(otherKeys.map(splitObjectId)) : [];
+  const delivered = new Set(
+    rows.filter((r: ManifestRow) => r.state === 'delivered').map((r) => `${r.bucket}/${r.key}`),
+  );
 
   const items = new Map<string, DedupItem | undefined>(ids.map((id) => [id, stored.get(id)]));
   const changed = new Set<string>();
@@ -188,7 +235,13 @@ async function applyDedup(
   let conflicts = 0;
   for (const parsed of records) {
     const eventId = parsed.record.eventID;
-    const candidate: Candidate = { eventId, hash: parsed.hash, batchId, arrivalMs: parsed.arrivalMs, keys: keysOf(parsed) };
+    const candidate: Candidate = {
+      eventId,
+      hash: parsed.hash,
+      batchId,
+      arrivalMs: parsed.arrivalMs,
+      keys: keysOf(parsed),
+    };
     const current = items.get(eventId);
     // A second copy within this batch would meet the first copy's claim, which is ours.
     const copy = `${eventId}\n${parsed.hash}`;
@@ -196,7 +249,9 @@ async function applyDedup(
       duplicates++;
       continue;
     }
-    const decision = decide(current, candidate, deps.dedupWindowMs, (claim) => claim.k.every((k) => delivered.has(k)));
+    const decision = decide(current, candidate, deps.dedupWindowMs, (claim) =>
+      claim.k.every((k) => delivered.has(k)),
+    );
     if (!decision.keep) {
       duplicates++;
       continue;
@@ -212,9 +267,13 @@ async function applyDedup(
   const windowSeconds = Math.ceil(deps.dedupWindowMs / 1000);
   await inParallel([...changed], deps.concurrency ?? 8, async (eventId) => {
     const item = items.get(eventId)!;
-    const expiresAt = Math.ceil(Math.max(...item.claims.map((c) => c.t)) / 1000) + windowSeconds + 86_400;
+    const expiresAt =
+      Math.ceil(Math.max(...item.claims.map((c) => c.t)) / 1000) + windowSeconds + 86_400;
     const ok = await deps.dedup.put(item, stored.get(eventId)?.ver ?? 0, expiresAt);
-    if (!ok) throw new DedupRaceError(`dedup claim for eventID ${eventId} changed during the batch; retrying the batch`);
+    if (!ok)
+      throw new DedupRaceError(
+        `dedup claim for eventID ${eventId} changed during the batch; retrying the batch`,
+      );
   });
   return { kept, duplicates, conflicts };
 }
@@ -224,7 +283,10 @@ function splitObjectId(id: string): { bucket: string; key: string } {
   return { bucket: id.slice(0, slash), key: id.slice(slash + 1) };
 }
 
-async function writeFile(file: PlannedFile, deps: PackagerDeps): Promise<{ key: string; records: number; sha256: string }> {
+async function writeFile(
+  file: PlannedFile,
+  deps: PackagerDeps,
+): Promise<{ key: string; records: number; sha256: string }> {
   const encoded = encodeLogFile(file.records.map((r) => r.text));
   const times = file.records.map((r) => r.record.eventTime).sort();
   await deps.manifest.reserve({
@@ -248,7 +310,9 @@ async function writeFile(file: PlannedFile, deps: PackagerDeps): Promise<{ key: 
   if (outcome === 'exists') {
     const existing = await deps.objects.get(deps.bucket, file.key);
     if (existing === undefined || uncompressedSha256(existing) !== encoded.sha256) {
-      throw new Error(`s3://${deps.bucket}/${file.key} exists with other content; it is never overwritten`);
+      throw new Error(
+        `s3://${deps.bucket}/${file.key} exists with other content; it is never overwritten`,
+      );
     }
   }
   await deps.manifest.markDelivered(deps.bucket, file.key, new Date(deps.now()).toISOString());
@@ -256,7 +320,10 @@ async function writeFile(file: PlannedFile, deps: PackagerDeps): Promise<{ key: 
 }
 
 /** Packages one batch. Throws to have the whole batch retried (never a partial result). */
-export async function packageBatch(batch: StreamBatch, deps: PackagerDeps): Promise<PackagerResult> {
+export async function packageBatch(
+  batch: StreamBatch,
+  deps: PackagerDeps,
+): Promise<PackagerResult> {
   if (batch.records.length === 0) return { files: [], duplicates: 0, conflicts: 0 };
   const parsed = batch.records.map(parse);
   const batchId = `${batch.shardId}:${batch.records[0]!.sequenceNumber}:${batch.records[batch.records.length - 1]!.sequenceNumber}`;
@@ -264,9 +331,15 @@ export async function packageBatch(batch: StreamBatch, deps: PackagerDeps): Prom
   const allFiles = planFiles(batch, parsed, deps.trails, deps.bucket);
   const keysByRecord = new Map<Parsed, string[]>();
   for (const file of allFiles) {
-    for (const record of file.records) keysByRecord.set(record, [...(keysByRecord.get(record) ?? []), `${deps.bucket}/${file.key}`]);
+    for (const record of file.records)
+      keysByRecord.set(record, [...(keysByRecord.get(record) ?? []), `${deps.bucket}/${file.key}`]);
   }
-  const { kept, duplicates, conflicts } = await applyDedup(batchId, parsed, (r) => keysByRecord.get(r) ?? [], deps);
+  const { kept, duplicates, conflicts } = await applyDedup(
+    batchId,
+    parsed,
+    (r) => keysByRecord.get(r) ?? [],
+    deps,
+  );
   const keptSet = new Set(kept);
   const files = allFiles
     .map((file) => ({ ...file, records: file.records.filter((r) => keptSet.has(r)) }))
@@ -278,7 +351,10 @@ export async function packageBatch(batch: StreamBatch, deps: PackagerDeps): Prom
   deps.metrics.count('DuplicatesDropped', duplicates);
   deps.metrics.count('DedupConflicts', conflicts);
   deps.metrics.count('LogFilesDelivered', written.length);
-  deps.metrics.count('RecordsDelivered', written.reduce((sum, f) => sum + f.records, 0));
+  deps.metrics.count(
+    'RecordsDelivered',
+    written.reduce((sum, f) => sum + f.records, 0),
+  );
   written.sort((a, b) => (a.key < b.key ? -1 : 1));
   return { files: written, duplicates, conflicts };
 }

@@ -64,7 +64,9 @@ export interface ManifestStore {
   /** Moves a pending row to delivered; a row already delivered keeps its first deliveredAt. */
   markDelivered(bucket: string, key: string, deliveredAt: string): Promise<void>;
   /** The rows for these objects that exist (any state). */
-  getMany(objects: readonly { readonly bucket: string; readonly key: string }[]): Promise<ManifestRow[]>;
+  getMany(
+    objects: readonly { readonly bucket: string; readonly key: string }[],
+  ): Promise<ManifestRow[]>;
 }
 
 /** One content seen for an eventID (see tables.ts, DEDUP_TABLE). */

@@ -30,7 +30,13 @@ export class RecordError extends Error {
   }
 }
 
-export const REQUIRED_FIELDS = ['eventTime', 'eventSource', 'eventName', 'awsRegion', 'userIdentity'] as const;
+export const REQUIRED_FIELDS = [
+  'eventTime',
+  'eventSource',
+  'eventName',
+  'awsRegion',
+  'userIdentity',
+] as const;
 
 const KIB = 1024;
 /** Caps in UTF-8 bytes of the field's JSON (FORMATS.md §1). */
@@ -126,16 +132,42 @@ const validateSchema = ajv.compile(RECORD_SCHEMA);
 /** Known data-plane operations, used only when both eventCategory and managementEvent are absent. */
 const DATA_EVENTS: Readonly<Record<string, readonly string[]>> = {
   's3.amazonaws.com': [
-    'GetObject', 'PutObject', 'DeleteObject', 'DeleteObjects', 'HeadObject', 'CopyObject',
-    'ListObjects', 'ListObjectsV2', 'ListObjectVersions', 'GetObjectAcl', 'PutObjectAcl',
-    'GetObjectTagging', 'PutObjectTagging', 'DeleteObjectTagging', 'GetObjectAttributes',
-    'RestoreObject', 'SelectObjectContent', 'CreateMultipartUpload', 'UploadPart',
-    'UploadPartCopy', 'CompleteMultipartUpload', 'AbortMultipartUpload', 'ListParts',
+    'GetObject',
+    'PutObject',
+    'DeleteObject',
+    'DeleteObjects',
+    'HeadObject',
+    'CopyObject',
+    'ListObjects',
+    'ListObjectsV2',
+    'ListObjectVersions',
+    'GetObjectAcl',
+    'PutObjectAcl',
+    'GetObjectTagging',
+    'PutObjectTagging',
+    'DeleteObjectTagging',
+    'GetObjectAttributes',
+    'RestoreObject',
+    'SelectObjectContent',
+    'CreateMultipartUpload',
+    'UploadPart',
+    'UploadPartCopy',
+    'CompleteMultipartUpload',
+    'AbortMultipartUpload',
+    'ListParts',
   ],
   'lambda.amazonaws.com': ['Invoke', 'InvokeAsync'],
   'dynamodb.amazonaws.com': [
-    'GetItem', 'PutItem', 'UpdateItem', 'DeleteItem', 'Query', 'Scan', 'BatchGetItem',
-    'BatchWriteItem', 'TransactGetItems', 'TransactWriteItems',
+    'GetItem',
+    'PutItem',
+    'UpdateItem',
+    'DeleteItem',
+    'Query',
+    'Scan',
+    'BatchGetItem',
+    'BatchWriteItem',
+    'TransactGetItems',
+    'TransactWriteItems',
   ],
 };
 
@@ -190,7 +222,8 @@ export function minifyJson(text: string): string {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) {
       inString = true;
@@ -233,10 +266,18 @@ export function normaliseRecord(eventData: string, context: NormaliseContext): N
   try {
     record = JSON.parse(eventData);
   } catch (error) {
-    throw new RecordError('InvalidData', `eventData: is not JSON (${(error as Error).message})`, 'eventData');
+    throw new RecordError(
+      'InvalidData',
+      `eventData: is not JSON (${(error as Error).message})`,
+      'eventData',
+    );
   }
   if (typeof record !== 'object' || record === null || Array.isArray(record)) {
-    throw new RecordError('InvalidData', 'eventData: must hold a JSON object (one record)', 'eventData');
+    throw new RecordError(
+      'InvalidData',
+      'eventData: must hold a JSON object (one record)',
+      'eventData',
+    );
   }
   if (!validateSchema(record)) {
     const [first] = validateSchema.errors ?? [];
@@ -247,16 +288,28 @@ export function normaliseRecord(eventData: string, context: NormaliseContext): N
     if (fields[field] === undefined) continue;
     const size = byteLength(fields[field]);
     if (size > cap) {
-      throw new RecordError('FieldTooLong', `${field}: ${size} bytes of JSON, over the ${cap}-byte cap`, field);
+      throw new RecordError(
+        'FieldTooLong',
+        `${field}: ${size} bytes of JSON, over the ${cap}-byte cap`,
+        field,
+      );
     }
   }
   const eventTime = fields.eventTime as string;
   const eventMs = parseEventTime(eventTime);
   if (eventMs === undefined) {
-    throw new RecordError('InvalidData', `eventTime: "${eventTime}" must be a UTC time YYYY-MM-DDTHH:MM:SSZ`, 'eventTime');
+    throw new RecordError(
+      'InvalidData',
+      `eventTime: "${eventTime}" must be a UTC time YYYY-MM-DDTHH:MM:SSZ`,
+      'eventTime',
+    );
   }
   if (eventMs > context.nowMs + MAX_FUTURE_SKEW_MS) {
-    throw new RecordError('InvalidData', `eventTime: ${eventTime} is more than 15 minutes in the future`, 'eventTime');
+    throw new RecordError(
+      'InvalidData',
+      `eventTime: ${eventTime} is more than 15 minutes in the future`,
+      'eventTime',
+    );
   }
 
   const added: [string, unknown][] = [];
@@ -268,25 +321,35 @@ export function normaliseRecord(eventData: string, context: NormaliseContext): N
   if (category === undefined) {
     category =
       typeof fields.managementEvent === 'boolean'
-        ? fields.managementEvent ? 'Management' : 'Data'
+        ? fields.managementEvent
+          ? 'Management'
+          : 'Data'
         : (DATA_EVENTS[fields.eventSource as string] ?? []).includes(fields.eventName as string)
           ? 'Data'
           : 'Management';
     added.push(['eventCategory', category]);
   }
-  if (fields.managementEvent === undefined) added.push(['managementEvent', category === 'Management']);
+  if (fields.managementEvent === undefined)
+    added.push(['managementEvent', category === 'Management']);
   const recipientAccountId = (fields.recipientAccountId as string | undefined) ?? context.accountId;
-  if (fields.recipientAccountId === undefined) added.push(['recipientAccountId', recipientAccountId]);
+  if (fields.recipientAccountId === undefined)
+    added.push(['recipientAccountId', recipientAccountId]);
 
   const minified = minifyJson(eventData.trim());
-  const appended = added.map(([key, value]) => `${JSON.stringify(key)}:${JSON.stringify(value)}`).join(',');
+  const appended = added
+    .map(([key, value]) => `${JSON.stringify(key)}:${JSON.stringify(value)}`)
+    .join(',');
   const text =
     appended === ''
       ? minified
       : `${minified.slice(0, -1)}${minified === '{}' ? '' : ','}${appended}}`;
   const size = Buffer.byteLength(text, 'utf8');
   if (size > MAX_RECORD_BYTES) {
-    throw new RecordError('FieldTooLong', `(record): ${size} bytes of JSON, over the ${MAX_RECORD_BYTES}-byte cap`, '(record)');
+    throw new RecordError(
+      'FieldTooLong',
+      `(record): ${size} bytes of JSON, over the ${MAX_RECORD_BYTES}-byte cap`,
+      '(record)',
+    );
   }
   return { text, eventID, recipientAccountId };
 }

@@ -62,9 +62,13 @@ function strings(value: unknown): string[] {
   return [];
 }
 
-function resourceList(record: SelectableRecord): { type?: unknown; ARN?: unknown; ARNPrefix?: unknown }[] {
+function resourceList(
+  record: SelectableRecord,
+): { type?: unknown; ARN?: unknown; ARNPrefix?: unknown }[] {
   return Array.isArray(record.resources)
-    ? record.resources.filter((r): r is Record<string, unknown> => typeof r === 'object' && r !== null)
+    ? record.resources.filter(
+        (r): r is Record<string, unknown> => typeof r === 'object' && r !== null,
+      )
     : [];
 }
 
@@ -161,11 +165,15 @@ function validateAdvanced(trail: string, selectors: readonly AdvancedEventSelect
   const errors: string[] = [];
   selectors.forEach((selector, index) => {
     const where = `trail "${trail}" advancedEventSelectors[${index}]${selector.Name ? ` ("${selector.Name}")` : ''}`;
-    if (!Array.isArray(selector.FieldSelectors) || selector.FieldSelectors.length === 0) {
+    // Configurations come from JSON (cdk.json, --trails): check the shape, not just the types.
+    const fields: readonly AdvancedFieldSelector[] = Array.isArray(selector.FieldSelectors)
+      ? selector.FieldSelectors
+      : [];
+    if (fields.length === 0) {
       errors.push(`${where}: FieldSelectors must hold at least one field selector`);
       return;
     }
-    selector.FieldSelectors.forEach((field, fieldIndex) => {
+    fields.forEach((field, fieldIndex) => {
       const at = `${where}.FieldSelectors[${fieldIndex}]`;
       if (!(ADVANCED_FIELDS as readonly string[]).includes(field.Field)) {
         errors.push(`${at}: Field "${field.Field}" is not one of ${ADVANCED_FIELDS.join(', ')}`);
@@ -177,14 +185,23 @@ function validateAdvanced(trail: string, selectors: readonly AdvancedEventSelect
       }
       for (const operator of present) {
         const values = field[operator];
-        if (!Array.isArray(values) || values.length === 0 || values.some((v: unknown) => typeof v !== 'string')) {
+        if (
+          !Array.isArray(values) ||
+          values.length === 0 ||
+          values.some((v: unknown) => typeof v !== 'string')
+        ) {
           errors.push(`${at} (${field.Field}): ${operator} must be a non-empty list of strings`);
         }
       }
-      if (EQUALS_ONLY_FIELDS.has(field.Field) && present.some((operator) => operator !== 'Equals')) {
-        errors.push(`${at} (${field.Field}): this field takes Equals only, not ${present.filter((o) => o !== 'Equals').join(', ')}`);
+      if (
+        EQUALS_ONLY_FIELDS.has(field.Field) &&
+        present.some((operator) => operator !== 'Equals')
+      ) {
+        errors.push(
+          `${at} (${field.Field}): this field takes Equals only, not ${present.filter((o) => o !== 'Equals').join(', ')}`,
+        );
       }
-      if (field.Field === 'readOnly' && field.Equals?.some((v: string) => v !== 'true' && v !== 'false')) {
+      if (field.Field === 'readOnly' && field.Equals?.some((v) => v !== 'true' && v !== 'false')) {
         errors.push(`${at} (readOnly): Equals values must be "true" or "false"`);
       }
     });
@@ -195,19 +212,30 @@ function validateAdvanced(trail: string, selectors: readonly AdvancedEventSelect
 function validateBasic(trail: string, selectors: readonly BasicEventSelector[]): string[] {
   const errors: string[] = [];
   if (selectors.length > MAX_BASIC_SELECTORS) {
-    errors.push(`trail "${trail}": at most ${MAX_BASIC_SELECTORS} eventSelectors, got ${selectors.length}`);
+    errors.push(
+      `trail "${trail}": at most ${MAX_BASIC_SELECTORS} eventSelectors, got ${selectors.length}`,
+    );
   }
   selectors.forEach((selector, index) => {
     const where = `trail "${trail}" eventSelectors[${index}]`;
-    if (selector.ReadWriteType !== undefined && !['All', 'ReadOnly', 'WriteOnly'].includes(selector.ReadWriteType)) {
-      errors.push(`${where}: ReadWriteType "${String(selector.ReadWriteType)}" must be All, ReadOnly or WriteOnly`);
+    if (
+      selector.ReadWriteType !== undefined &&
+      !['All', 'ReadOnly', 'WriteOnly'].includes(selector.ReadWriteType)
+    ) {
+      errors.push(
+        `${where}: ReadWriteType "${String(selector.ReadWriteType)}" must be All, ReadOnly or WriteOnly`,
+      );
     }
     (selector.DataResources ?? []).forEach((data, dataIndex) => {
       if (typeof data.Type !== 'string' || data.Type === '') {
-        errors.push(`${where}.DataResources[${dataIndex}]: Type must be a resource type such as AWS::S3::Object`);
+        errors.push(
+          `${where}.DataResources[${dataIndex}]: Type must be a resource type such as AWS::S3::Object`,
+        );
       }
       if (!Array.isArray(data.Values) || data.Values.length === 0) {
-        errors.push(`${where}.DataResources[${dataIndex}]: Values must list at least one ARN prefix`);
+        errors.push(
+          `${where}.DataResources[${dataIndex}]: Values must list at least one ARN prefix`,
+        );
       }
     });
   });
@@ -222,26 +250,35 @@ export function validateTrailConfigs(trails: readonly TrailConfig[], maxTrails: 
   const errors: string[] = [];
   if (trails.length === 0) errors.push('at least one trail is required');
   if (trails.length > maxTrails) {
-    errors.push(`at most ${maxTrails} trails are allowed, got ${trails.length} (raise maxTrails to allow more)`);
+    errors.push(
+      `at most ${maxTrails} trails are allowed, got ${trails.length} (raise maxTrails to allow more)`,
+    );
   }
   const names = new Set<string>();
   for (const trail of trails) {
     if (!TRAIL_NAME.test(trail.name)) {
-      errors.push(`trail "${trail.name}": name must be 3-128 characters of [A-Za-z0-9._-], starting and ending with a letter or digit`);
+      errors.push(
+        `trail "${trail.name}": name must be 3-128 characters of [A-Za-z0-9._-], starting and ending with a letter or digit`,
+      );
     }
     if (names.has(trail.name)) errors.push(`trail "${trail.name}": name is used by another trail`);
     names.add(trail.name);
     if (trail.prefix !== undefined && (trail.prefix.length > 200 || !PREFIX.test(trail.prefix))) {
-      errors.push(`trail "${trail.name}": prefix "${trail.prefix}" must be at most 200 characters of S3-safe segments separated by single "/", without a leading or trailing "/"`);
+      errors.push(
+        `trail "${trail.name}": prefix "${trail.prefix}" must be at most 200 characters of S3-safe segments separated by single "/", without a leading or trailing "/"`,
+      );
     }
     if (trail.organizationId !== undefined && !ORGANIZATION_ID.test(trail.organizationId)) {
-      errors.push(`trail "${trail.name}": organizationId "${trail.organizationId}" must look like o-exampleorgid (o- then 10-32 lowercase letters or digits)`);
+      errors.push(
+        `trail "${trail.name}": organizationId "${trail.organizationId}" must look like o-exampleorgid (o- then 10-32 lowercase letters or digits)`,
+      );
     }
     if (trail.eventSelectors && trail.advancedEventSelectors) {
       errors.push(`trail "${trail.name}": use eventSelectors or advancedEventSelectors, not both`);
     }
     if (trail.eventSelectors) errors.push(...validateBasic(trail.name, trail.eventSelectors));
-    if (trail.advancedEventSelectors) errors.push(...validateAdvanced(trail.name, trail.advancedEventSelectors));
+    if (trail.advancedEventSelectors)
+      errors.push(...validateAdvanced(trail.name, trail.advancedEventSelectors));
   }
   return errors;
 }

@@ -21,10 +21,14 @@ const ARGS = ['--flush-seconds', '1', '--batch-size', '40'];
 const SLOW_S3 = { OPENTRAIL_FAULT_S3_DELAY_MS: '150' };
 
 function startReplay(api: string): { done: Promise<number> } {
-  const child = spawn(process.execPath, [join(ROOT, 'bin', 'opentrail.js'), 'put-events', '--endpoint', api, CLOUDTRAIL_DATA], {
-    cwd: ROOT,
-    stdio: 'ignore',
-  });
+  const child = spawn(
+    process.execPath,
+    [join(ROOT, 'bin', 'opentrail.js'), 'put-events', '--endpoint', api, CLOUDTRAIL_DATA],
+    {
+      cwd: ROOT,
+      stdio: 'ignore',
+    },
+  );
   return { done: new Promise((resolve) => child.once('exit', (code) => resolve(code ?? -1))) };
 }
 
@@ -90,9 +94,13 @@ describe('the embedded runtime killed with SIGKILL in the middle of a replay', (
       let previous = '';
       const check = await waitFor('the pipeline to settle', 120_000, async () => {
         const result = await checkLogFiles(clients, final.endpoints);
-        const settled = result.manifest.every((r) => r.state === 'delivered') && inFlightBatches(dataDir) === 0;
+        const settled =
+          result.manifest.every((r) => r.state === 'delivered') && inFlightBatches(dataDir) === 0;
         const signature = `${result.keys.join('\n')}|${result.records.length}`;
-        const stable = settled && signature === previous && new Set(result.records.map((d) => d.record.eventID)).size === input.length;
+        const stable =
+          settled &&
+          signature === previous &&
+          new Set(result.records.map((d) => d.record.eventID)).size === input.length;
         previous = signature;
         if (!stable) await new Promise((r) => setTimeout(r, 2500));
         return stable ? result : undefined;

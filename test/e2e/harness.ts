@@ -8,7 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { ListObjectsV2Command, GetObjectCommand } from '@aws-sdk/client-s3';
-import { createClients, destroyClients, EMULATOR_CREDENTIALS, type Clients } from '../../lambda/adapters/clients';
+import {
+  createClients,
+  destroyClients,
+  EMULATOR_CREDENTIALS,
+  type Clients,
+} from '../../lambda/adapters/clients';
 import { documentClient } from '../../lambda/adapters/dynamodb';
 import type { ManifestRow } from '../../lambda/core/ports';
 import type { Endpoints } from '../../local/runtime';
@@ -29,16 +34,26 @@ export interface RuntimeProcess {
 }
 
 /** Starts `opentrail local --port 0` and waits for its ready line. */
-export async function startRuntimeProcess(dataDir: string, args: string[] = [], env: Record<string, string> = {}): Promise<RuntimeProcess> {
-  const child = spawn(process.execPath, [CLI, 'local', '--port', '0', '--data-dir', dataDir, ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+export async function startRuntimeProcess(
+  dataDir: string,
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<RuntimeProcess> {
+  const child = spawn(
+    process.execPath,
+    [CLI, 'local', '--port', '0', '--data-dir', dataDir, ...args],
+    {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | string>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)),
+  );
   let timer: NodeJS.Timeout | undefined;
   const ready = await Promise.race([
     new Promise<boolean>((resolve) => {
@@ -69,9 +84,15 @@ export async function startRuntimeProcess(dataDir: string, args: string[] = [], 
 }
 
 /** Runs the CLI to completion. */
-export function runCli(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+export function runCli(
+  args: string[],
+  input?: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd: ROOT,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -96,7 +117,9 @@ export async function listKeys(clients: Clients, bucket: string, prefix = ''): P
   const keys: string[] = [];
   let token: string | undefined;
   do {
-    const page = await clients.s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+    const page = await clients.s3.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+    );
     keys.push(...(page.Contents ?? []).map((o) => o.Key!));
     token = page.NextContinuationToken;
   } while (token);
@@ -114,14 +137,20 @@ export async function manifestRows(clients: Clients, table: string): Promise<Man
   const rows: ManifestRow[] = [];
   let start: Record<string, unknown> | undefined;
   do {
-    const page = await documents.send(new ScanCommand({ TableName: table, ConsistentRead: true, ExclusiveStartKey: start }));
+    const page = await documents.send(
+      new ScanCommand({ TableName: table, ConsistentRead: true, ExclusiveStartKey: start }),
+    );
     rows.push(...((page.Items ?? []) as ManifestRow[]));
     start = page.LastEvaluatedKey;
   } while (start);
   return rows;
 }
 
-export async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  timeoutMs: number,
+  probe: () => Promise<T | undefined>,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
@@ -133,7 +162,9 @@ export async function waitFor<T>(what: string, timeoutMs: number, probe: () => P
     }
     await new Promise((r) => setTimeout(r, 250));
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`,
+  );
 }
 
 export { destroyClients };

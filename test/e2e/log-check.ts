@@ -22,7 +22,10 @@ export interface LogCheck {
   readonly problems: string[];
 }
 
-export async function checkLogFiles(clients: ReturnType<typeof clientsFor>, endpoints: Endpoints): Promise<LogCheck> {
+export async function checkLogFiles(
+  clients: ReturnType<typeof clientsFor>,
+  endpoints: Endpoints,
+): Promise<LogCheck> {
   const keys = await listKeys(clients, endpoints.bucket);
   const manifest = await manifestRows(clients, endpoints.manifestTable);
   const byKey = new Map(manifest.map((row) => [row.key, row]));
@@ -36,12 +39,18 @@ export async function checkLogFiles(clients: ReturnType<typeof clientsFor>, endp
     }
     const body = await getObject(clients, endpoints.bucket, key);
     const member = readGzipMember(body);
-    if (member.trailingBytes !== 0) problems.push(`${key}: ${member.trailingBytes} bytes after the gzip member`);
-    const parsed = JSON.parse(member.data.toString('utf8')) as { Records?: Record<string, unknown>[] };
-    if (!Array.isArray(parsed.Records) || Object.keys(parsed).length !== 1) problems.push(`${key}: body is not {"Records":[...]}`);
+    if (member.trailingBytes !== 0)
+      problems.push(`${key}: ${member.trailingBytes} bytes after the gzip member`);
+    const parsed = JSON.parse(member.data.toString('utf8')) as {
+      Records?: Record<string, unknown>[];
+    };
+    if (!Array.isArray(parsed.Records) || Object.keys(parsed).length !== 1)
+      problems.push(`${key}: body is not {"Records":[...]}`);
     for (const record of parsed.Records ?? []) {
       if (record.recipientAccountId !== parts.account || record.awsRegion !== parts.region) {
-        problems.push(`${key}: holds record ${String(record.eventID)} of ${String(record.recipientAccountId)}/${String(record.awsRegion)}`);
+        problems.push(
+          `${key}: holds record ${String(record.eventID)} of ${String(record.recipientAccountId)}/${String(record.awsRegion)}`,
+        );
       }
       records.push({ key, record });
     }
@@ -49,16 +58,28 @@ export async function checkLogFiles(clients: ReturnType<typeof clientsFor>, endp
     if (!row) problems.push(`${key}: not in the delivery manifest (orphan)`);
     else {
       if (row.state !== 'delivered') problems.push(`${key}: manifest row is ${row.state}`);
-      if (row.sha256 !== sha256Hex(member.data)) problems.push(`${key}: manifest SHA-256 does not match the object`);
-      if (row.recordCount !== (parsed.Records ?? []).length) problems.push(`${key}: manifest recordCount ${row.recordCount} ≠ ${(parsed.Records ?? []).length}`);
+      if (row.sha256 !== sha256Hex(member.data))
+        problems.push(`${key}: manifest SHA-256 does not match the object`);
+      if (row.recordCount !== (parsed.Records ?? []).length)
+        problems.push(
+          `${key}: manifest recordCount ${row.recordCount} ≠ ${(parsed.Records ?? []).length}`,
+        );
     }
   }
   const present = new Set(keys);
   for (const row of manifest) {
-    if (row.state === 'delivered' && !present.has(row.key)) problems.push(`${row.key}: manifest says delivered, object missing`);
+    if (row.state === 'delivered' && !present.has(row.key))
+      problems.push(`${row.key}: manifest says delivered, object missing`);
   }
   return { keys, records, manifest, problems };
 }
 
 /** Fields the ingest normalisation may add to a record that lacks them (FORMATS.md §1). */
-export const NORMALISED_FIELDS = ['eventID', 'eventVersion', 'eventType', 'eventCategory', 'managementEvent', 'recipientAccountId'];
+export const NORMALISED_FIELDS = [
+  'eventID',
+  'eventVersion',
+  'eventType',
+  'eventCategory',
+  'managementEvent',
+  'recipientAccountId',
+];

@@ -152,7 +152,7 @@ test('S3 accepts clients with unknown credentials: SDK header auth, V4 presigned
       { expiresIn: 60 },
     );
     const query = new URLSearchParams(presigned.query as Record<string, string>);
-    const viaQuery = await fetch(`${url.origin}${url.pathname}?${query}`);
+    const viaQuery = await fetch(`${url.origin}${url.pathname}?${query.toString()}`);
     expect(viaQuery.status).toBe(200);
     expect(await viaQuery.text()).toBe('hello');
 

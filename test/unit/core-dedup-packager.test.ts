@@ -33,7 +33,10 @@ interface Env {
   deps: PackagerDeps;
 }
 
-function newEnv(trails: readonly TrailConfig[] = [DEFAULT_TRAIL], overrides: Partial<PackagerDeps> = {}): Env {
+function newEnv(
+  trails: readonly TrailConfig[] = [DEFAULT_TRAIL],
+  overrides: Partial<PackagerDeps> = {},
+): Env {
   const objects = new MemoryObjectStore();
   const manifest = new MemoryManifestStore();
   const dedup = new MemoryDedupStore();
@@ -86,7 +89,12 @@ function batch(texts: readonly string[], arrivalMs: number): StreamBatch {
 function rawBatch(datas: readonly string[]): StreamBatch {
   return {
     shardId: SHARD,
-    records: datas.map((data) => ({ sequenceNumber: String(++sequence), partitionKey: 'p', data: Buffer.from(data), arrivalMs: T0 })),
+    records: datas.map((data) => ({
+      sequenceNumber: String(++sequence),
+      partitionKey: 'p',
+      data: Buffer.from(data),
+      arrivalMs: T0,
+    })),
   };
 }
 
@@ -97,7 +105,9 @@ function fileText(env: Env, key: string): string {
 }
 
 function eventIdsIn(env: Env, key: string): string[] {
-  return (JSON.parse(fileText(env, key)) as { Records: { eventID: string }[] }).Records.map((r) => r.eventID);
+  return (JSON.parse(fileText(env, key)) as { Records: { eventID: string }[] }).Records.map(
+    (r) => r.eventID,
+  );
 }
 
 function allStoredEventIds(env: Env): string[] {
@@ -105,7 +115,9 @@ function allStoredEventIds(env: Env): string[] {
 }
 
 function snapshot(env: Env): Map<string, string> {
-  return new Map([...env.objects.objects].map(([key, body]) => [key, Buffer.from(body).toString('base64')]));
+  return new Map(
+    [...env.objects.objects].map(([key, body]) => [key, Buffer.from(body).toString('base64')]),
+  );
 }
 
 describe('packageBatch: files', () => {
@@ -124,21 +136,41 @@ describe('packageBatch: files', () => {
     const result = await packageBatch(batch(texts, T0), env.deps);
 
     // Assert
-    const byFolder = new Map(result.files.map((f) => [`${parseLogFileKey(f.key)!.account}/${parseLogFileKey(f.key)!.region}`, f.key]));
-    expect([...byFolder.keys()].sort()).toEqual(['111111111111/eu-west-1', '111111111111/us-east-1', '222222222222/us-east-1']);
-    expect(fileText(env, byFolder.get('111111111111/us-east-1')!)).toBe(`{"Records":[${texts[0]},${texts[3]}]}`);
-    expect(fileText(env, byFolder.get('111111111111/eu-west-1')!)).toBe(`{"Records":[${texts[1]},${texts[4]}]}`);
-    expect(fileText(env, byFolder.get('222222222222/us-east-1')!)).toBe(`{"Records":[${texts[2]}]}`);
+    const byFolder = new Map(
+      result.files.map((f) => [
+        `${parseLogFileKey(f.key)!.account}/${parseLogFileKey(f.key)!.region}`,
+        f.key,
+      ]),
+    );
+    expect([...byFolder.keys()].sort()).toEqual([
+      '111111111111/eu-west-1',
+      '111111111111/us-east-1',
+      '222222222222/us-east-1',
+    ]);
+    expect(fileText(env, byFolder.get('111111111111/us-east-1')!)).toBe(
+      `{"Records":[${texts[0]},${texts[3]}]}`,
+    );
+    expect(fileText(env, byFolder.get('111111111111/eu-west-1')!)).toBe(
+      `{"Records":[${texts[1]},${texts[4]}]}`,
+    );
+    expect(fileText(env, byFolder.get('222222222222/us-east-1')!)).toBe(
+      `{"Records":[${texts[2]}]}`,
+    );
     expect(env.objects.keys()).toHaveLength(3);
   });
 
   it('names files per the layout, dated by the newest arrival of the batch, not the clock', async () => {
     // Arrange
-    const env = newEnv([{ name: 'org-trail', prefix: 'audit/prod', organizationId: 'o-exampleorgid' }]);
+    const env = newEnv([
+      { name: 'org-trail', prefix: 'audit/prod', organizationId: 'o-exampleorgid' },
+    ]);
     const texts = [record('e1'), record('e2')];
 
     // Act
-    const result = await packageBatch(batch(texts, Date.UTC(2024, 11, 31, 23, 59, 59, 999) - 1), env.deps);
+    const result = await packageBatch(
+      batch(texts, Date.UTC(2024, 11, 31, 23, 59, 59, 999) - 1),
+      env.deps,
+    );
 
     // Assert
     expect(result.files.map((f) => f.key)).toEqual([
@@ -160,7 +192,12 @@ describe('packageBatch: files', () => {
     const env = newEnv([everything, management, data]);
     const texts = [
       record('m1'),
-      record('d1', { eventCategory: 'Data', managementEvent: false, eventSource: 's3.amazonaws.com', eventName: 'GetObject' }),
+      record('d1', {
+        eventCategory: 'Data',
+        managementEvent: false,
+        eventSource: 's3.amazonaws.com',
+        eventName: 'GetObject',
+      }),
       record('m2', { eventName: 'GetUser' }),
     ];
 
@@ -168,7 +205,9 @@ describe('packageBatch: files', () => {
     const result = await packageBatch(batch(texts, T0), env.deps);
 
     // Assert
-    const byPrefix = new Map(result.files.map((f) => [parseLogFileKey(f.key)!.prefix ?? '(none)', f.key]));
+    const byPrefix = new Map(
+      result.files.map((f) => [parseLogFileKey(f.key)!.prefix ?? '(none)', f.key]),
+    );
     expect([...byPrefix.keys()].sort()).toEqual(['(none)', 'data', 'mgmt']);
     expect(eventIdsIn(env, byPrefix.get('(none)')!)).toEqual(['m1', 'd1', 'm2']);
     expect(eventIdsIn(env, byPrefix.get('mgmt')!)).toEqual(['m1', 'm2']);
@@ -178,7 +217,12 @@ describe('packageBatch: files', () => {
   it('files Insights records apart, under CloudTrail-Insight in the folder and file name', async () => {
     // Arrange
     const env = newEnv();
-    const insight = record('i1', { eventType: 'AwsCloudTrailInsight', eventCategory: 'Insight', managementEvent: false, eventTime: '2024-05-01T12:00:00Z' });
+    const insight = record('i1', {
+      eventType: 'AwsCloudTrailInsight',
+      eventCategory: 'Insight',
+      managementEvent: false,
+      eventTime: '2024-05-01T12:00:00Z',
+    });
     const texts = [record('m1'), insight];
 
     // Act
@@ -226,7 +270,9 @@ describe('packageBatch: files', () => {
         const key = id.slice(BUCKET.length + 1);
         const parts = parseLogFileKey(key)!;
         const json = fileText(env, key);
-        const times = (JSON.parse(json) as { Records: { eventTime: string }[] }).Records.map((r) => r.eventTime).sort();
+        const times = (JSON.parse(json) as { Records: { eventTime: string }[] }).Records.map(
+          (r) => r.eventTime,
+        ).sort();
         return {
           bucket: BUCKET,
           key,
@@ -242,7 +288,11 @@ describe('packageBatch: files', () => {
         };
       }),
     );
-    expect(rows.filter((r) => r.region === 'us-east-1').map((r) => [r.oldestEventTime, r.newestEventTime, r.recordCount])).toEqual([
+    expect(
+      rows
+        .filter((r) => r.region === 'us-east-1')
+        .map((r) => [r.oldestEventTime, r.newestEventTime, r.recordCount]),
+    ).toEqual([
       ['2024-04-30T23:59:59Z', '2024-05-01T12:30:00Z', 3],
       ['2024-04-30T23:59:59Z', '2024-05-01T12:30:00Z', 3],
     ]);
@@ -266,46 +316,64 @@ describe('packageBatch: files', () => {
 });
 
 describe('packageBatch: retries', () => {
-  const texts = [record('e1'), record('e2', { awsRegion: 'eu-west-1' }), record('e3', { recipientAccountId: '222222222222' })];
+  const texts = [
+    record('e1'),
+    record('e2', { awsRegion: 'eu-west-1' }),
+    record('e3', { recipientAccountId: '222222222222' }),
+  ];
   const trails = [DEFAULT_TRAIL, { name: 'management' }];
 
   const faults: [string, (env: Env) => void][] = [
     ['markDelivered throws once', (env) => env.manifest.faults.inject('markDelivered')],
-    ['markDelivered of the second file throws once', (env) => {
-      let calls = 0;
-      env.manifest.faults.inject('markDelivered', () => ++calls === 2);
-    }],
-    ['the second file\'s put throws once after writing', (env) => {
-      let calls = 0;
-      env.objects.faults.inject('afterPut', () => ++calls === 2);
-    }],
-    ['the second file\'s put throws once before writing', (env) => {
-      let calls = 0;
-      env.objects.faults.inject('putIfAbsent', () => ++calls === 2);
-    }],
+    [
+      'markDelivered of the second file throws once',
+      (env) => {
+        let calls = 0;
+        env.manifest.faults.inject('markDelivered', () => ++calls === 2);
+      },
+    ],
+    [
+      "the second file's put throws once after writing",
+      (env) => {
+        let calls = 0;
+        env.objects.faults.inject('afterPut', () => ++calls === 2);
+      },
+    ],
+    [
+      "the second file's put throws once before writing",
+      (env) => {
+        let calls = 0;
+        env.objects.faults.inject('putIfAbsent', () => ++calls === 2);
+      },
+    ],
     ['the first manifest reservation throws once', (env) => env.manifest.faults.inject('reserve')],
   ];
 
-  it.each(faults)('a batch retried after %s resolves to the same keys and bytes and completes', async (_, inject) => {
-    // Arrange
-    const reference = newEnv(trails);
-    const expected = await packageBatch(batch(texts, T0), reference.deps);
-    sequence -= texts.length;
-    const input = batch(texts, T0);
-    const env = newEnv(trails);
-    inject(env);
+  it.each(faults)(
+    'a batch retried after %s resolves to the same keys and bytes and completes',
+    async (_, inject) => {
+      // Arrange
+      const reference = newEnv(trails);
+      const expected = await packageBatch(batch(texts, T0), reference.deps);
+      sequence -= texts.length;
+      const input = batch(texts, T0);
+      const env = newEnv(trails);
+      inject(env);
 
-    // Act
-    const firstAttempt = packageBatch(input, env.deps);
-    await expect(firstAttempt).rejects.toThrow('injected failure');
-    const retry = await packageBatch(input, env.deps);
+      // Act
+      const firstAttempt = packageBatch(input, env.deps);
+      await expect(firstAttempt).rejects.toThrow('injected failure');
+      const retry = await packageBatch(input, env.deps);
 
-    // Assert
-    expect(retry.files).toEqual(expected.files);
-    expect(snapshot(env)).toEqual(snapshot(reference));
-    expect([...env.manifest.rows.values()].map((r) => r.state)).toEqual(expected.files.map(() => 'delivered'));
-    expect(env.metrics.total('DuplicatesDropped')).toBe(0);
-  });
+      // Assert
+      expect(retry.files).toEqual(expected.files);
+      expect(snapshot(env)).toEqual(snapshot(reference));
+      expect([...env.manifest.rows.values()].map((r) => r.state)).toEqual(
+        expected.files.map(() => 'delivered'),
+      );
+      expect(env.metrics.total('DuplicatesDropped')).toBe(0);
+    },
+  );
 
   it('a batch retried after it completed changes nothing', async () => {
     // Arrange
@@ -327,24 +395,38 @@ describe('packageBatch: retries', () => {
   it.each<[string, string[]]>([
     ['all of its records', ['e1', 'e2']],
     ['one of its records', ['e1']],
-  ])('a batch retried after a resend of %s was delivered in between completes with its first bytes, delivered', async (_, resent) => {
-    // Arrange: attempt 1 writes its object and dies before marking it delivered
-    const env = newEnv();
-    const first = batch([record('e1'), record('e2')], T0);
-    env.manifest.faults.inject('markDelivered');
-    await expect(packageBatch(first, env.deps)).rejects.toThrow('injected failure');
-    const written = snapshot(env);
-    // ...a producer resends events of it, and that batch is delivered
-    await packageBatch(batch(resent.map((id) => record(id)), T0 + HOUR), env.deps);
+  ])(
+    'a batch retried after a resend of %s was delivered in between completes with its first bytes, delivered',
+    async (_, resent) => {
+      // Arrange: attempt 1 writes its object and dies before marking it delivered
+      const env = newEnv();
+      const first = batch([record('e1'), record('e2')], T0);
+      env.manifest.faults.inject('markDelivered');
+      await expect(packageBatch(first, env.deps)).rejects.toThrow('injected failure');
+      const written = snapshot(env);
+      // ...a producer resends events of it, and that batch is delivered
+      await packageBatch(
+        batch(
+          resent.map((id) => record(id)),
+          T0 + HOUR,
+        ),
+        env.deps,
+      );
 
-    // Act: the first batch's retry
-    const retry = packageBatch(first, env.deps);
+      // Act: the first batch's retry
+      const retry = packageBatch(first, env.deps);
 
-    // Assert
-    await expect(retry).resolves.toMatchObject({ files: [expect.objectContaining({ records: 2 })] });
-    for (const [key, body] of written) expect(snapshot(env).get(key)).toBe(body);
-    expect([...env.manifest.rows.values()].map((r) => r.state)).toEqual(['delivered', 'delivered']);
-  });
+      // Assert
+      await expect(retry).resolves.toMatchObject({
+        files: [expect.objectContaining({ records: 2 })],
+      });
+      for (const [key, body] of written) expect(snapshot(env).get(key)).toBe(body);
+      expect([...env.manifest.rows.values()].map((r) => r.state)).toEqual([
+        'delivered',
+        'delivered',
+      ]);
+    },
+  );
 });
 
 describe('packageBatch: deduplication', () => {
@@ -354,7 +436,10 @@ describe('packageBatch: deduplication', () => {
     await packageBatch(batch([record('e1'), record('e2')], T0), env.deps);
 
     // Act
-    const result = await packageBatch(batch([record('e1'), record('e3'), record('e2')], T0 + WINDOW_MS - 10), env.deps);
+    const result = await packageBatch(
+      batch([record('e1'), record('e3'), record('e2')], T0 + WINDOW_MS - 10),
+      env.deps,
+    );
 
     // Assert
     expect(result.duplicates).toBe(2);
@@ -439,7 +524,10 @@ describe('packageBatch: deduplication', () => {
     const env = newEnv();
 
     // Act
-    const result = await packageBatch(batch([record('e1', { n: 1 }), record('e1', { n: 2 })], T0), env.deps);
+    const result = await packageBatch(
+      batch([record('e1', { n: 1 }), record('e1', { n: 2 })], T0),
+      env.deps,
+    );
 
     // Assert
     expect(result.conflicts).toBe(1);
@@ -448,21 +536,29 @@ describe('packageBatch: deduplication', () => {
 
   it.each<[string, (env: Env) => void]>([
     ['failed before writing its object', (env) => env.objects.faults.inject('putIfAbsent')],
-    ['died after writing its object, before marking it delivered', (env) => env.manifest.faults.inject('markDelivered')],
-  ])('a batch that %s and was abandoned does not make a redrive of its records duplicates', async (_, inject) => {
-    // Arrange
-    const env = newEnv();
-    inject(env);
-    await expect(packageBatch(batch([record('e1'), record('e2')], T0), env.deps)).rejects.toThrow('injected failure');
+    [
+      'died after writing its object, before marking it delivered',
+      (env) => env.manifest.faults.inject('markDelivered'),
+    ],
+  ])(
+    'a batch that %s and was abandoned does not make a redrive of its records duplicates',
+    async (_, inject) => {
+      // Arrange
+      const env = newEnv();
+      inject(env);
+      await expect(packageBatch(batch([record('e1'), record('e2')], T0), env.deps)).rejects.toThrow(
+        'injected failure',
+      );
 
-    // Act: the redrive re-enters the stream as a new batch
-    const redrive = await packageBatch(batch([record('e1'), record('e2')], T0 + HOUR), env.deps);
+      // Act: the redrive re-enters the stream as a new batch
+      const redrive = await packageBatch(batch([record('e1'), record('e2')], T0 + HOUR), env.deps);
 
-    // Assert
-    expect(redrive.duplicates).toBe(0);
-    expect(eventIdsIn(env, redrive.files[0]!.key)).toEqual(['e1', 'e2']);
-    expect(env.manifest.rows.get(`${BUCKET}/${redrive.files[0]!.key}`)!.state).toBe('delivered');
-  });
+      // Assert
+      expect(redrive.duplicates).toBe(0);
+      expect(eventIdsIn(env, redrive.files[0]!.key)).toEqual(['e1', 'e2']);
+      expect(env.manifest.rows.get(`${BUCKET}/${redrive.files[0]!.key}`)!.state).toBe('delivered');
+    },
+  );
 
   it('a concurrent change of a dedup claim fails the batch so it is retried', async () => {
     // Arrange
@@ -488,24 +584,44 @@ describe('packageBatch: refusals', () => {
   it.each<[string, string]>([
     ['data that is not JSON', '{"eventID":'],
     ['data that is a JSON array', '[]'],
-    ['a record without awsRegion', JSON.stringify({ eventID: 'e9', eventTime: '2024-05-01T12:00:00Z', recipientAccountId: '111111111111' })],
-    ['a record without eventID', JSON.stringify({ eventTime: '2024-05-01T12:00:00Z', awsRegion: 'us-east-1', recipientAccountId: '111111111111' })],
+    [
+      'a record without awsRegion',
+      JSON.stringify({
+        eventID: 'e9',
+        eventTime: '2024-05-01T12:00:00Z',
+        recipientAccountId: '111111111111',
+      }),
+    ],
+    [
+      'a record without eventID',
+      JSON.stringify({
+        eventTime: '2024-05-01T12:00:00Z',
+        awsRegion: 'us-east-1',
+        recipientAccountId: '111111111111',
+      }),
+    ],
     ['a record whose awsRegion holds a slash', record('e9', { awsRegion: '../../etc' })],
-    ['a record whose recipientAccountId holds a slash', record('e9', { recipientAccountId: '1/2' })],
-  ])('a batch with %s throws UnprocessableRecordError naming the stream record and writes nothing', async (_, data) => {
-    // Arrange
-    const env = newEnv();
-    const input = rawBatch([record('ok'), data]);
-    const badSequence = input.records[1]!.sequenceNumber;
+    [
+      'a record whose recipientAccountId holds a slash',
+      record('e9', { recipientAccountId: '1/2' }),
+    ],
+  ])(
+    'a batch with %s throws UnprocessableRecordError naming the stream record and writes nothing',
+    async (_, data) => {
+      // Arrange
+      const env = newEnv();
+      const input = rawBatch([record('ok'), data]);
+      const badSequence = input.records[1]!.sequenceNumber;
 
-    // Act
-    const attempt = packageBatch(input, env.deps);
+      // Act
+      const attempt = packageBatch(input, env.deps);
 
-    // Assert
-    await expect(attempt).rejects.toThrow(UnprocessableRecordError);
-    await expect(attempt).rejects.toThrow(badSequence);
-    expect(env.objects.keys()).toEqual([]);
-  });
+      // Assert
+      await expect(attempt).rejects.toThrow(UnprocessableRecordError);
+      await expect(attempt).rejects.toThrow(badSequence);
+      expect(env.objects.keys()).toEqual([]);
+    },
+  );
 
   it('an existing object with other content under the same key fails the batch and is not overwritten', async () => {
     // Arrange
@@ -522,7 +638,9 @@ describe('packageBatch: refusals', () => {
 
     // Assert
     await expect(attempt).rejects.toThrow('never overwritten');
-    expect(Buffer.from(env.objects.objects.get(`${BUCKET}/${expected.files[0]!.key}`)!).equals(squatter)).toBe(true);
+    expect(
+      Buffer.from(env.objects.objects.get(`${BUCKET}/${expected.files[0]!.key}`)!).equals(squatter),
+    ).toBe(true);
     expect([...env.manifest.rows.values()].map((r) => r.state)).toEqual(['pending']);
   });
 

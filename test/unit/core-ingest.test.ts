@@ -34,7 +34,14 @@ function uuids(): () => string {
 }
 
 function depsWith(stream: MemoryRecordStream, overrides: Partial<IngestDeps> = {}): IngestDeps {
-  return { stream, accountId: DEPLOYMENT_ACCOUNT, now: () => NOW_MS, newEventId: uuids(), sleep: async () => {}, ...overrides };
+  return {
+    stream,
+    accountId: DEPLOYMENT_ACCOUNT,
+    now: () => NOW_MS,
+    newEventId: uuids(),
+    sleep: async () => {},
+    ...overrides,
+  };
 }
 
 function bodyOf(entries: readonly unknown[]): string {
@@ -60,7 +67,10 @@ async function requestErrorOf(body: string, deps: IngestDeps): Promise<RequestEr
 }
 
 function idsOf(result: PutAuditEventsResult): { successful: string[]; failed: string[] } {
-  return { successful: result.successful.map((e) => e.id).sort(), failed: result.failed.map((e) => e.id).sort() };
+  return {
+    successful: result.successful.map((e) => e.id).sort(),
+    failed: result.failed.map((e) => e.id).sort(),
+  };
 }
 
 describe('putAuditEvents: whole-request rejections', () => {
@@ -78,16 +88,32 @@ describe('putAuditEvents: whole-request rejections', () => {
     ['auditEvents that is empty', '{"auditEvents":[]}', 'ValidationException'],
     ['101 entries', bodyOf(hundredAndOne), 'ValidationException'],
     ['a body over 1,048,576 bytes', tooLarge, 'RequestTooLargeException'],
-    ['two entries with the same id', bodyOf([entry('same'), entry('other'), entry('same')]), 'DuplicatedAuditEventId'],
+    [
+      'two entries with the same id',
+      bodyOf([entry('same'), entry('other'), entry('same')]),
+      'DuplicatedAuditEventId',
+    ],
     ['an empty id', bodyOf([entry('')]), 'ValidationException'],
     ['an id with a space', bodyOf([entry('has space')]), 'ValidationException'],
     ['an id with a dot', bodyOf([entry('a.b')]), 'ValidationException'],
     ['an id of 129 characters', bodyOf([entry('a'.repeat(129))]), 'ValidationException'],
-    ['an id that is a number', bodyOf([{ id: 7, eventData: JSON.stringify(minimalRecord()) }]), 'ValidationException'],
+    [
+      'an id that is a number',
+      bodyOf([{ id: 7, eventData: JSON.stringify(minimalRecord()) }]),
+      'ValidationException',
+    ],
     ['an entry that is not an object', bodyOf(['just a string']), 'ValidationException'],
     ['an entry without eventData', bodyOf([{ id: 'a' }]), 'ValidationException'],
-    ['eventData that is an object, not a string', bodyOf([{ id: 'a', eventData: minimalRecord() }]), 'ValidationException'],
-    ['a checksum that is not a string', bodyOf([{ ...entry('a'), eventDataChecksum: 5 }]), 'ValidationException'],
+    [
+      'eventData that is an object, not a string',
+      bodyOf([{ id: 'a', eventData: minimalRecord() }]),
+      'ValidationException',
+    ],
+    [
+      'a checksum that is not a string',
+      bodyOf([{ ...entry('a'), eventDataChecksum: 5 }]),
+      'ValidationException',
+    ],
   ])('%s is rejected whole with %s and nothing reaches the stream', async (_, body, code) => {
     // Arrange
     const stream = new MemoryRecordStream();
@@ -118,7 +144,9 @@ describe('putAuditEvents: whole-request rejections', () => {
 
   it('a body of exactly 1,048,576 bytes is accepted', async () => {
     // Arrange: five records of about 200 KiB each, the last padded to the exact limit
-    const records = Array.from({ length: 5 }, (_, i) => minimalRecord({ padding: 'p'.repeat(200 * KIB), n: i }));
+    const records = Array.from({ length: 5 }, (_, i) =>
+      minimalRecord({ padding: 'p'.repeat(200 * KIB), n: i }),
+    );
     const draft = bodyOf(records.map((r, i) => entry(`e${i}`, r)));
     const deficit = MAX_BODY_BYTES - Buffer.byteLength(draft, 'utf8');
     records[4] = { ...records[4], padding: 'p'.repeat(200 * KIB + deficit) };
@@ -142,11 +170,20 @@ describe('putAuditEvents: a bad entry fails alone', () => {
     return JSON.stringify(record);
   };
   const over = (field: string, cap: number, kind: 'string' | 'object'): string =>
-    JSON.stringify(minimalRecord({ [field]: kind === 'string' ? stringOfJsonBytes(cap + 1) : objectOfJsonBytes(cap + 1) }));
+    JSON.stringify(
+      minimalRecord({
+        [field]: kind === 'string' ? stringOfJsonBytes(cap + 1) : objectOfJsonBytes(cap + 1),
+      }),
+    );
 
   const cases: [string, Omit<Entry, 'id'>, string, string][] = [
     ['eventData that is not JSON', { eventData: '{"eventTime":' }, 'InvalidData', 'eventData'],
-    ['eventData that is an array', { eventData: JSON.stringify([minimalRecord()]) }, 'InvalidData', 'eventData'],
+    [
+      'eventData that is an array',
+      { eventData: JSON.stringify([minimalRecord()]) },
+      'InvalidData',
+      'eventData',
+    ],
     ['eventData that is a JSON string', { eventData: '"a record"' }, 'InvalidData', 'eventData'],
     ['eventData that is a number', { eventData: '42' }, 'InvalidData', 'eventData'],
     ['eventData that is null', { eventData: 'null' }, 'InvalidData', 'eventData'],
@@ -156,26 +193,58 @@ describe('putAuditEvents: a bad entry fails alone', () => {
       'FieldNotFound',
       field,
     ]),
-    ...([
-      ['requestParameters', 100 * KIB, 'object'],
-      ['responseElements', 100 * KIB, 'object'],
-      ['additionalEventData', 28 * KIB, 'object'],
-      ['userAgent', 4 * KIB, 'string'],
-      ['errorCode', 4 * KIB, 'string'],
-      ['errorMessage', 4 * KIB, 'string'],
-      ['requestID', 4 * KIB, 'string'],
-    ] as const).map(([field, cap, kind]): [string, Omit<Entry, 'id'>, string, string] => [
+    ...(
+      [
+        ['requestParameters', 100 * KIB, 'object'],
+        ['responseElements', 100 * KIB, 'object'],
+        ['additionalEventData', 28 * KIB, 'object'],
+        ['userAgent', 4 * KIB, 'string'],
+        ['errorCode', 4 * KIB, 'string'],
+        ['errorMessage', 4 * KIB, 'string'],
+        ['requestID', 4 * KIB, 'string'],
+      ] as const
+    ).map(([field, cap, kind]): [string, Omit<Entry, 'id'>, string, string] => [
       `a ${field} over ${cap} bytes`,
       { eventData: over(field, cap, kind) },
       'FieldTooLong',
       field,
     ]),
-    ['a userIdentity that is a string', { eventData: JSON.stringify(minimalRecord({ userIdentity: 'alice' })) }, 'InvalidData', 'userIdentity'],
-    ['a readOnly that is the string "true"', { eventData: JSON.stringify(minimalRecord({ readOnly: 'true' })) }, 'InvalidData', 'readOnly'],
-    ['a requestParameters that is an array', { eventData: JSON.stringify(minimalRecord({ requestParameters: [] })) }, 'InvalidData', 'requestParameters'],
-    ['an eventVersion "2.0"', { eventData: JSON.stringify(minimalRecord({ eventVersion: '2.0' })) }, 'InvalidData', 'eventVersion'],
-    ['an eventTime with fractional seconds', { eventData: JSON.stringify(minimalRecord({ eventTime: '2024-05-01T11:59:00.5Z' })) }, 'InvalidData', 'eventTime'],
-    ['an eventTime 16 minutes in the future', { eventData: JSON.stringify(minimalRecord({ eventTime: '2024-05-01T12:16:00Z' })) }, 'InvalidData', 'eventTime'],
+    [
+      'a userIdentity that is a string',
+      { eventData: JSON.stringify(minimalRecord({ userIdentity: 'alice' })) },
+      'InvalidData',
+      'userIdentity',
+    ],
+    [
+      'a readOnly that is the string "true"',
+      { eventData: JSON.stringify(minimalRecord({ readOnly: 'true' })) },
+      'InvalidData',
+      'readOnly',
+    ],
+    [
+      'a requestParameters that is an array',
+      { eventData: JSON.stringify(minimalRecord({ requestParameters: [] })) },
+      'InvalidData',
+      'requestParameters',
+    ],
+    [
+      'an eventVersion "2.0"',
+      { eventData: JSON.stringify(minimalRecord({ eventVersion: '2.0' })) },
+      'InvalidData',
+      'eventVersion',
+    ],
+    [
+      'an eventTime with fractional seconds',
+      { eventData: JSON.stringify(minimalRecord({ eventTime: '2024-05-01T11:59:00.5Z' })) },
+      'InvalidData',
+      'eventTime',
+    ],
+    [
+      'an eventTime 16 minutes in the future',
+      { eventData: JSON.stringify(minimalRecord({ eventTime: '2024-05-01T12:16:00Z' })) },
+      'InvalidData',
+      'eventTime',
+    ],
     [
       'a checksum of other data',
       { eventData: JSON.stringify(minimalRecord()), eventDataChecksum: checksum('something else') },
@@ -186,32 +255,43 @@ describe('putAuditEvents: a bad entry fails alone', () => {
       'a hex instead of base64 checksum',
       {
         eventData: JSON.stringify(minimalRecord()),
-        eventDataChecksum: createHash('sha256').update(JSON.stringify(minimalRecord())).digest('hex'),
+        eventDataChecksum: createHash('sha256')
+          .update(JSON.stringify(minimalRecord()))
+          .digest('hex'),
       },
       'InvalidChecksum',
       'eventDataChecksum',
     ],
   ];
 
-  it.each(cases)('%s fails with %s while the good entries around it are delivered', async (_, bad, code, field) => {
-    // Arrange
-    const stream = new MemoryRecordStream();
-    const good1 = entry('good-1', minimalRecord({ eventName: 'First' }));
-    const good2 = entry('good-2', completeRecord({ eventName: 'Second' }));
-    const body = bodyOf([good1, { id: 'bad', ...bad }, good2]);
+  it.each(cases)(
+    '%s fails with %s while the good entries around it are delivered',
+    async (_, bad, code, field) => {
+      // Arrange
+      const stream = new MemoryRecordStream();
+      const good1 = entry('good-1', minimalRecord({ eventName: 'First' }));
+      const good2 = entry('good-2', completeRecord({ eventName: 'Second' }));
+      const body = bodyOf([good1, { id: 'bad', ...bad }, good2]);
 
-    // Act
-    const result = await putAuditEvents(body, NO_CALLER, depsWith(stream));
+      // Act
+      const result = await putAuditEvents(body, NO_CALLER, depsWith(stream));
 
-    // Assert
-    expect(idsOf(result)).toEqual({ successful: ['good-1', 'good-2'], failed: ['bad'] });
-    expect(result.failed[0]).toEqual({ id: 'bad', errorCode: code, errorMessage: expect.stringContaining(field) });
-    expect(stream.delivered.map((d) => (JSON.parse(d.text) as { eventName: string }).eventName)).toEqual(['First', 'Second']);
-    expect(result.successful).toEqual([
-      { id: 'good-1', eventID: '00000000-0000-4000-8000-000000000001' },
-      { id: 'good-2', eventID: completeRecord().eventID },
-    ]);
-  });
+      // Assert
+      expect(idsOf(result)).toEqual({ successful: ['good-1', 'good-2'], failed: ['bad'] });
+      expect(result.failed[0]).toEqual({
+        id: 'bad',
+        errorCode: code,
+        errorMessage: expect.stringContaining(field),
+      });
+      expect(
+        stream.delivered.map((d) => (JSON.parse(d.text) as { eventName: string }).eventName),
+      ).toEqual(['First', 'Second']);
+      expect(result.successful).toEqual([
+        { id: 'good-1', eventID: '00000000-0000-4000-8000-000000000001' },
+        { id: 'good-2', eventID: completeRecord().eventID },
+      ]);
+    },
+  );
 
   it('a correct base64 SHA-256 checksum is accepted', async () => {
     // Arrange
@@ -219,7 +299,11 @@ describe('putAuditEvents: a bad entry fails alone', () => {
     const eventData = JSON.stringify(minimalRecord({ note: 'ünïcödé' }));
 
     // Act
-    const result = await putAuditEvents(bodyOf([{ id: 'a', eventData, eventDataChecksum: checksum(eventData) }]), NO_CALLER, depsWith(stream));
+    const result = await putAuditEvents(
+      bodyOf([{ id: 'a', eventData, eventDataChecksum: checksum(eventData) }]),
+      NO_CALLER,
+      depsWith(stream),
+    );
 
     // Assert
     expect(idsOf(result)).toEqual({ successful: ['a'], failed: [] });
@@ -254,10 +338,17 @@ describe('putAuditEvents: delivery to the stream', () => {
     const result = await putAuditEvents(body, NO_CALLER, depsWith(stream));
 
     // Assert
-    expect(stream.delivered.map((d) => d.partitionKey)).toEqual(result.successful.map((s) => s.eventID));
-    expect(stream.delivered.map((d) => d.partitionKey)).toEqual([withId.eventID, '00000000-0000-4000-8000-000000000001']);
+    expect(stream.delivered.map((d) => d.partitionKey)).toEqual(
+      result.successful.map((s) => s.eventID),
+    );
+    expect(stream.delivered.map((d) => d.partitionKey)).toEqual([
+      withId.eventID,
+      '00000000-0000-4000-8000-000000000001',
+    ]);
     expect(stream.delivered[0]!.text).toBe(JSON.stringify(withId));
-    expect(JSON.parse(stream.delivered[1]!.text)).toMatchObject({ eventID: '00000000-0000-4000-8000-000000000001' });
+    expect(JSON.parse(stream.delivered[1]!.text)).toMatchObject({
+      eventID: '00000000-0000-4000-8000-000000000001',
+    });
   });
 
   it.each(['ProvisionedThroughputExceededException', 'InternalFailure'])(
@@ -267,7 +358,11 @@ describe('putAuditEvents: delivery to the stream', () => {
       const stream = new MemoryRecordStream((records, call) =>
         records.map((_, i) => (call === 1 && i === 1 ? { errorCode, errorMessage: 'busy' } : 'ok')),
       );
-      const body = bodyOf([entry('a', minimalRecord({ n: 0 })), entry('b', minimalRecord({ n: 1 })), entry('c', minimalRecord({ n: 2 }))]);
+      const body = bodyOf([
+        entry('a', minimalRecord({ n: 0 })),
+        entry('b', minimalRecord({ n: 1 })),
+        entry('c', minimalRecord({ n: 2 })),
+      ]);
 
       // Act
       const result = await putAuditEvents(body, NO_CALLER, depsWith(stream));
@@ -283,23 +378,34 @@ describe('putAuditEvents: delivery to the stream', () => {
     ['ProvisionedThroughputExceededException', 'Throttling'],
     ['InternalFailure', 'InternalFailure'],
     ['KMSThrottlingException', 'InternalFailure'],
-  ])('a record Kinesis fails with %s on every attempt is reported %s, the others succeed', async (kinesisCode, code) => {
-    // Arrange
-    const sleeps: number[] = [];
-    const stream = new MemoryRecordStream((records) =>
-      records.map((r) => (r.partitionKey === completeRecord().eventID ? { errorCode: kinesisCode, errorMessage: 'no' } : 'ok')),
-    );
-    const body = bodyOf([entry('ok', minimalRecord()), entry('stuck', completeRecord())]);
+  ])(
+    'a record Kinesis fails with %s on every attempt is reported %s, the others succeed',
+    async (kinesisCode, code) => {
+      // Arrange
+      const sleeps: number[] = [];
+      const stream = new MemoryRecordStream((records) =>
+        records.map((r) =>
+          r.partitionKey === completeRecord().eventID
+            ? { errorCode: kinesisCode, errorMessage: 'no' }
+            : 'ok',
+        ),
+      );
+      const body = bodyOf([entry('ok', minimalRecord()), entry('stuck', completeRecord())]);
 
-    // Act
-    const result = await putAuditEvents(body, NO_CALLER, depsWith(stream, { sleep: async (ms) => void sleeps.push(ms) }));
+      // Act
+      const result = await putAuditEvents(
+        body,
+        NO_CALLER,
+        depsWith(stream, { sleep: async (ms) => void sleeps.push(ms) }),
+      );
 
-    // Assert
-    expect(idsOf(result)).toEqual({ successful: ['ok'], failed: ['stuck'] });
-    expect(result.failed[0]).toMatchObject({ id: 'stuck', errorCode: code });
-    expect(stream.calls).toHaveLength(4);
-    expect(sleeps).toHaveLength(3);
-  });
+      // Assert
+      expect(idsOf(result)).toEqual({ successful: ['ok'], failed: ['stuck'] });
+      expect(result.failed[0]).toMatchObject({ id: 'stuck', errorCode: code });
+      expect(stream.calls).toHaveLength(4);
+      expect(sleeps).toHaveLength(3);
+    },
+  );
 
   it('a PutRecords call that throws is retried and its records succeed', async () => {
     // Arrange
@@ -322,14 +428,23 @@ describe('putAuditEvents: delivery to the stream', () => {
     const stream = new MemoryRecordStream(() => {
       throw new Error('stream deleted');
     });
-    const body = bodyOf([entry('a', minimalRecord({ n: 0 })), entry('b', minimalRecord({ n: 1 })), { id: 'bad', eventData: '[' }]);
+    const body = bodyOf([
+      entry('a', minimalRecord({ n: 0 })),
+      entry('b', minimalRecord({ n: 1 })),
+      { id: 'bad', eventData: '[' },
+    ]);
 
     // Act
     const result = await putAuditEvents(body, NO_CALLER, depsWith(stream, { maxAttempts: 3 }));
 
     // Assert
     expect(idsOf(result)).toEqual({ successful: [], failed: ['a', 'b', 'bad'] });
-    expect(result.failed.filter((f) => f.errorCode === 'InternalFailure').map((f) => f.id).sort()).toEqual(['a', 'b']);
+    expect(
+      result.failed
+        .filter((f) => f.errorCode === 'InternalFailure')
+        .map((f) => f.id)
+        .sort(),
+    ).toEqual(['a', 'b']);
     expect(stream.calls).toHaveLength(3);
   });
 
@@ -338,7 +453,11 @@ describe('putAuditEvents: delivery to the stream', () => {
     const stream = new MemoryRecordStream();
 
     // Act
-    const result = await putAuditEvents(bodyOf([{ id: 'a', eventData: '1' }]), NO_CALLER, depsWith(stream));
+    const result = await putAuditEvents(
+      bodyOf([{ id: 'a', eventData: '1' }]),
+      NO_CALLER,
+      depsWith(stream),
+    );
 
     // Assert
     expect(idsOf(result)).toEqual({ successful: [], failed: ['a'] });
@@ -349,10 +468,28 @@ describe('putAuditEvents: delivery to the stream', () => {
 describe('putAuditEvents: InvalidRecipient', () => {
   const OTHER = '222222222222';
   const cases: [string, string | undefined, Caller, RecipientAllowList, boolean][] = [
-    ['the caller writes for its own account', PRODUCER_ACCOUNT, { accountId: PRODUCER_ACCOUNT }, {}, true],
+    [
+      'the caller writes for its own account',
+      PRODUCER_ACCOUNT,
+      { accountId: PRODUCER_ACCOUNT },
+      {},
+      true,
+    ],
     ['the caller writes for another account', OTHER, { accountId: PRODUCER_ACCOUNT }, {}, false],
-    ['the caller writes for another account, allow-listed by account', OTHER, { accountId: PRODUCER_ACCOUNT }, { accounts: [PRODUCER_ACCOUNT] }, true],
-    ['another account is allow-listed, not the caller', OTHER, { accountId: PRODUCER_ACCOUNT }, { accounts: ['333333333333'] }, false],
+    [
+      'the caller writes for another account, allow-listed by account',
+      OTHER,
+      { accountId: PRODUCER_ACCOUNT },
+      { accounts: [PRODUCER_ACCOUNT] },
+      true,
+    ],
+    [
+      'another account is allow-listed, not the caller',
+      OTHER,
+      { accountId: PRODUCER_ACCOUNT },
+      { accounts: ['333333333333'] },
+      false,
+    ],
     [
       'the caller writes for another account, its organization allow-listed',
       OTHER,
@@ -361,43 +498,67 @@ describe('putAuditEvents: InvalidRecipient', () => {
       true,
     ],
     [
-      'another organization is allow-listed, not the caller\'s',
+      "another organization is allow-listed, not the caller's",
       OTHER,
       { accountId: PRODUCER_ACCOUNT, principalOrgId: 'o-abcdefghij' },
       { organizationIds: ['o-zzzzzzzzzz'] },
       false,
     ],
     ['the caller has no identity', OTHER, {}, {}, false],
-    ['the record has no recipient and the caller is the deployment account', undefined, { accountId: DEPLOYMENT_ACCOUNT }, {}, true],
+    [
+      'the record has no recipient and the caller is the deployment account',
+      undefined,
+      { accountId: DEPLOYMENT_ACCOUNT },
+      {},
+      true,
+    ],
   ];
 
-  it.each(cases)('with the recipient rule on, when %s, acceptance is %p', async (_, recipient, caller, allowList, accepted) => {
-    // Arrange
-    const stream = new MemoryRecordStream();
-    const record = recipient === undefined ? minimalRecord() : minimalRecord({ recipientAccountId: recipient });
-    const deps = depsWith(stream, { recipientRule: { allowList } });
+  it.each(cases)(
+    'with the recipient rule on, when %s, acceptance is %p',
+    async (_, recipient, caller, allowList, accepted) => {
+      // Arrange
+      const stream = new MemoryRecordStream();
+      const record =
+        recipient === undefined
+          ? minimalRecord()
+          : minimalRecord({ recipientAccountId: recipient });
+      const deps = depsWith(stream, { recipientRule: { allowList } });
 
-    // Act
-    const result = await putAuditEvents(bodyOf([entry('a', record)]), caller, deps);
+      // Act
+      const result = await putAuditEvents(bodyOf([entry('a', record)]), caller, deps);
 
-    // Assert
-    if (accepted) {
+      // Assert
+      if (accepted) {
+        expect(idsOf(result)).toEqual({ successful: ['a'], failed: [] });
+      } else {
+        expect(result.failed).toEqual([
+          {
+            id: 'a',
+            errorCode: 'InvalidRecipient',
+            errorMessage: expect.stringContaining('recipientAccountId'),
+          },
+        ]);
+        expect(stream.delivered).toEqual([]);
+      }
+    },
+  );
+
+  it.each(cases)(
+    'with the recipient rule off, when %s, the entry is accepted',
+    async (_, recipient, caller) => {
+      // Arrange
+      const stream = new MemoryRecordStream();
+      const record =
+        recipient === undefined
+          ? minimalRecord()
+          : minimalRecord({ recipientAccountId: recipient });
+
+      // Act
+      const result = await putAuditEvents(bodyOf([entry('a', record)]), caller, depsWith(stream));
+
+      // Assert
       expect(idsOf(result)).toEqual({ successful: ['a'], failed: [] });
-    } else {
-      expect(result.failed).toEqual([{ id: 'a', errorCode: 'InvalidRecipient', errorMessage: expect.stringContaining('recipientAccountId') }]);
-      expect(stream.delivered).toEqual([]);
-    }
-  });
-
-  it.each(cases)('with the recipient rule off, when %s, the entry is accepted', async (_, recipient, caller) => {
-    // Arrange
-    const stream = new MemoryRecordStream();
-    const record = recipient === undefined ? minimalRecord() : minimalRecord({ recipientAccountId: recipient });
-
-    // Act
-    const result = await putAuditEvents(bodyOf([entry('a', record)]), caller, depsWith(stream));
-
-    // Assert
-    expect(idsOf(result)).toEqual({ successful: ['a'], failed: [] });
-  });
+    },
+  );
 });

@@ -15,9 +15,15 @@ const RECORDS: [string, string[], string][] = [
 /** Splits a gzip member: header length (no optional fields), deflate length consumed, trailer. */
 function members(gzip: Buffer): { deflateEnd: number; crc: number; isize: number } {
   expect(gzip[3]).toBe(0); // FLG: no name, comment, extra or header CRC: header is 10 bytes
-  const { engine } = inflateRawSync(gzip.subarray(10), { info: true }) as unknown as { engine: { bytesWritten: number } };
+  const { engine } = inflateRawSync(gzip.subarray(10), { info: true }) as unknown as {
+    engine: { bytesWritten: number };
+  };
   const deflateEnd = 10 + engine.bytesWritten;
-  return { deflateEnd, crc: gzip.readUInt32LE(deflateEnd), isize: gzip.readUInt32LE(deflateEnd + 4) };
+  return {
+    deflateEnd,
+    crc: gzip.readUInt32LE(deflateEnd),
+    isize: gzip.readUInt32LE(deflateEnd + 4),
+  };
 }
 
 describe('encodeLogFile', () => {
@@ -47,14 +53,17 @@ describe('encodeLogFile', () => {
     expect(second.sha256).toBe(first.sha256);
   });
 
-  it.each(RECORDS)('with %s writes a gzip header with magic, deflate and a zero mtime', (_, texts) => {
-    // Act
-    const { gzip } = encodeLogFile(texts);
+  it.each(RECORDS)(
+    'with %s writes a gzip header with magic, deflate and a zero mtime',
+    (_, texts) => {
+      // Act
+      const { gzip } = encodeLogFile(texts);
 
-    // Assert
-    expect([...gzip.subarray(0, 3)]).toEqual([0x1f, 0x8b, 0x08]);
-    expect(gzip.readUInt32LE(4)).toBe(0);
-  });
+      // Assert
+      expect([...gzip.subarray(0, 3)]).toEqual([0x1f, 0x8b, 0x08]);
+      expect(gzip.readUInt32LE(4)).toBe(0);
+    },
+  );
 
   it.each(RECORDS)('with %s writes one gzip member and no trailing bytes', (_, texts) => {
     // Act
@@ -67,14 +76,17 @@ describe('encodeLogFile', () => {
     expect(crc).toBe(crc32(file.json));
   });
 
-  it.each(RECORDS)('with %s gives the hex SHA-256 of the uncompressed bytes', (_, texts, expected) => {
-    // Act
-    const file = encodeLogFile(texts);
+  it.each(RECORDS)(
+    'with %s gives the hex SHA-256 of the uncompressed bytes',
+    (_, texts, expected) => {
+      // Act
+      const file = encodeLogFile(texts);
 
-    // Assert
-    expect(file.sha256).toBe(createHash('sha256').update(expected, 'utf8').digest('hex'));
-    expect(uncompressedSha256(file.gzip)).toBe(file.sha256);
-  });
+      // Assert
+      expect(file.sha256).toBe(createHash('sha256').update(expected, 'utf8').digest('hex'));
+      expect(uncompressedSha256(file.gzip)).toBe(file.sha256);
+    },
+  );
 
   it('gives different bytes for records in another order', () => {
     // Act

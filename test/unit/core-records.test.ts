@@ -17,8 +17,19 @@ import {
   stringOfJsonBytes,
 } from '../fixtures/records';
 
-const context: NormaliseContext = { accountId: DEPLOYMENT_ACCOUNT, nowMs: NOW_MS, newEventId: () => FIXED_UUID };
-const NORMALISED_FIELDS = ['eventID', 'eventVersion', 'eventType', 'eventCategory', 'managementEvent', 'recipientAccountId'];
+const context: NormaliseContext = {
+  accountId: DEPLOYMENT_ACCOUNT,
+  nowMs: NOW_MS,
+  newEventId: () => FIXED_UUID,
+};
+const NORMALISED_FIELDS = [
+  'eventID',
+  'eventVersion',
+  'eventType',
+  'eventCategory',
+  'managementEvent',
+  'recipientAccountId',
+];
 const KIB = 1024;
 
 function refusalOf(eventData: string, ctx: NormaliseContext = context): RecordError {
@@ -32,7 +43,10 @@ function refusalOf(eventData: string, ctx: NormaliseContext = context): RecordEr
 }
 
 function stored(record: Record<string, unknown>): Record<string, unknown> {
-  return JSON.parse(normaliseRecord(JSON.stringify(record), context).text) as Record<string, unknown>;
+  return JSON.parse(normaliseRecord(JSON.stringify(record), context).text) as Record<
+    string,
+    unknown
+  >;
 }
 
 function without(record: Record<string, unknown>, field: string): Record<string, unknown> {
@@ -42,24 +56,31 @@ function without(record: Record<string, unknown>, field: string): Record<string,
 }
 
 describe('normaliseRecord: required fields', () => {
-  it.each(REQUIRED_FIELDS.map((field) => [field]))('a record without %s is refused with FieldNotFound naming it', (field) => {
-    // Arrange
-    const eventData = JSON.stringify(without(minimalRecord(), field));
+  it.each(REQUIRED_FIELDS.map((field) => [field]))(
+    'a record without %s is refused with FieldNotFound naming it',
+    (field) => {
+      // Arrange
+      const eventData = JSON.stringify(without(minimalRecord(), field));
 
-    // Act
-    const error = refusalOf(eventData);
+      // Act
+      const error = refusalOf(eventData);
 
-    // Assert
-    expect({ code: error.code, field: error.field }).toEqual({ code: 'FieldNotFound', field });
-    expect(error.message).toContain(field);
-  });
+      // Assert
+      expect({ code: error.code, field: error.field }).toEqual({ code: 'FieldNotFound', field });
+      expect(error.message).toContain(field);
+    },
+  );
 });
 
 describe('normaliseRecord: field types', () => {
   it.each<[string, Record<string, unknown>, string]>([
     ['userIdentity is a string', { userIdentity: 'alice' }, 'userIdentity'],
     ['readOnly is the string "true"', { readOnly: 'true' }, 'readOnly'],
-    ['requestParameters is an array', { requestParameters: [{ bucketName: 'b' }] }, 'requestParameters'],
+    [
+      'requestParameters is an array',
+      { requestParameters: [{ bucketName: 'b' }] },
+      'requestParameters',
+    ],
     ['responseElements is a string', { responseElements: 'ok' }, 'responseElements'],
     ['resources is an object, not an array', { resources: { ARN: 'arn:aws:s3:::b' } }, 'resources'],
     ['eventVersion is "2.0"', { eventVersion: '2.0' }, 'eventVersion'],
@@ -83,7 +104,10 @@ describe('normaliseRecord: field types', () => {
 
   it.each<[string, Record<string, unknown>]>([
     ['eventVersion "1.01" of an old archive', { eventVersion: '1.01' }],
-    ['userIdentity without type', { userIdentity: { principalId: 'x', accountId: 'ANONYMOUS_PRINCIPAL' } }],
+    [
+      'userIdentity without type',
+      { userIdentity: { principalId: 'x', accountId: 'ANONYMOUS_PRINCIPAL' } },
+    ],
     ['sourceIPAddress that is a service name', { sourceIPAddress: 'AWS Internal' }],
     ['errorCode without errorMessage', { errorCode: 'AccessDenied' }],
     ['a made-up region name', { awsRegion: 'moon-base-1' }],
@@ -118,36 +142,44 @@ describe('normaliseRecord: size caps in UTF-8 bytes of the field JSON', () => {
     ['3-byte €', '€'],
     ['4-byte 😀', '😀'],
   ];
-  const cases = caps.flatMap(([field, cap, kind]) => chars.map(([label, char]) => [field, cap, kind, label, char] as const));
+  const cases = caps.flatMap(([field, cap, kind]) =>
+    chars.map(([label, char]) => [field, cap, kind, label, char] as const),
+  );
   const valueOf = (kind: 'string' | 'object', bytes: number, char: string): unknown =>
     kind === 'string' ? stringOfJsonBytes(bytes, char) : objectOfJsonBytes(bytes, char);
 
-  it.each(cases)('%s of exactly %i bytes (%s, %s) is accepted', (field, cap, kind, _label, char) => {
-    // Arrange
-    const value = valueOf(kind, cap, char);
-    const eventData = JSON.stringify(minimalRecord({ [field]: value }));
+  it.each(cases)(
+    '%s of exactly %i bytes (%s, %s) is accepted',
+    (field, cap, kind, _label, char) => {
+      // Arrange
+      const value = valueOf(kind, cap, char);
+      const eventData = JSON.stringify(minimalRecord({ [field]: value }));
 
-    // Act
-    const result = normaliseRecord(eventData, context);
+      // Act
+      const result = normaliseRecord(eventData, context);
 
-    // Assert
-    expect(jsonBytes(value)).toBe(cap);
-    expect((JSON.parse(result.text) as Record<string, unknown>)[field]).toEqual(value);
-  });
+      // Assert
+      expect(jsonBytes(value)).toBe(cap);
+      expect((JSON.parse(result.text) as Record<string, unknown>)[field]).toEqual(value);
+    },
+  );
 
-  it.each(cases)('%s one byte over its %i-byte cap (%s, %s) is refused with FieldTooLong', (field, cap, kind, _label, char) => {
-    // Arrange
-    const value = valueOf(kind, cap + 1, char);
-    const eventData = JSON.stringify(minimalRecord({ [field]: value }));
+  it.each(cases)(
+    '%s one byte over its %i-byte cap (%s, %s) is refused with FieldTooLong',
+    (field, cap, kind, _label, char) => {
+      // Arrange
+      const value = valueOf(kind, cap + 1, char);
+      const eventData = JSON.stringify(minimalRecord({ [field]: value }));
 
-    // Act
-    const error = refusalOf(eventData);
+      // Act
+      const error = refusalOf(eventData);
 
-    // Assert
-    expect(jsonBytes(value)).toBe(cap + 1);
-    expect({ code: error.code, field: error.field }).toEqual({ code: 'FieldTooLong', field });
-    expect(error.message).toContain(field);
-  });
+      // Assert
+      expect(jsonBytes(value)).toBe(cap + 1);
+      expect({ code: error.code, field: error.field }).toEqual({ code: 'FieldTooLong', field });
+      expect(error.message).toContain(field);
+    },
+  );
 
   function recordOfBytes(bytes: number, char: string): string {
     const base = JSON.stringify(completeRecord({ padding: '' }));
@@ -168,17 +200,20 @@ describe('normaliseRecord: size caps in UTF-8 bytes of the field JSON', () => {
     expect(result.text).toBe(eventData);
   });
 
-  it.each(chars)('a whole record one byte over 256 KiB (%s) is refused with FieldTooLong', (_, char) => {
-    // Arrange
-    const eventData = recordOfBytes(256 * KIB + 1, char);
+  it.each(chars)(
+    'a whole record one byte over 256 KiB (%s) is refused with FieldTooLong',
+    (_, char) => {
+      // Arrange
+      const eventData = recordOfBytes(256 * KIB + 1, char);
 
-    // Act
-    const error = refusalOf(eventData);
+      // Act
+      const error = refusalOf(eventData);
 
-    // Assert
-    expect(error.code).toBe('FieldTooLong');
-    expect(error.message).toContain(String(256 * KIB));
-  });
+      // Assert
+      expect(error.code).toBe('FieldTooLong');
+      expect(error.message).toContain(String(256 * KIB));
+    },
+  );
 });
 
 describe('normaliseRecord: eventTime', () => {
@@ -200,7 +235,10 @@ describe('normaliseRecord: eventTime', () => {
     const error = refusalOf(eventData);
 
     // Assert
-    expect({ code: error.code, field: error.field }).toEqual({ code: 'InvalidData', field: 'eventTime' });
+    expect({ code: error.code, field: error.field }).toEqual({
+      code: 'InvalidData',
+      field: 'eventTime',
+    });
   });
 
   it.each([
@@ -264,7 +302,10 @@ describe('normaliseRecord: normalisation of absent fields', () => {
     [false, 'Data'],
   ])('an absent eventCategory follows managementEvent %p → %s', (managementEvent, category) => {
     // Arrange: a data-plane operation, so managementEvent must win over the operation table
-    const record = without(completeRecord({ eventSource: 's3.amazonaws.com', eventName: 'GetObject', managementEvent }), 'eventCategory');
+    const record = without(
+      completeRecord({ eventSource: 's3.amazonaws.com', eventName: 'GetObject', managementEvent }),
+      'eventCategory',
+    );
 
     // Act
     const result = stored(record);
@@ -286,16 +327,22 @@ describe('normaliseRecord: normalisation of absent fields', () => {
     ['dynamodb.amazonaws.com', 'Query'],
     ['dynamodb.amazonaws.com', 'TransactWriteItems'],
   ];
-  it.each(dataOperations)('without eventCategory and managementEvent, %s %s is a Data event', (eventSource, eventName) => {
-    // Arrange
-    const record = without(without(completeRecord({ eventSource, eventName }), 'eventCategory'), 'managementEvent');
+  it.each(dataOperations)(
+    'without eventCategory and managementEvent, %s %s is a Data event',
+    (eventSource, eventName) => {
+      // Arrange
+      const record = without(
+        without(completeRecord({ eventSource, eventName }), 'eventCategory'),
+        'managementEvent',
+      );
 
-    // Act
-    const result = stored(record);
+      // Act
+      const result = stored(record);
 
-    // Assert
-    expect(result).toEqual({ ...record, eventCategory: 'Data', managementEvent: false });
-  });
+      // Assert
+      expect(result).toEqual({ ...record, eventCategory: 'Data', managementEvent: false });
+    },
+  );
 
   const managementOperations: [string, string][] = [
     ['s3.amazonaws.com', 'CreateBucket'],
@@ -306,32 +353,41 @@ describe('normaliseRecord: normalisation of absent fields', () => {
     ['ec2.amazonaws.com', 'GetObject'],
     ['sqs.amazonaws.com', 'Invoke'],
   ];
-  it.each(managementOperations)('without eventCategory and managementEvent, %s %s is a Management event', (eventSource, eventName) => {
-    // Arrange
-    const record = without(without(completeRecord({ eventSource, eventName }), 'eventCategory'), 'managementEvent');
+  it.each(managementOperations)(
+    'without eventCategory and managementEvent, %s %s is a Management event',
+    (eventSource, eventName) => {
+      // Arrange
+      const record = without(
+        without(completeRecord({ eventSource, eventName }), 'eventCategory'),
+        'managementEvent',
+      );
 
-    // Act
-    const result = stored(record);
+      // Act
+      const result = stored(record);
 
-    // Assert
-    expect(result).toEqual({ ...record, eventCategory: 'Management', managementEvent: true });
-  });
+      // Assert
+      expect(result).toEqual({ ...record, eventCategory: 'Management', managementEvent: true });
+    },
+  );
 
   it.each<[string, boolean]>([
     ['Management', true],
     ['Data', false],
     ['Insight', false],
     ['NetworkActivity', false],
-  ])('an absent managementEvent is derived from eventCategory %s → %p', (eventCategory, managementEvent) => {
-    // Arrange
-    const record = without(completeRecord({ eventCategory }), 'managementEvent');
+  ])(
+    'an absent managementEvent is derived from eventCategory %s → %p',
+    (eventCategory, managementEvent) => {
+      // Arrange
+      const record = without(completeRecord({ eventCategory }), 'managementEvent');
 
-    // Act
-    const result = stored(record);
+      // Act
+      const result = stored(record);
 
-    // Assert
-    expect(result).toEqual({ ...record, managementEvent });
-  });
+      // Assert
+      expect(result).toEqual({ ...record, managementEvent });
+    },
+  );
 
   it('a minimal record gets every normalised field appended after its own fields', () => {
     // Arrange
@@ -357,20 +413,29 @@ describe('normaliseRecord: normalisation of absent fields', () => {
   it.each<[string, Record<string, unknown>]>([
     ['an old eventVersion', { eventVersion: '1.02' }],
     ['a console sign-in eventType', { eventType: 'AwsConsoleSignIn' }],
-    ['a category that disagrees with the operation table', { eventSource: 's3.amazonaws.com', eventName: 'GetObject', eventCategory: 'Management' }],
-    ['a managementEvent that disagrees with eventCategory', { eventCategory: 'Data', managementEvent: true }],
+    [
+      'a category that disagrees with the operation table',
+      { eventSource: 's3.amazonaws.com', eventName: 'GetObject', eventCategory: 'Management' },
+    ],
+    [
+      'a managementEvent that disagrees with eventCategory',
+      { eventCategory: 'Data', managementEvent: true },
+    ],
     ['another recipient account', { recipientAccountId: '222222222222' }],
     ['an eventID that is not a UUID', { eventID: 'my-own-id_1' }],
-  ])('present fields are never changed: a record with %s is stored byte for byte', (_, overrides) => {
-    // Arrange
-    const eventData = JSON.stringify(completeRecord(overrides));
+  ])(
+    'present fields are never changed: a record with %s is stored byte for byte',
+    (_, overrides) => {
+      // Arrange
+      const eventData = JSON.stringify(completeRecord(overrides));
 
-    // Act
-    const result = normaliseRecord(eventData, context);
+      // Act
+      const result = normaliseRecord(eventData, context);
 
-    // Assert
-    expect(result.text).toBe(eventData);
-  });
+      // Assert
+      expect(result.text).toBe(eventData);
+    },
+  );
 });
 
 describe('normaliseRecord: the stored text is the producer text', () => {
@@ -421,7 +486,10 @@ describe('normaliseRecord: the stored text is the producer text', () => {
 
   it('a record with every normalised field present is stored as its minified text exactly', () => {
     // Arrange
-    const eventData = producerText.replace('"eventName"', '"eventType":"AwsApiCall","eventCategory":"Data","managementEvent":false,"recipientAccountId":"1","eventName"');
+    const eventData = producerText.replace(
+      '"eventName"',
+      '"eventType":"AwsApiCall","eventCategory":"Data","managementEvent":false,"recipientAccountId":"1","eventName"',
+    );
 
     // Act
     const result = normaliseRecord(eventData, context);
@@ -453,7 +521,10 @@ describe('normaliseRecord: real CloudTrail records (stratus-red-team detonation 
       const out = JSON.parse(result.text) as Record<string, unknown>;
       const added = Object.keys(out).filter((key) => !(key in record));
       expect(added.every((key) => NORMALISED_FIELDS.includes(key))).toBe(true);
-      expect(out).toEqual({ ...record, ...Object.fromEntries(added.map((key) => [key, out[key]])) });
+      expect(out).toEqual({
+        ...record,
+        ...Object.fromEntries(added.map((key) => [key, out[key]])),
+      });
       expect(result.text.startsWith(JSON.stringify(record).slice(0, -1))).toBe(true);
     },
   );
@@ -463,8 +534,16 @@ describe('minifyJson', () => {
   it.each([
     ['whitespace between tokens', '{ "a" : 1 ,\n\t"b" :\r\n [ 1 , 2 ] }', '{"a":1,"b":[1,2]}'],
     ['strings with spaces', '{"a": "x y  z "}', '{"a":"x y  z "}'],
-    ['escaped quotes followed by spaces', '{"a": "say \\" hi \\" ok", "b": 1}', '{"a":"say \\" hi \\" ok","b":1}'],
-    ['a backslash that ends a string', '{"a": "dir\\\\", "b" : "c d"}', '{"a":"dir\\\\","b":"c d"}'],
+    [
+      'escaped quotes followed by spaces',
+      '{"a": "say \\" hi \\" ok", "b": 1}',
+      '{"a":"say \\" hi \\" ok","b":1}',
+    ],
+    [
+      'a backslash that ends a string',
+      '{"a": "dir\\\\", "b" : "c d"}',
+      '{"a":"dir\\\\","b":"c d"}',
+    ],
     ['backslashes before spaces', '{"a": "x\\\\ y\\\\\\\\ z"}', '{"a":"x\\\\ y\\\\\\\\ z"}'],
     ['unicode escapes and raw unicode', '{"a": "\\u0020 ü 😀"}', '{"a":"\\u0020 ü 😀"}'],
     ['text that is already minified', '{"a":"b c"}', '{"a":"b c"}'],

@@ -24,7 +24,9 @@ describe('README', () => {
     expect(readme).toContain(`opentrail ${name}`);
   });
 
-  const options = commands.flatMap((command) => command.options.map((option) => [command.name(), option.long!] as const));
+  const options = commands.flatMap((command) =>
+    command.options.map((option) => [command.name(), option.long!] as const),
+  );
   it.each(options)('documents %s %s', (_command, flag) => {
     expect(readme).toContain(flag);
   });
