@@ -48,9 +48,7 @@ const KEY_PATTERN =
   /^(?:(.+)\/)?AWSLogs\/(?:(o-[a-z0-9]{10,32})\/)?([^/]+)\/(CloudTrail|CloudTrail-Insight)\/([^/]+)\/(\d{4})\/(\d{2})\/(\d{2})\/\3_\4_\5_(\d{8}T\d{4}Z)_([A-Za-z0-9]{16})\.json\.gz$/;
 
 /** The parts of a log-file key, or undefined when the key does not follow the layout. */
-export function parseLogFileKey(
-  key: string,
-):
+export function parseLogFileKey(key: string):
   | {
       prefix?: string;
       organizationId?: string;
