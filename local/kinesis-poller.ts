@@ -65,7 +65,11 @@ export interface PollerOptions {
   /** First retry delay; doubles per retry, at most 30 s. */
   readonly retryBaseMs: number;
   readonly checkpoints: CheckpointStore;
-  readonly invoke: (event: KinesisStreamEvent) => Promise<void>;
+  /**
+   * The handler. A response `{batchItemFailures: [{itemIdentifier: sequenceNumber}]}` reports a
+   * partial failure (Lambda's ReportBatchItemFailures); throwing fails the whole batch.
+   */
+  readonly invoke: (event: KinesisStreamEvent) => Promise<unknown>;
   readonly onFailure: (record: FailureRecord) => Promise<void>;
   readonly log: (message: string, fields?: Record<string, unknown>) => void;
 }
@@ -73,6 +77,20 @@ export interface PollerOptions {
 /** Data bytes per batch: Lambda's 6 MB invocation limit, less base64 growth and envelope. */
 const MAX_BATCH_DATA_BYTES = 4 * 1024 * 1024;
 const MAX_RETRY_DELAY_MS = 30_000;
+
+/**
+ * Index of the first record a partial-failure response names, or -1 when it names none. An
+ * identifier that is not in the batch fails the whole batch, as in Lambda.
+ */
+function firstReportedFailure(response: unknown, records: KinesisRecord[]): number {
+  const failures = (response as { batchItemFailures?: { itemIdentifier?: string }[] } | undefined)
+    ?.batchItemFailures;
+  if (!Array.isArray(failures) || failures.length === 0) return -1;
+  const indexes = failures.map((failure) =>
+    records.findIndex((record) => record.SequenceNumber === failure.itemIdentifier),
+  );
+  return indexes.some((index) => index < 0) ? 0 : Math.min(...indexes);
+}
 
 function compareSequence(a: string, b: string): number {
   const x = BigInt(a);
@@ -261,42 +279,57 @@ export class StreamPoller {
 
   private async process(
     shardId: string,
-    records: KinesisRecord[],
+    batch: KinesisRecord[],
     previousAttempts: number,
   ): Promise<void> {
-    const event = this.toEvent(shardId, records);
-    const first = records[0]!.SequenceNumber!;
-    const last = records[records.length - 1]!.SequenceNumber!;
+    let records = batch;
     for (let attempts = previousAttempts; ;) {
+      const first = records[0]!.SequenceNumber!;
+      const last = records[records.length - 1]!.SequenceNumber!;
+      let failedAt = 0;
       try {
-        await this.options.invoke(event);
-        await this.options.checkpoints.set(shardId, { lastSequenceNumber: last });
-        return;
+        const response = await this.options.invoke(this.toEvent(shardId, records));
+        failedAt = firstReportedFailure(response, records);
+        if (failedAt < 0) {
+          await this.options.checkpoints.set(shardId, { lastSequenceNumber: last });
+          return;
+        }
+        const failedSequenceNumber = records[failedAt]!.SequenceNumber;
+        this.options.log('batch partly failed', { shardId, first, last, failedSequenceNumber });
       } catch (error) {
-        attempts++;
+        const message = (error as Error).message;
         this.options.log('batch failed', {
           shardId,
           first,
           last,
-          attempts,
-          error: (error as Error).message,
+          attempts: attempts + 1,
+          error: message,
         });
-        if (attempts > this.options.maxRetries) {
-          await this.options.onFailure(this.failureRecord(shardId, records, event, attempts));
-          await this.options.checkpoints.set(shardId, { lastSequenceNumber: last });
-          this.options.log('batch sent to the on-failure destination', { shardId, first, last });
-          return;
-        }
-        await this.options.checkpoints.set(shardId, {
-          ...this.options.checkpoints.get(shardId),
-          inFlight: { first, last, attempts },
-        });
-        await this.sleep(
-          Math.min(this.options.retryBaseMs * 2 ** (attempts - 1), MAX_RETRY_DELAY_MS),
-        );
-        // Stopping between retries leaves the batch in flight: it is retried on restart.
-        if (this.stopped) return;
       }
+      // As Lambda does with ReportBatchItemFailures: the records before the first reported
+      // failure are done, and the retry starts at that record.
+      const done =
+        failedAt > 0
+          ? records[failedAt - 1]!.SequenceNumber
+          : this.options.checkpoints.get(shardId).lastSequenceNumber;
+      records = records.slice(failedAt);
+      attempts++;
+      if (attempts > this.options.maxRetries) {
+        const event = this.toEvent(shardId, records);
+        await this.options.onFailure(this.failureRecord(shardId, records, event, attempts));
+        await this.options.checkpoints.set(shardId, { lastSequenceNumber: last });
+        this.options.log('batch sent to the on-failure destination', { shardId, first, last });
+        return;
+      }
+      await this.options.checkpoints.set(shardId, {
+        ...(done ? { lastSequenceNumber: done } : {}),
+        inFlight: { first: records[0]!.SequenceNumber!, last, attempts },
+      });
+      await this.sleep(
+        Math.min(this.options.retryBaseMs * 2 ** (attempts - 1), MAX_RETRY_DELAY_MS),
+      );
+      // Stopping between retries leaves the batch in flight: it is retried on restart.
+      if (this.stopped) return;
     }
   }
 

@@ -5,6 +5,7 @@
  * stream poller (Lambda Kinesis events, retried whole, on-failure records to S3).
  */
 import { randomUUID } from 'node:crypto';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
@@ -23,20 +24,23 @@ import {
   DEFAULT_TRAIL,
   type TrailConfig,
 } from '../lambda/core/config';
-import type { MetricsSink, ObjectStore } from '../lambda/core/ports';
+import type { MetricsSink } from '../lambda/core/ports';
 import { validateTrailConfigs } from '../lambda/core/selectors';
 import { DEDUP_TABLE, MANIFEST_TABLE } from '../lambda/core/tables';
-import { createClients, destroyClients, EMULATOR_CREDENTIALS } from '../lambda/adapters/clients';
-import { documentClient, DynamoDedupStore, DynamoManifestStore } from '../lambda/adapters/dynamodb';
-import { KinesisRecordStream } from '../lambda/adapters/kinesis';
-import { S3ObjectStore } from '../lambda/adapters/s3';
-import { createIngestHandler } from '../lambda/handlers/ingest';
-import { createPackagerHandler } from '../lambda/handlers/packager';
+import {
+  createClients,
+  destroyClients,
+  EMULATOR_CREDENTIALS,
+  type Clients,
+} from '../lambda/adapters/clients';
+import { documentClient } from '../lambda/adapters/dynamodb';
+import { createQueryHandler, type Operation } from '../lambda/handlers/query';
 import { CheckpointStore } from './checkpoints';
+import { DEFAULT_COMPONENTS } from './components';
 import { startEmulators } from './emulators';
 import { writeJsonAtomic } from './files';
-import { startHttpApi } from './http-api';
-import { StreamPoller, type FailureRecord } from './kinesis-poller';
+import { startHttpApi, type ProxyHandler } from './http-api';
+import { StreamPoller, type FailureRecord, type PollerOptions } from './kinesis-poller';
 
 export interface RuntimeOptions {
   readonly dataDir: string;
@@ -60,10 +64,63 @@ export interface RuntimeOptions {
    * in the middle of a batch. Also read from OPENTRAIL_FAULT_S3_DELAY_MS.
    */
   readonly s3WriteDelayMs?: number;
+  /** The parts to run. @default DEFAULT_COMPONENTS (local/components/index.ts) */
+  readonly components?: readonly RuntimeComponent[];
+}
+
+export type LogFn = (message: string, fields?: Record<string, unknown>) => void;
+
+/** A stream consumer: an event-source mapping of its own, with its own checkpoint. */
+export interface ConsumerSpec {
+  /** Checkpoint and on-failure folder name, e.g. "packager". */
+  readonly name: string;
+  readonly invoke: PollerOptions['invoke'];
+  readonly batchSize: number;
+  readonly batchWindowMs: number;
+  /** Pause between empty reads. @default 1000 */
+  readonly pollIntervalMs?: number;
+}
+
+/**
+ * What a runtime part gets to work with: the emulators' clients, the configuration, and ways to
+ * plug in routes, API operations, stream consumers, periodic tasks and endpoints.json keys.
+ */
+export interface RuntimeContext {
+  readonly options: RuntimeOptions;
+  readonly dataDir: string;
+  readonly region: string;
+  readonly accountId: string;
+  readonly trails: readonly TrailConfig[];
+  readonly clients: Clients;
+  readonly documents: DynamoDBDocumentClient;
+  readonly names: typeof LOCAL_DEFAULTS;
+  readonly streamArn: string;
+  readonly metrics: MetricsSink;
+  readonly log: LogFn;
+  /** Serves `METHOD /path` (an API Gateway resource). */
+  route(key: string, handler: ProxyHandler): void;
+  /** Serves an `X-Amz-Target` operation behind `POST /` (AWS JSON 1.1). */
+  operation(target: string, operation: Operation): void;
+  /** Starts a stream consumer with Lambda's retry semantics and an S3 on-failure folder. */
+  consumer(spec: ConsumerSpec): Promise<void>;
+  /** Runs `task` every `intervalMs`, never two at once; failures are logged and retried. */
+  every(name: string, intervalMs: number, task: () => Promise<void>): void;
+  /** Adds a key to endpoints.json. */
+  endpoint(key: string, value: string): void;
+  /** Runs at close, before the emulators stop (last registered, first run). */
+  onClose(cleanup: () => Promise<void>): void;
+}
+
+/** One part of the embedded runtime (ingest, packager, …). */
+export interface RuntimeComponent {
+  readonly name: string;
+  start(context: RuntimeContext): Promise<void>;
 }
 
 /** What `<data-dir>/endpoints.json` holds. */
 export interface Endpoints {
+  /** Keys added by components (see RuntimeContext.endpoint). */
+  readonly [key: string]: string;
   readonly api: string;
   readonly s3: string;
   readonly dynamodb: string;
@@ -197,27 +254,17 @@ async function takeLock(dataDir: string): Promise<string> {
   return lock;
 }
 
-function delayed(store: ObjectStore, delayMs: number): ObjectStore {
-  if (delayMs <= 0) return store;
-  return {
-    putIfAbsent: async (object) => {
-      await new Promise((r) => setTimeout(r, delayMs));
-      return store.putIfAbsent(object);
-    },
-    get: (bucket, key) => store.get(bucket, key),
-  };
-}
-
 /** Starts the runtime; resolves once every part is up and endpoints.json is written. */
 export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   const dataDir = resolve(options.dataDir);
   const region = options.region ?? LOCAL_DEFAULTS.region;
   const accountId = options.accountId ?? LOCAL_DEFAULTS.accountId;
   const trails = options.trails ?? [DEFAULT_TRAIL];
-  const log = options.log ?? (() => undefined);
+  const log: LogFn = options.log ?? (() => undefined);
   const problems = validateTrailConfigs(trails, Math.max(trails.length, 5));
-  if (problems.length > 0)
+  if (problems.length > 0) {
     throw new Error(`invalid trail configuration:\n- ${problems.join('\n- ')}`);
+  }
 
   await mkdir(dataDir, { recursive: true });
   const lock = await takeLock(dataDir);
@@ -229,84 +276,67 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     kinesisEndpoint: emulators.kinesisEndpoint,
     credentials: EMULATOR_CREDENTIALS,
   });
+  // Run last to first: components, then clients, emulators and the lock.
   const cleanups: (() => Promise<void>)[] = [
-    () => Promise.resolve(destroyClients(clients)),
-    () => emulators.close(),
     () => rm(lock, { force: true }),
+    () => emulators.close(),
+    () => Promise.resolve(destroyClients(clients)),
   ];
   const close = async (): Promise<void> => {
-    for (const cleanup of cleanups.splice(0))
+    for (const cleanup of cleanups.splice(0).reverse()) {
       await cleanup().catch((error: unknown) =>
         log('shutdown step failed', { error: String(error) }),
       );
+    }
   };
   try {
     await ensureBuckets(clients.s3, [LOCAL_DEFAULTS.bucket, LOCAL_DEFAULTS.failedBucket]);
     await ensureTables(clients.dynamodb);
     const streamArn = await ensureStream(clients.kinesis, options.shards ?? LOCAL_DEFAULTS.shards);
 
-    const documents = documentClient(clients.dynamodb);
+    const routes: Record<string, ProxyHandler> = {};
+    const operations = new Map<string, Operation>();
+    const extraEndpoints: Record<string, string> = {};
     const counters = new Map<string, number>();
-    const metrics: MetricsSink = {
-      count: (name, value) => counters.set(name, (counters.get(name) ?? 0) + value),
-    };
-    const ingest = createIngestHandler({
-      stream: new KinesisRecordStream(clients.kinesis, LOCAL_DEFAULTS.stream),
-      accountId,
-      // No caller identity here: the InvalidRecipient rule is off (FORMATS.md §2).
-      now: Date.now,
-      newEventId: randomUUID,
-      sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
-    });
-    const s3WriteDelayMs =
-      options.s3WriteDelayMs ?? Number(process.env.OPENTRAIL_FAULT_S3_DELAY_MS ?? 0);
-    const packager = createPackagerHandler({
-      trails,
-      bucket: LOCAL_DEFAULTS.bucket,
-      objects: delayed(new S3ObjectStore(clients.s3), s3WriteDelayMs),
-      manifest: new DynamoManifestStore(documents, LOCAL_DEFAULTS.manifestTable),
-      dedup: new DynamoDedupStore(documents, LOCAL_DEFAULTS.dedupTable),
-      metrics,
-      dedupWindowMs: (options.dedupWindowSeconds ?? DEFAULT_DEDUP_WINDOW_SECONDS) * 1000,
-      now: Date.now,
-    });
-    const functionArn = `arn:aws:lambda:${region}:${accountId}:function:opentrail-packager`;
-    const onFailure = async (record: FailureRecord): Promise<void> => {
-      const at = new Date();
-      const day = at.toISOString().slice(0, 10).replace(/-/g, '/');
-      const stamp = at.toISOString().slice(0, 19).replace(/:/g, '.');
-      await clients.s3.send(
-        new PutObjectCommand({
-          Bucket: LOCAL_DEFAULTS.failedBucket,
-          Key: `aws/lambda/packager/${record.KinesisBatchInfo.shardId}/${day}/${stamp}-${randomUUID()}`,
-          Body: JSON.stringify(record),
-          ContentType: 'application/json',
-        }),
-      );
-    };
-    const poller = new StreamPoller({
-      kinesis: clients.kinesis,
-      streamName: LOCAL_DEFAULTS.stream,
-      streamArn,
+    const context: RuntimeContext = {
+      options,
+      dataDir,
       region,
-      functionArn,
-      batchSize: options.batchSize ?? LOCAL_DEFAULTS.batchSize,
-      batchWindowMs: options.flushSeconds * 1000,
-      pollIntervalMs: 1000,
-      maxRetries: options.maxRetries ?? 5,
-      retryBaseMs: options.retryBaseMs ?? 1000,
-      checkpoints: await CheckpointStore.open(dataDir, 'packager'),
-      invoke: packager,
-      onFailure,
+      accountId,
+      trails,
+      clients,
+      documents: documentClient(clients.dynamodb),
+      names: LOCAL_DEFAULTS,
+      streamArn,
+      metrics: { count: (name, value) => counters.set(name, (counters.get(name) ?? 0) + value) },
       log,
-    });
-    await poller.start();
-    cleanups.unshift(() => poller.stop());
+      route: (key, handler) => {
+        if (routes[key]) throw new Error(`route ${key} is served twice`);
+        routes[key] = handler;
+      },
+      operation: (target, operation) => {
+        if (operations.has(target)) throw new Error(`operation ${target} is served twice`);
+        operations.set(target, operation);
+      },
+      consumer: (spec) => startConsumer(context, spec, cleanups),
+      every: (name, intervalMs, task) => cleanups.push(schedule(name, intervalMs, task, log)),
+      endpoint: (key, value) => {
+        extraEndpoints[key] = value;
+      },
+      onClose: (cleanup) => {
+        cleanups.push(cleanup);
+      },
+    };
+    for (const component of options.components ?? DEFAULT_COMPONENTS) {
+      await component.start(context);
+    }
+    if (operations.size > 0) routes['POST /'] = createQueryHandler(operations);
 
-    const api = await startHttpApi({ 'POST /PutAuditEvents': ingest }, options.port);
-    cleanups.unshift(() => api.close());
+    const api = await startHttpApi(routes, options.port);
+    cleanups.push(() => api.close());
 
     const endpoints: Endpoints = {
+      ...extraEndpoints,
       api: api.url,
       s3: emulators.s3Endpoint,
       dynamodb: emulators.dynamodbEndpoint,
@@ -319,11 +349,72 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       manifestTable: LOCAL_DEFAULTS.manifestTable,
       dedupTable: LOCAL_DEFAULTS.dedupTable,
     };
-    await writeJsonAtomic(join(dataDir, 'endpoints.json'), endpoints);
-    cleanups.push(() => rm(join(dataDir, 'endpoints.json'), { force: true }));
+    const endpointsFile = join(dataDir, 'endpoints.json');
+    await writeJsonAtomic(endpointsFile, endpoints);
+    // Removed first on close: nobody should find the address of a runtime that is stopping.
+    cleanups.push(() => rm(endpointsFile, { force: true }));
     return { endpoints, dataDir, close };
   } catch (error) {
     await close();
     throw error;
   }
+}
+
+async function startConsumer(
+  context: RuntimeContext,
+  spec: ConsumerSpec,
+  cleanups: (() => Promise<void>)[],
+): Promise<void> {
+  const { clients, names, region, accountId, options } = context;
+  const onFailure = async (record: FailureRecord): Promise<void> => {
+    const at = new Date();
+    const day = at.toISOString().slice(0, 10).replace(/-/g, '/');
+    const stamp = at.toISOString().slice(0, 19).replace(/:/g, '.');
+    await clients.s3.send(
+      new PutObjectCommand({
+        Bucket: names.failedBucket,
+        Key: `aws/lambda/${spec.name}/${record.KinesisBatchInfo.shardId}/${day}/${stamp}-${randomUUID()}`,
+        Body: JSON.stringify(record),
+        ContentType: 'application/json',
+      }),
+    );
+  };
+  const poller = new StreamPoller({
+    kinesis: clients.kinesis,
+    streamName: names.stream,
+    streamArn: context.streamArn,
+    region,
+    functionArn: `arn:aws:lambda:${region}:${accountId}:function:opentrail-${spec.name}`,
+    batchSize: spec.batchSize,
+    batchWindowMs: spec.batchWindowMs,
+    pollIntervalMs: spec.pollIntervalMs ?? 1000,
+    maxRetries: options.maxRetries ?? 5,
+    retryBaseMs: options.retryBaseMs ?? 1000,
+    checkpoints: await CheckpointStore.open(context.dataDir, spec.name),
+    invoke: spec.invoke,
+    onFailure,
+    log: (message, fields) => context.log(message, { consumer: spec.name, ...fields }),
+  });
+  await poller.start();
+  cleanups.push(() => poller.stop());
+}
+
+/** A periodic task; returns its cleanup, which waits for a run in progress. */
+function schedule(name: string, intervalMs: number, task: () => Promise<void>, log: LogFn) {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> = Promise.resolve();
+  const tick = (): void => {
+    running = task()
+      .catch((error: unknown) => log('scheduled task failed', { task: name, error: String(error) }))
+      .finally(() => {
+        if (!stopped) timer = setTimeout(tick, intervalMs);
+      });
+  };
+  timer = setTimeout(tick, intervalMs);
+  return async (): Promise<void> => {
+    stopped = true;
+    clearTimeout(timer);
+    await running;
+  };
 }

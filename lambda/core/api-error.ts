@@ -1,0 +1,14 @@
+/**
+ * An error an API operation answers with: HTTP status and `{"__type": code, "message"}`, the
+ * AWS JSON protocol's error shape (FORMATS.md §2, §5).
+ */
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly statusCode = 400,
+  ) {
+    super(message);
+  }
+}
