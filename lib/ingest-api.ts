@@ -7,6 +7,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
 import { ENV, type RecipientAllowList } from '../lambda/core/config';
+import { OpentrailConfigError } from './private/errors';
 import { acknowledgeIamWildcards, acknowledgeNag } from './private/nag';
 import { OpentrailFunction } from './private/opentrail-function';
 import {
@@ -205,6 +206,7 @@ export class IngestApi extends Construct {
   /** Where the stage's JSON access logs go. */
   public readonly accessLogGroup: logs.LogGroup;
 
+  private queryMethod?: apigw.Method;
   private readonly producerAccounts: readonly string[];
   private readonly producerOrganizationIds: readonly string[];
   private readonly bodyValidator: apigw.RequestValidator;
@@ -366,6 +368,50 @@ export class IngestApi extends Construct {
   /** Full URL of `POST /PutAuditEvents`. */
   public get putAuditEventsUrl(): string {
     return this.api.urlForPath('/PutAuditEvents');
+  }
+
+  /**
+   * Serves the read side on `POST /` (AWS JSON 1.1, dispatched on `X-Amz-Target`: LookupEvents,
+   * ListPublicKeys) with IAM auth. Producers admitted by the resource policy never reach it;
+   * readers need {@link grantQuery}. Returns the method; a second call is refused.
+   */
+  public addQueryRoute(handler: OpentrailFunction): apigw.Method {
+    if (this.queryMethod) {
+      throw new OpentrailConfigError(
+        this,
+        'DUPLICATE_ROUTE',
+        'POST / is already served by a query function',
+      );
+    }
+    this.queryMethod = this.api.root.addMethod(
+      'POST',
+      new apigw.LambdaIntegration(handler.function, { allowTestInvoke: false }),
+      {
+        authorizationType: apigw.AuthorizationType.IAM,
+        requestValidator: this.bodyValidator,
+        requestModels: {
+          'application/x-amz-json-1.1': this.jsonObjectModel,
+          'application/json': this.jsonObjectModel,
+        },
+      },
+    );
+    return this.queryMethod;
+  }
+
+  /** Lets the grantee call `POST /` (the read side), and nothing else. */
+  public grantQuery(grantee: iam.IGrantable): iam.Grant {
+    if (!this.queryMethod) {
+      throw new OpentrailConfigError(
+        this,
+        'NO_QUERY_ROUTE',
+        'grantQuery needs addQueryRoute first',
+      );
+    }
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['execute-api:Invoke'],
+      resourceArns: [this.queryMethod.methodArn],
+    });
   }
 
   /** Lets the grantee call `POST /PutAuditEvents` (execute-api:Invoke on that method only). */

@@ -16,7 +16,10 @@ export type OpentrailConfigErrorCode =
   | 'INVALID_ORGANIZATION_ID'
   | 'INVALID_LIFECYCLE'
   | 'INVALID_FUNCTION_SETTINGS'
-  | 'INVALID_APP_CONFIG';
+  | 'INVALID_APP_CONFIG'
+  | 'INVALID_DIGEST_KEYS'
+  | 'DUPLICATE_ROUTE'
+  | 'NO_QUERY_ROUTE';
 
 /**
  * The one error the constructs throw for a configuration they refuse. The message names the
