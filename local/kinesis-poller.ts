@@ -122,6 +122,8 @@ export class StreamPoller {
   }
 
   private sleep(ms: number): Promise<void> {
+    // A sleep that starts after stop() (e.g. behind a checkpoint write) must not wait at all.
+    if (this.stopped) return Promise.resolve();
     return new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(timer);

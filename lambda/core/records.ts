@@ -253,6 +253,29 @@ export interface NormalisedRecord {
   readonly recipientAccountId: string;
 }
 
+/**
+ * Records nested deeper than this are refused: real CloudTrail records stay far below it, and
+ * measuring or validating a deeper one would exhaust the stack.
+ */
+export const MAX_NESTING_DEPTH = 128;
+
+/** Whether JSON text nests objects and arrays deeper than `limit` (strings are skipped). */
+function nestsDeeperThan(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > limit) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
+}
+
 function byteLength(value: unknown): number {
   return Buffer.byteLength(JSON.stringify(value) ?? '', 'utf8');
 }
@@ -262,6 +285,13 @@ function byteLength(value: unknown): number {
  * the code and a message naming the field and the rule.
  */
 export function normaliseRecord(eventData: string, context: NormaliseContext): NormalisedRecord {
+  if (nestsDeeperThan(eventData, MAX_NESTING_DEPTH)) {
+    throw new RecordError(
+      'InvalidData',
+      `eventData: nests objects or arrays more than ${MAX_NESTING_DEPTH} levels deep`,
+      'eventData',
+    );
+  }
   let record: unknown;
   try {
     record = JSON.parse(eventData);

@@ -26,7 +26,10 @@ export async function checkLogFiles(
   clients: ReturnType<typeof clientsFor>,
   endpoints: Endpoints,
 ): Promise<LogCheck> {
-  const keys = await listKeys(clients, endpoints.bucket);
+  // Digest files share the bucket (FORMATS.md §4); they are checked by validate-logs, not here.
+  const keys = (await listKeys(clients, endpoints.bucket)).filter(
+    (key) => !key.includes('/CloudTrail-Digest/'),
+  );
   const manifest = await manifestRows(clients, endpoints.manifestTable);
   const byKey = new Map(manifest.map((row) => [row.key, row]));
   const problems: string[] = [];
