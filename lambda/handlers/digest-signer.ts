@@ -1,0 +1,77 @@
+/**
+ * Lambda handler of the digest signer, invoked by an EventBridge Scheduler schedule (hourly, a
+ * few minutes past the hour). Wiring only: the logic is lambda/core/digest-signing.ts. A
+ * failure throws (the scheduler retries); a re-run never forks the chain.
+ */
+import { KMSClient } from '@aws-sdk/client-kms';
+import { ENV, type TrailConfig } from '../core/config';
+import { signDueDigests, type DigestSigningDeps, type SignedDigest } from '../core/digest-signing';
+import { createClients } from '../adapters/clients';
+import { documentClient } from '../adapters/dynamodb';
+import { DynamoDigestChainStore, DynamoDigestManifest } from '../adapters/dynamodb-digests';
+import { KmsDigestSigner } from '../adapters/kms-signer';
+import { createLogger, createMetrics, metricsSink } from '../adapters/observability';
+import { S3DigestStore } from '../adapters/s3-digests';
+
+const logger = createLogger('digest-signer');
+
+/** What one run did. */
+export interface DigestSignerResult {
+  readonly digests: readonly SignedDigest[];
+}
+
+/**
+ * The handler. `closeAtMs` (embedded runtime only: `opentrail digest`) closes the open period
+ * at that time; the deployed handler never takes it from the event.
+ */
+export function createDigestSignerHandler(deps: DigestSigningDeps) {
+  return async (options: { closeAtMs?: number } = {}): Promise<DigestSignerResult> => {
+    const digests = await signDueDigests(deps, options);
+    for (const d of digests) {
+      logger.info('digest', {
+        stream: d.stream,
+        key: d.key,
+        logFiles: d.logFiles,
+        created: d.created,
+      });
+    }
+    return { digests };
+  };
+}
+
+let deployed: ReturnType<typeof createDigestSignerHandler> | undefined;
+const metrics = createMetrics('digest-signer');
+
+function fromEnvironment(): DigestSigningDeps {
+  const required = (name: string): string => {
+    const value = process.env[name];
+    if (!value) throw new Error(`environment variable ${name} is not set`);
+    return value;
+  };
+  const region = required('AWS_REGION');
+  const clients = createClients({ region });
+  const documents = documentClient(clients.dynamodb);
+  return {
+    trails: JSON.parse(required(ENV.TRAILS)) as TrailConfig[],
+    bucket: required(ENV.LOG_BUCKET),
+    homeRegion: region,
+    periodMs: Number(required(ENV.DIGEST_PERIOD_SECONDS)) * 1000,
+    chain: new DynamoDigestChainStore(documents, required(ENV.CHAIN_TABLE)),
+    manifest: new DynamoDigestManifest(documents, required(ENV.MANIFEST_TABLE)),
+    objects: new S3DigestStore(clients.s3),
+    signer: new KmsDigestSigner(new KMSClient({ region }), required(ENV.DIGEST_KEY_ID)),
+    metrics: metricsSink(metrics),
+    now: Date.now,
+  };
+}
+
+/** Entry point in Lambda (the schedule's payload is ignored). */
+export const handler = async (): Promise<{ digests: number }> => {
+  deployed ??= createDigestSignerHandler(fromEnvironment());
+  try {
+    const result = await deployed();
+    return { digests: result.digests.length };
+  } finally {
+    metrics.publishStoredMetrics();
+  }
+};
