@@ -1,0 +1,312 @@
+/**
+ * Event history benchmark (issue 4). Reports, never judges:
+ *
+ * 1. Lookup latency p50/p99 per attribute kind (first page, MaxResults 50, in-process
+ *    lookupEvents over the DynamoDB adapter on dynalite) and consumed read capacity per page
+ *    (ReturnConsumedCapacity TOTAL, which dynalite computes the way DynamoDB does: Query at
+ *    4 KB units of the items read, BatchGetItem per item rounded up to 4 KB, halved for
+ *    eventually consistent reads), at two history sizes, with the ratio between them.
+ *    Large histories are loaded by writing the indexer's own items (planIndex) directly with
+ *    the adapter, in parallel, not through the HTTP API. The bulk records are small synthetic
+ *    ones (≈ 450 bytes) to keep the in-memory emulator within RAM; records up to 4 KB cost the
+ *    same read units.
+ * 2. Write capacity per indexed event: indexBatch of records drawn from the real fixtures
+ *    (real sizes), conditional puts included (WriteCapacity from ReturnConsumedCapacity).
+ * 3. Ingest-to-lookup visibility in the embedded runtime: one event put through
+ *    PutAuditEvents, then LookupEvents by EventId every 50 ms until it shows (the issue: ≤ 5 s).
+ */
+import './quiet'; // before anything that loads a Lambda handler module
+import { createRequire } from 'node:module';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { randomUUID } from 'node:crypto';
+import { createClients, EMULATOR_CREDENTIALS } from '../lambda/adapters/clients';
+import { documentClient } from '../lambda/adapters/dynamodb';
+import { DynamoHistoryStore, type CapacityMeter } from '../lambda/adapters/history';
+import { HmacMac } from '../lambda/adapters/mac';
+import { indexBatch, lookupEvents, planIndex } from '../lambda/core/history';
+import type { HistoryIndexItem, HistoryRecordItem } from '../lambda/core/ports';
+import { ensureHistoryTable } from '../local/components/history';
+import { freshRuntime, realRecords, syntheticRecordTexts } from './lib';
+
+export interface BenchFigure {
+  name: string;
+  value: number;
+  unit: string;
+  baseline?: { name: string; value: number };
+  notes?: string;
+}
+
+const dynalite = createRequire(__filename)('dynalite') as (options: object) => Server;
+
+const DAY_MS = 86400_000;
+const KINDS: readonly {
+  kind: string;
+  attribute?: (n: number) => { key: string; value: string };
+}[] = [
+  { kind: 'none' },
+  { kind: 'EventId', attribute: (n) => ({ key: 'EventId', value: eventId(n) }) },
+  { kind: 'EventName', attribute: (n) => ({ key: 'EventName', value: `Operation${n % 40}` }) },
+  { kind: 'ReadOnly', attribute: (n) => ({ key: 'ReadOnly', value: n % 2 ? 'true' : 'false' }) },
+  { kind: 'Username', attribute: (n) => ({ key: 'Username', value: `user-${n % 200}` }) },
+  { kind: 'ResourceType', attribute: () => ({ key: 'ResourceType', value: 'AWS::S3::Bucket' }) },
+  { kind: 'ResourceName', attribute: (n) => ({ key: 'ResourceName', value: `bucket-${n % 500}` }) },
+  { kind: 'EventSource', attribute: () => ({ key: 'EventSource', value: 'busy.amazonaws.com' }) },
+  {
+    kind: 'AccessKeyId',
+    attribute: (n) => ({ key: 'AccessKeyId', value: `AKIA${String(n % 300).padStart(16, '0')}` }),
+  },
+];
+
+function eventId(n: number): string {
+  return `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+}
+
+/** Bulk record n: spread over 85 days, newest first; half the events from one busy source. */
+function bulkRecord(n: number, total: number, nowMs: number): string {
+  const t = new Date(nowMs - 60_000 - Math.floor((n / total) * 85 * DAY_MS));
+  return JSON.stringify({
+    eventVersion: '1.11',
+    eventID: eventId(n),
+    eventTime: t.toISOString().slice(0, 19) + 'Z',
+    eventSource: n % 2 ? 'busy.amazonaws.com' : `svc${n % 17}.amazonaws.com`,
+    eventName: `Operation${n % 40}`,
+    awsRegion: 'us-east-1',
+    eventCategory: 'Management',
+    managementEvent: true,
+    readOnly: n % 2 === 1,
+    userIdentity: {
+      type: 'IAMUser',
+      userName: `user-${n % 200}`,
+      principalId: 'AIDAEXAMPLE',
+      accessKeyId: `AKIA${String(n % 300).padStart(16, '0')}`,
+    },
+    resources:
+      n % 3 === 0 ? [{ ARN: `arn:aws:s3:::bucket-${n % 500}`, type: 'AWS::S3::Bucket' }] : [],
+  });
+}
+
+function percentile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+async function load(
+  store: DynamoHistoryStore,
+  from: number,
+  to: number,
+  total: number,
+  nowMs: number,
+): Promise<void> {
+  const items: (HistoryRecordItem | HistoryIndexItem)[] = [];
+  for (let n = from; n < to; n++) {
+    const plan = planIndex(bulkRecord(n, total, nowMs));
+    if (plan.kind === 'index') items.push(plan.record, ...plan.index);
+  }
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (next < items.length) {
+        const chunk = items.slice(next, next + 25);
+        next += 25;
+        await store.putIndex(chunk);
+      }
+    }),
+  );
+}
+
+export async function runHistoryBench(options: {
+  quick: boolean;
+  log: (line: string) => void;
+}): Promise<BenchFigure[]> {
+  const sizes = options.quick ? [2_000, 20_000] : [10_000, 200_000];
+  const samples = options.quick ? 10 : 30;
+  const figures: BenchFigure[] = [];
+  const nowMs = Date.now();
+
+  const server = dynalite({ createTableMs: 0 });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const clients = createClients({
+    region: 'us-east-1',
+    dynamodbEndpoint: endpoint,
+    credentials: EMULATOR_CREDENTIALS,
+  });
+  try {
+    await ensureHistoryTable(clients.dynamodb, 'history-bench');
+    const meter: CapacityMeter = { read: 0, write: 0 };
+    const store = new DynamoHistoryStore(documentClient(clients.dynamodb), 'history-bench', meter);
+    const mac = new HmacMac(Buffer.alloc(32, 1));
+
+    // Bulk events are numbered by age; the largest size is loaded in steps, and every event
+    // of a smaller history is also in the larger one (numbers are spread over the same 85
+    // days for the final size, so the smaller history is the newest part of it).
+    const largest = sizes[sizes.length - 1]!;
+    const perSize = new Map<number, Map<string, { p50: number; p99: number; rcu: number }>>();
+    let loaded = 0;
+    for (const size of sizes) {
+      const t0 = performance.now();
+      await load(store, loaded, size, largest, nowMs);
+      loaded = size;
+      options.log(
+        `history: ${size} events loaded (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+      );
+      const results = new Map<string, { p50: number; p99: number; rcu: number }>();
+      for (const { kind, attribute } of KINDS) {
+        const latencies: number[] = [];
+        const units: number[] = [];
+        for (let i = 0; i < samples; i++) {
+          const a = attribute?.(Math.floor((i * size) / samples));
+          const request = a
+            ? { LookupAttributes: [{ AttributeKey: a.key, AttributeValue: a.value }] }
+            : {};
+          meter.read = 0;
+          const t = performance.now();
+          await lookupEvents({ ...request, MaxResults: 50 }, { store, mac, now: () => nowMs });
+          latencies.push(performance.now() - t);
+          units.push(meter.read);
+        }
+        const r = {
+          p50: percentile(latencies, 50),
+          p99: percentile(latencies, 99),
+          rcu: percentile(units, 50),
+        };
+        results.set(kind, r);
+        options.log(
+          `history: ${size} events, ${kind}: p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms, ${r.rcu} RCU/page`,
+        );
+      }
+      perSize.set(size, results);
+    }
+    const [small, large] = sizes as [number, number];
+    for (const { kind } of KINDS) {
+      const a = perSize.get(small)!.get(kind)!;
+      const b = perSize.get(large)!.get(kind)!;
+      figures.push(
+        {
+          name: `history lookup p50, ${kind}, ${large} events`,
+          value: b.p50,
+          unit: 'ms',
+          baseline: { name: `${small} events`, value: a.p50 },
+        },
+        {
+          name: `history lookup p99, ${kind}, ${large} events`,
+          value: b.p99,
+          unit: 'ms',
+          baseline: { name: `${small} events`, value: a.p99 },
+        },
+        {
+          name: `history read capacity per page, ${kind}, ${large} events`,
+          value: b.rcu,
+          unit: 'RCU',
+          baseline: { name: `${small} events`, value: a.rcu },
+          notes: `ratio ${(b.rcu / a.rcu).toFixed(2)} (ReturnConsumedCapacity TOTAL from dynalite)`,
+        },
+      );
+    }
+
+    // Write capacity per event, records of real sizes, conditional puts included.
+    const texts = syntheticRecordTexts(
+      realRecords(),
+      options.quick ? 300 : 1000,
+      'history-wcu',
+    ).map((text) => {
+      const record = JSON.parse(text) as Record<string, unknown>;
+      return JSON.stringify({
+        ...record,
+        eventTime: new Date(nowMs - 3600_000).toISOString().slice(0, 19) + 'Z',
+      });
+    });
+    meter.write = 0;
+    const result = await indexBatch(
+      texts.map((text, i) => ({ sequenceNumber: String(i), data: Buffer.from(text) })),
+      store,
+    );
+    const items = texts.reduce((sum, text) => {
+      const plan = planIndex(text);
+      return sum + (plan.kind === 'index' ? plan.index.length + 1 : 0);
+    }, 0);
+    figures.push({
+      name: 'history write capacity per indexed event',
+      value: meter.write / result.indexed,
+      unit: 'WCU',
+      baseline: { name: 'items written per event', value: items / result.indexed },
+      notes: `${result.indexed} real-size management events; one record item (1 WCU per KB) plus one ~150-byte index item (1 WCU) per lookup key`,
+    });
+    options.log(
+      `history: ${(meter.write / result.indexed).toFixed(2)} WCU per event, ${(items / result.indexed).toFixed(2)} items`,
+    );
+  } finally {
+    clients.dynamodb.destroy();
+    server.close();
+  }
+
+  // Visibility in the embedded runtime.
+  const runtime = await freshRuntime({ flushSeconds: 60 });
+  try {
+    const cloudtrail = { endpoint: runtime.endpoints.api };
+    const visibility: number[] = [];
+    for (let i = 0; i < (options.quick ? 3 : 10); i++) {
+      const id = randomUUID();
+      const record = {
+        eventVersion: '1.11',
+        eventID: id,
+        eventTime: new Date().toISOString().slice(0, 19) + 'Z',
+        eventSource: 'bench.amazonaws.com',
+        eventName: 'Visible',
+        awsRegion: 'us-east-1',
+        userIdentity: { type: 'IAMUser', userName: 'bench' },
+      };
+      const t0 = performance.now();
+      const put = await fetch(`${cloudtrail.endpoint}/PutAuditEvents`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ auditEvents: [{ id: 'a', eventData: JSON.stringify(record) }] }),
+      });
+      if (!put.ok) throw new Error(`PutAuditEvents: HTTP ${put.status}`);
+      for (;;) {
+        const response = await fetch(`${cloudtrail.endpoint}/`, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/x-amz-json-1.1',
+            'x-amz-target': 'com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents',
+          },
+          body: JSON.stringify({
+            LookupAttributes: [{ AttributeKey: 'EventId', AttributeValue: id }],
+          }),
+        });
+        const page = (await response.json()) as { Events?: unknown[] };
+        if ((page.Events ?? []).length > 0) break;
+        if (performance.now() - t0 > 30_000) throw new Error('event not visible after 30 s');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      visibility.push((performance.now() - t0) / 1000);
+    }
+    figures.push({
+      name: 'history ingest-to-lookup visibility, embedded runtime (p50)',
+      value: percentile(visibility, 50),
+      unit: 's',
+      baseline: { name: 'issue target', value: 5 },
+      notes: `max ${Math.max(...visibility).toFixed(2)} s over ${visibility.length} events; indexer polls every second`,
+    });
+    options.log(
+      `history: visibility p50 ${percentile(visibility, 50).toFixed(2)} s, max ${Math.max(...visibility).toFixed(2)} s`,
+    );
+  } finally {
+    await runtime.close();
+  }
+  return figures;
+}
+
+if (require.main === module) {
+  runHistoryBench({
+    quick: process.argv.includes('--quick'),
+    log: (line) => process.stderr.write(`${line}\n`),
+  })
+    .then((figures) => process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`))
+    .catch((error: unknown) => {
+      process.stderr.write(`${String(error)}\n`);
+      process.exitCode = 1;
+    });
+}

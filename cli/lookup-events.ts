@@ -1,0 +1,317 @@
+/**
+ * `opentrail lookup-events`: CloudTrail's LookupEvents (FORMATS.md §5) against an opentrail
+ * API, with the AWS CLI's flags, automatic paging, and `--output json|table|csv` (csv is the
+ * console's "download event history"). Against a non-loopback endpoint it signs for
+ * `execute-api` with the standard AWS credential chain.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { chooseSigner } from './put-events';
+import { httpUrl, integerInRange, nonEmpty } from './shared/options';
+import { PROCESS_STREAMS, errorMessage, type OutputStreams } from './shared/output';
+import type { RequestSigner } from './shared/sigv4';
+
+export const LOOKUP_TARGET = 'com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents';
+
+export interface LookupAttribute {
+  readonly AttributeKey: string;
+  readonly AttributeValue: string;
+}
+
+export interface LookupEventsOptions {
+  readonly endpoint: string;
+  readonly signer: RequestSigner;
+  readonly lookupAttributes?: readonly LookupAttribute[];
+  /** Epoch seconds. */
+  readonly startTime?: number;
+  readonly endTime?: number;
+  readonly eventCategory?: string;
+  /** Page size (MaxResults). */
+  readonly maxResults?: number;
+  /** Stop after this many events in all. */
+  readonly maxItems?: number;
+  readonly startingToken?: string;
+}
+
+export interface LookupEventsOutput {
+  Events: Record<string, unknown>[];
+  /** Present when --max-items stopped before the end: pass it as --starting-token. */
+  NextToken?: string;
+}
+
+/** An error answer of the API: `__type` and message, as the AWS CLI shows them. */
+export class LookupError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(`An error occurred (${code}) when calling the LookupEvents operation: ${message}`);
+  }
+}
+
+/** Calls LookupEvents page after page until the end or `maxItems`. */
+export async function lookupEventsPaged(options: LookupEventsOptions): Promise<LookupEventsOutput> {
+  const events: Record<string, unknown>[] = [];
+  let token = options.startingToken;
+  const pageSize = options.maxResults ?? 50;
+  for (;;) {
+    const remaining = options.maxItems === undefined ? pageSize : options.maxItems - events.length;
+    const request = {
+      ...(options.lookupAttributes ? { LookupAttributes: options.lookupAttributes } : {}),
+      ...(options.startTime !== undefined ? { StartTime: options.startTime } : {}),
+      ...(options.endTime !== undefined ? { EndTime: options.endTime } : {}),
+      ...(options.eventCategory !== undefined ? { EventCategory: options.eventCategory } : {}),
+      // A page never runs past --max-items, so the token of the last page resumes exactly.
+      MaxResults: Math.min(pageSize, remaining),
+      ...(token ? { NextToken: token } : {}),
+    };
+    const url = new URL(`${options.endpoint}/`);
+    const body = JSON.stringify(request);
+    const headers = await options.signer({
+      method: 'POST',
+      url,
+      headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': LOOKUP_TARGET },
+      body,
+    });
+    const response = await fetch(url, { method: 'POST', headers, body });
+    const bodyText = await response.text();
+    let parsed: Record<string, unknown>;
+    try {
+      parsed = JSON.parse(bodyText) as Record<string, unknown>;
+    } catch {
+      throw new LookupError(`HTTP_${response.status}`, bodyText.slice(0, 200));
+    }
+    if (!response.ok) {
+      throw new LookupError(
+        text(parsed.__type) ||
+          response.headers.get('x-amzn-errortype') ||
+          `HTTP_${response.status}`,
+        text(parsed.message) || text(parsed.Message),
+      );
+    }
+    events.push(...((parsed.Events as Record<string, unknown>[] | undefined) ?? []));
+    token = typeof parsed.NextToken === 'string' ? parsed.NextToken : undefined;
+    if (!token) return { Events: events };
+    if (options.maxItems !== undefined && events.length >= options.maxItems)
+      return { Events: events, NextToken: token };
+  }
+}
+
+/** `AttributeKey=K,AttributeValue=V` (the AWS CLI shorthand) or its JSON list form. */
+export function parseLookupAttribute(
+  value: string,
+  previous: LookupAttribute[] = [],
+): LookupAttribute[] {
+  const text = value.trim();
+  if (text.startsWith('[') || text.startsWith('{')) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw new InvalidArgumentError('must be AttributeKey=K,AttributeValue=V or JSON');
+    }
+    return [...previous, ...((Array.isArray(parsed) ? parsed : [parsed]) as LookupAttribute[])];
+  }
+  const match = /^AttributeKey=([^,]*),AttributeValue=(.*)$/s.exec(text);
+  if (!match) throw new InvalidArgumentError('must be AttributeKey=K,AttributeValue=V');
+  return [...previous, { AttributeKey: match[1]!, AttributeValue: match[2]! }];
+}
+
+/** A time as the AWS CLI takes it: epoch seconds or ISO 8601; returned as epoch seconds. */
+export function parseTime(value: string): number {
+  const text = value.trim();
+  if (/^-?\d+(\.\d+)?$/.test(text)) return Number(text);
+  const ms = Date.parse(
+    /[zZ]|[+-]\d\d:?\d\d$/.test(text) || !text.includes('T') ? text : `${text}Z`,
+  );
+  if (Number.isNaN(ms)) throw new InvalidArgumentError('must be epoch seconds or an ISO 8601 time');
+  return ms / 1000;
+}
+
+function iso(seconds: unknown): string {
+  return typeof seconds === 'number'
+    ? new Date(seconds * 1000).toISOString().replace('.000Z', 'Z')
+    : '';
+}
+
+/** A value as text: strings and numbers as they are, anything else empty. */
+function text(value: unknown): string {
+  return typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean'
+    ? String(value)
+    : '';
+}
+
+function recordOf(event: Record<string, unknown>): Record<string, unknown> {
+  try {
+    const parsed = JSON.parse(text(event.CloudTrailEvent)) as unknown;
+    return typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
+function resources(event: Record<string, unknown>, field: 'ResourceType' | 'ResourceName'): string {
+  const list = Array.isArray(event.Resources) ? (event.Resources as Record<string, unknown>[]) : [];
+  return list.map((r) => text(r[field])).join(', ');
+}
+
+type Row = Record<string, unknown>;
+const CSV_COLUMNS: readonly [string, (e: Row, r: Row) => unknown][] = [
+  ['Event ID', (e) => e.EventId],
+  ['Event time', (e) => iso(e.EventTime)],
+  ['User name', (e) => e.Username],
+  ['Event name', (e) => e.EventName],
+  ['Resource type', (e) => resources(e, 'ResourceType')],
+  ['Resource name', (e) => resources(e, 'ResourceName')],
+  ['AWS access key', (e) => e.AccessKeyId],
+  ['Event source', (e) => e.EventSource],
+  ['AWS region', (_, r) => r.awsRegion],
+  ['Error code', (_, r) => r.errorCode],
+  ['Source IP address', (_, r) => r.sourceIPAddress],
+  ['Read-only', (e) => e.ReadOnly],
+  ['CloudTrail event', (e) => e.CloudTrailEvent],
+];
+
+function csvField(value: unknown): string {
+  const field = text(value);
+  return /[",\r\n]/.test(field) ? `"${field.replace(/"/g, '""')}"` : field;
+}
+
+/** The events as CSV (header line first), as the console's "download event history". */
+export function toCsv(events: readonly Record<string, unknown>[]): string {
+  const lines = [CSV_COLUMNS.map(([name]) => csvField(name)).join(',')];
+  for (const event of events) {
+    const record = recordOf(event);
+    lines.push(CSV_COLUMNS.map(([, get]) => csvField(get(event, record))).join(','));
+  }
+  return `${lines.join('\r\n')}\r\n`;
+}
+
+/** The events as an aligned text table. */
+export function toTable(events: readonly Record<string, unknown>[]): string {
+  const header = ['EventTime', 'EventName', 'Username', 'EventSource', 'ReadOnly', 'EventId'];
+  const rows = events.map((e) => [
+    iso(e.EventTime),
+    text(e.EventName),
+    text(e.Username),
+    text(e.EventSource),
+    text(e.ReadOnly),
+    text(e.EventId),
+  ]);
+  const all = [header, ...rows];
+  const widths = header.map((_, c) => Math.max(...all.map((r) => r[c]!.length)));
+  const line = (r: string[]): string =>
+    r
+      .map((cell, c) => cell.padEnd(widths[c]!))
+      .join('  ')
+      .trimEnd();
+  return `${[line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n')}\n${events.length} events\n`;
+}
+
+interface CliOptions {
+  readonly endpoint: string;
+  readonly lookupAttributes?: LookupAttribute[];
+  readonly startTime?: number;
+  readonly endTime?: number;
+  readonly maxResults?: number;
+  readonly maxItems?: number;
+  readonly eventCategory?: string;
+  readonly startingToken?: string;
+  readonly region?: string;
+  readonly sign: 'auto' | 'always' | 'never';
+  readonly output: 'json' | 'table' | 'csv';
+}
+
+/** Registers `lookup-events` on the CLI. */
+export function register(program: Command, streams: OutputStreams = PROCESS_STREAMS): void {
+  program
+    .command('lookup-events')
+    .summary('look up event history (CloudTrail LookupEvents), newest first')
+    .description(
+      'Look up management events of the last 90 days, by at most one attribute and a time range, ' +
+        "newest first, following NextToken automatically (the flags are the AWS CLI's). " +
+        '--output csv writes what the console calls "download event history". Exit code 1 on an error answer.',
+    )
+    .addOption(
+      new Option('--endpoint <url>', 'API base URL, e.g. the "api" of <data-dir>/endpoints.json')
+        .argParser(httpUrl)
+        .makeOptionMandatory(),
+    )
+    .addOption(
+      new Option(
+        '--lookup-attributes <attribute>',
+        'AttributeKey=K,AttributeValue=V, K one of EventId, EventName, ReadOnly, Username, ResourceType, ResourceName, EventSource, AccessKeyId (the API accepts one)',
+      ).argParser(parseLookupAttribute),
+    )
+    .addOption(
+      new Option('--start-time <time>', 'epoch seconds or ISO 8601, inclusive').argParser(
+        parseTime,
+      ),
+    )
+    .addOption(
+      new Option('--end-time <time>', 'epoch seconds or ISO 8601, inclusive').argParser(parseTime),
+    )
+    .addOption(
+      new Option('--max-results <n>', 'events per request (1-50)').argParser(integerInRange(1, 50)),
+    )
+    .addOption(
+      new Option(
+        '--max-items <n>',
+        'stop after this many events; prints a NextToken to resume',
+      ).argParser(integerInRange(1, Number.MAX_SAFE_INTEGER)),
+    )
+    .addOption(
+      new Option(
+        '--event-category <category>',
+        'insight: Insights events instead of management events',
+      ),
+    )
+    .addOption(
+      new Option('--starting-token <token>', 'resume from a NextToken').argParser(nonEmpty),
+    )
+    .addOption(
+      new Option(
+        '--region <region>',
+        'region for SigV4 signing (default: from the endpoint host, else AWS_REGION)',
+      ).argParser(nonEmpty),
+    )
+    .addOption(
+      new Option(
+        '--sign <mode>',
+        'SigV4-sign for execute-api; auto: unless the endpoint host is loopback',
+      )
+        .choices(['auto', 'always', 'never'])
+        .default('auto'),
+    )
+    .addOption(
+      new Option('--output <format>', 'json, table or csv')
+        .choices(['json', 'table', 'csv'])
+        .default('json'),
+    )
+    .action(async (opts: CliOptions, command: Command) => {
+      const signer = chooseSigner(opts.endpoint, opts.sign, opts.region);
+      if (typeof signer === 'string') command.error(`error: ${signer}`);
+      let result: LookupEventsOutput;
+      try {
+        result = await lookupEventsPaged({
+          endpoint: opts.endpoint,
+          signer,
+          ...(opts.lookupAttributes ? { lookupAttributes: opts.lookupAttributes } : {}),
+          ...(opts.startTime !== undefined ? { startTime: opts.startTime } : {}),
+          ...(opts.endTime !== undefined ? { endTime: opts.endTime } : {}),
+          ...(opts.eventCategory !== undefined ? { eventCategory: opts.eventCategory } : {}),
+          ...(opts.maxResults !== undefined ? { maxResults: opts.maxResults } : {}),
+          ...(opts.maxItems !== undefined ? { maxItems: opts.maxItems } : {}),
+          ...(opts.startingToken !== undefined ? { startingToken: opts.startingToken } : {}),
+        });
+      } catch (error) {
+        streams.stderr.write(`${errorMessage(error)}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      if (opts.output === 'csv') streams.stdout.write(toCsv(result.Events));
+      else if (opts.output === 'table') {
+        streams.stdout.write(toTable(result.Events));
+        if (result.NextToken) streams.stdout.write(`NextToken: ${result.NextToken}\n`);
+      } else streams.stdout.write(`${JSON.stringify(result, null, 4)}\n`);
+    });
+}

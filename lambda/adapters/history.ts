@@ -1,0 +1,222 @@
+import {
+  BatchGetCommand,
+  BatchWriteCommand,
+  type BatchGetCommandOutput,
+  type BatchWriteCommandOutput,
+  PutCommand,
+  QueryCommand,
+  type DynamoDBDocumentClient,
+} from '@aws-sdk/lib-dynamodb';
+import type { ConsumedCapacity } from '@aws-sdk/client-dynamodb';
+import { KMSClient } from '@aws-sdk/client-kms';
+import { ApiError } from '../core/api-error';
+import { ENV } from '../core/config';
+import { lookupEvents } from '../core/history';
+import { createClients } from './clients';
+import { documentClient } from './dynamodb';
+import { KmsMac } from './mac';
+import type { HistoryIndexItem, HistoryRecordItem, HistoryStore } from '../core/ports';
+import { HISTORY_TABLE } from '../core/tables';
+
+/** Capacity units the store consumed (DynamoDB's ReturnConsumedCapacity TOTAL), for benches. */
+export interface CapacityMeter {
+  read: number;
+  write: number;
+}
+
+const BATCH_WRITE_LIMIT = 25;
+const BATCH_GET_LIMIT = 100;
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The history table (core/tables.ts, HISTORY_TABLE). Index Queries are strongly consistent
+ * (paging relies on every stored event being seen); record reads are eventually consistent,
+ * retried consistently for what they miss (a record is written before its index items).
+ */
+export class DynamoHistoryStore implements HistoryStore {
+  constructor(
+    private readonly client: DynamoDBDocumentClient,
+    private readonly table: string,
+    private readonly meter?: CapacityMeter,
+  ) {}
+
+  private get capacity(): { ReturnConsumedCapacity?: 'TOTAL' } {
+    return this.meter ? { ReturnConsumedCapacity: 'TOTAL' } : {};
+  }
+
+  private count(
+    kind: 'read' | 'write',
+    consumed: ConsumedCapacity | ConsumedCapacity[] | undefined,
+  ): void {
+    if (!this.meter || !consumed) return;
+    for (const c of Array.isArray(consumed) ? consumed : [consumed])
+      this.meter[kind] += c.CapacityUnits ?? 0;
+  }
+
+  async putRecord(item: HistoryRecordItem): Promise<'created' | 'exists'> {
+    try {
+      const response = await this.client.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: item,
+          ConditionExpression: 'attribute_not_exists(#pk)',
+          ExpressionAttributeNames: { '#pk': HISTORY_TABLE.partitionKey },
+          ...this.capacity,
+        }),
+      );
+      this.count('write', response.ConsumedCapacity);
+      return 'created';
+    } catch (error) {
+      if ((error as Error).name === 'ConditionalCheckFailedException') return 'exists';
+      throw error;
+    }
+  }
+
+  async putIndex(items: readonly HistoryIndexItem[]): Promise<void> {
+    for (let i = 0; i < items.length; i += BATCH_WRITE_LIMIT) {
+      let requests: unknown[] | undefined = items
+        .slice(i, i + BATCH_WRITE_LIMIT)
+        .map((item) => ({ PutRequest: { Item: item } }));
+      for (let attempt = 0; requests && requests.length > 0; attempt++) {
+        if (attempt > 0) await sleep(Math.min(1000, 25 * 2 ** attempt));
+        if (attempt > 8)
+          throw new Error(`history: ${requests.length} index writes stayed unprocessed`);
+        const response: BatchWriteCommandOutput = await this.client.send(
+          new BatchWriteCommand({
+            RequestItems: { [this.table]: requests as never },
+            ...this.capacity,
+          }),
+        );
+        this.count('write', response.ConsumedCapacity);
+        requests = response.UnprocessedItems?.[this.table];
+      }
+    }
+  }
+
+  async queryIndex(query: {
+    pk: string;
+    lo: string;
+    hi: string;
+    limit: number;
+  }): Promise<{ sortKeys: string[]; more: boolean }> {
+    const response = await this.client.send(
+      new QueryCommand({
+        TableName: this.table,
+        KeyConditionExpression: '#pk = :pk AND #sk BETWEEN :lo AND :hi',
+        ExpressionAttributeNames: {
+          '#pk': HISTORY_TABLE.partitionKey,
+          '#sk': HISTORY_TABLE.sortKey,
+        },
+        ExpressionAttributeValues: { ':pk': query.pk, ':lo': query.lo, ':hi': query.hi },
+        ProjectionExpression: '#sk',
+        ScanIndexForward: false,
+        ConsistentRead: true,
+        Limit: query.limit,
+        ...this.capacity,
+      }),
+    );
+    this.count('read', response.ConsumedCapacity);
+    return {
+      sortKeys: (response.Items ?? []).map((item) => item[HISTORY_TABLE.sortKey] as string),
+      more: response.LastEvaluatedKey !== undefined,
+    };
+  }
+
+  async queryRecords(pk: string): Promise<HistoryRecordItem[]> {
+    const items: HistoryRecordItem[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const response = await this.client.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: '#pk = :pk',
+          ExpressionAttributeNames: { '#pk': HISTORY_TABLE.partitionKey },
+          ExpressionAttributeValues: { ':pk': pk },
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+          ...this.capacity,
+        }),
+      );
+      this.count('read', response.ConsumedCapacity);
+      items.push(...((response.Items ?? []) as HistoryRecordItem[]));
+      start = response.LastEvaluatedKey;
+    } while (start);
+    return items;
+  }
+
+  async getRecords(keys: readonly { pk: string; sk: string }[]): Promise<HistoryRecordItem[]> {
+    const found = await this.batchGet(keys, false);
+    const seen = new Set(found.map((item) => `${item.pk}\u0000${item.sk}`));
+    const missing = keys.filter((key) => !seen.has(`${key.pk}\u0000${key.sk}`));
+    return missing.length === 0 ? found : [...found, ...(await this.batchGet(missing, true))];
+  }
+
+  private async batchGet(
+    keys: readonly { pk: string; sk: string }[],
+    consistent: boolean,
+  ): Promise<HistoryRecordItem[]> {
+    const items: HistoryRecordItem[] = [];
+    for (let i = 0; i < keys.length; i += BATCH_GET_LIMIT) {
+      let request: Record<string, unknown>[] | undefined = keys
+        .slice(i, i + BATCH_GET_LIMIT)
+        .map((key) => ({ [HISTORY_TABLE.partitionKey]: key.pk, [HISTORY_TABLE.sortKey]: key.sk }));
+      for (let attempt = 0; request && request.length > 0; attempt++) {
+        if (attempt > 0) await sleep(Math.min(1000, 25 * 2 ** attempt));
+        const response: BatchGetCommandOutput = await this.client.send(
+          new BatchGetCommand({
+            RequestItems: { [this.table]: { Keys: request, ConsistentRead: consistent } },
+            ...this.capacity,
+          }),
+        );
+        this.count('read', response.ConsumedCapacity);
+        items.push(...((response.Responses?.[this.table] ?? []) as HistoryRecordItem[]));
+        request = response.UnprocessedKeys?.[this.table]?.Keys;
+      }
+    }
+    return items;
+  }
+}
+
+/**
+ * LookupEvents as the deployed query handler serves it: the table and the KMS HMAC key from
+ * the environment (OPENTRAIL_HISTORY_TABLE, OPENTRAIL_HISTORY_TOKEN_KEY_ID); undefined when
+ * event history is not configured. The key is referenced by id: no secret in the environment.
+ */
+export function lookupEventsFromEnvironment(): Lookup | undefined {
+  // Registered under both target spellings: one set of clients serves both.
+  fromEnvironment ??= { operation: buildFromEnvironment() };
+  return fromEnvironment.operation;
+}
+
+type Lookup = (request: Record<string, unknown>) => Promise<unknown>;
+let fromEnvironment: { operation: Lookup | undefined } | undefined;
+
+function buildFromEnvironment(): Lookup | undefined {
+  const table = process.env[ENV.HISTORY_TABLE];
+  const keyId = process.env[ENV.HISTORY_TOKEN_KEY_ID];
+  if (!table || !keyId) return undefined;
+  const region = process.env.AWS_REGION ?? '';
+  const clients = createClients({ region });
+  const deps = {
+    store: new DynamoHistoryStore(documentClient(clients.dynamodb), table),
+    mac: new KmsMac(new KMSClient({ region }), keyId),
+    now: Date.now,
+  };
+  return async (request) => {
+    try {
+      return await lookupEvents(request, deps);
+    } catch (error) {
+      // DynamoDB or KMS over their rate: the client should back off (FORMATS.md §5).
+      if (THROTTLING_ERRORS.has((error as Error).name))
+        throw new ApiError('ThrottlingException', 'Rate exceeded; retry with backoff', 400);
+      throw error;
+    }
+  };
+}
+
+const THROTTLING_ERRORS = new Set([
+  'ProvisionedThroughputExceededException',
+  'ThrottlingException',
+  'RequestLimitExceeded',
+  'LimitExceededException',
+]);
