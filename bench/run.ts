@@ -24,6 +24,9 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { gzipSync } from 'node:zlib';
 import { putEvents } from '../cli/put-events';
+import { runFanoutBench } from './fanout';
+import { runHistoryBench, type BenchFigure } from './history';
+import { runValidateLogsBench } from './validate-logs';
 import type { Progress } from '../cli/shared/progress';
 import { DEFAULT_DEDUP_WINDOW_SECONDS, DEFAULT_TRAIL } from '../lambda/core/config';
 import { putAuditEvents, type PutAuditEventsResult } from '../lambda/core/ingest';
@@ -443,6 +446,30 @@ async function main(): Promise<void> {
     ...(await ingestFigures(settings, texts)),
     await replayFigure(settings, real.length),
   ];
+  // The other areas' benches: validate-logs (issue 3), event history (issue 4), fan-out (5).
+  const quick = settings.mode === 'quick';
+  const areaFigures: BenchFigure[] = [];
+  for (const [area, run] of [
+    ['validate-logs', runValidateLogsBench],
+    ['history', runHistoryBench],
+    ['fanout', runFanoutBench],
+  ] as const) {
+    progress(`${area} bench`);
+    areaFigures.push(...(await run({ quick, log: (line) => progress(`${area}: ${line}`) })));
+  }
+  for (const f of areaFigures.filter((f) => f.baseline)) {
+    figures.push(
+      figure({
+        id: f.name.toLowerCase().replace(/[^a-z0-9]+/g, '-'),
+        title: f.name,
+        unit: f.unit,
+        value: f.value,
+        baseline: { what: f.baseline!.name, value: f.baseline!.value },
+        detail: f.notes ? { notes: f.notes } : {},
+      }),
+    );
+  }
+  const others = areaFigures.filter((f) => !f.baseline);
   const peak = peakRssMiB();
   const seconds = (performance.now() - began) / 1000;
 
@@ -451,6 +478,12 @@ async function main(): Promise<void> {
     `opentrail bench (${settings.mode}): node ${process.version}, ${String(machine.cpuModel)}, ${String(machine.cores)} cores\n\n`,
   );
   out.write(`${table(figures)}\n\n`);
+  for (const f of others) {
+    out.write(
+      `${f.name}: ${f.value.toLocaleString('en-US', { maximumFractionDigits: 2 })} ${f.unit}${f.notes ? ` (${f.notes})` : ''}\n`,
+    );
+  }
+  if (others.length > 0) out.write('\n');
   out.write(
     `peak RSS of the bench process: ${peak.toFixed(0)} MiB (${rssAtStart.toFixed(0)} MiB at start); ` +
       `replay acceptance bound: flush-seconds + 10 = ${REPLAY_FLUSH_SECONDS + 10} s; run took ${seconds.toFixed(0)} s\n`,
@@ -469,6 +502,7 @@ async function main(): Promise<void> {
       replayFlushSeconds: REPLAY_FLUSH_SECONDS,
     },
     figures,
+    otherFigures: others,
     peakRss: { value: peak, unit: 'MiB', atStart: rssAtStart },
     durationSeconds: seconds,
     note: 'ratio = value / baseline; baselines are measured in the same run, nothing is a threshold',

@@ -24,6 +24,8 @@ interface LocalFlags {
   batchSize: number;
   trails?: string;
   verbose?: boolean;
+  forwardTo?: string;
+  digestPeriod: number;
 }
 
 /** `opentrail local`: the embedded runtime (what `npm start` runs). */
@@ -76,8 +78,22 @@ SIGINT or SIGTERM stops it cleanly.`,
       '--trails <file>',
       'JSON file with an array of trails ({name, prefix?, eventSelectors? | advancedEventSelectors?, organizationId?}); default: one trail "opentrail" that keeps every event',
     )
+    .option(
+      '--digest-period <seconds>',
+      'length of a digest period: digests are signed within a second or two after each one closes (small values for demos and tests; `opentrail digest` closes one now)',
+      integer('--digest-period', 1, 86400),
+      3600,
+    )
+    .option(
+      '--forward-to <url>',
+      'POST each envelope of the local event bus (<data-dir>/eventbridge/events.jsonl) to this http(s) URL, e.g. http://127.0.0.1:9000/events',
+    )
     .option('--verbose', 'log batches, retries and failures to stderr')
     .action(async (flags: LocalFlags) => {
+      if (flags.forwardTo !== undefined && !/^https?:\/\/[^\s]+$/.test(flags.forwardTo))
+        throw new InvalidArgumentError(
+          `--forward-to must be an http:// or https:// URL, got "${flags.forwardTo}"`,
+        );
       if (!/^\d{12}$/.test(flags.accountId))
         throw new InvalidArgumentError(`--account-id must be 12 digits, got "${flags.accountId}"`);
       // The handlers log through Powertools; keep the console to warnings unless asked.
@@ -96,6 +112,8 @@ SIGINT or SIGTERM stops it cleanly.`,
         region: flags.region,
         accountId: flags.accountId,
         batchSize: flags.batchSize,
+        ...(flags.forwardTo ? { forwardTo: flags.forwardTo } : {}),
+        digestPeriodSeconds: flags.digestPeriod,
         ...(trails ? { trails } : {}),
         log: flags.verbose
           ? (message: string, fields?: Record<string, unknown>) =>

@@ -36,6 +36,7 @@ import {
   type InputRecord,
 } from './shared/record-reader';
 import { backoffDelayMs, DEFAULT_RETRY_POLICY, sleep, type RetryPolicy } from './shared/retry';
+import { planRebase } from './shared/rebase-time';
 import { sigV4Signer, UNSIGNED, type RequestSigner } from './shared/sigv4';
 
 /**
@@ -302,6 +303,7 @@ interface CliOptions {
   readonly batchSize: number;
   readonly maxAttempts: number;
   readonly output: OutputFormat;
+  readonly rebaseTime?: boolean;
 }
 
 /** The signer `--sign` asks for, or an error message naming the flag. */
@@ -381,7 +383,10 @@ export function register(program: Command, streams: OutputStreams = PROCESS_STRE
         .argParser(integerInRange(1, 20))
         .default(DEFAULT_RETRY_POLICY.maxAttempts),
     )
-    // Issue 4 (`--rebase-time`) adds its option here and passes a RecordTransform to putEvents.
+    .option(
+      '--rebase-time',
+      'shift every eventTime so the newest event is now, keeping the gaps between events (reads the inputs twice)',
+    )
     .addOption(outputOption())
     .action(async (inputArgs: string[], opts: CliOptions, command: Command) => {
       let inputs = inputArgs;
@@ -396,7 +401,10 @@ export function register(program: Command, streams: OutputStreams = PROCESS_STRE
       if (typeof signer === 'string') command.error(`error: ${signer}`);
       let report: PutEventsReport;
       try {
+        const rebase = opts.rebaseTime ? await planRebase(inputs, Date.now()) : undefined;
         report = await putEvents({
+          ...(rebase ? { transform: rebase.transform } : {}),
+          ...(rebase?.stdin ? { stdin: rebase.stdin } : {}),
           inputs,
           endpoint: opts.endpoint,
           ...(opts.channelArn !== undefined ? { channelArn: opts.channelArn } : {}),

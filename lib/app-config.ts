@@ -44,6 +44,16 @@ export interface OpentrailAppConfig {
   readonly objectLock?: { readonly mode: 'GOVERNANCE' | 'COMPLIANCE'; readonly days: number };
   /** SNS topic every alarm notifies. */
   readonly alarmTopicArn?: string;
+  /** Minute past the hour the digest signer runs (0–59). Default 5. */
+  readonly digestScheduleMinute?: number;
+  /** Name of the EventBridge bus events are published to. Default: generated. */
+  readonly eventBusName?: string;
+  /** Keep an archive of the bus for replay, for this many days. Default: no archive. */
+  readonly eventArchiveRetentionDays?: number;
+  /** Publish read-only events to EventBridge too. Default true. */
+  readonly publishReadOnlyEvents?: boolean;
+  /** The CIS-style CloudWatch metric filters and alarms on a trail's log group. Default false. */
+  readonly securityAlarms?: boolean;
 }
 
 type Kind = 'string' | 'number' | 'boolean' | 'string[]' | 'object' | 'object[]';
@@ -73,6 +83,11 @@ const KEYS: Record<keyof OpentrailAppConfig, Kind> = {
   logNoncurrentVersionExpireDays: 'number',
   objectLock: 'object',
   alarmTopicArn: 'string',
+  digestScheduleMinute: 'number',
+  eventBusName: 'string',
+  eventArchiveRetentionDays: 'number',
+  publishReadOnlyEvents: 'boolean',
+  securityAlarms: 'boolean',
 };
 
 /** The keys {@link OpentrailAppConfig} accepts (for docs and tests). */
@@ -184,6 +199,15 @@ export function stackPropsFromConfig(config: OpentrailAppConfig): OpentrailStack
       maxBatchingWindow: seconds(config.maxBatchingWindowSeconds),
       retryAttempts: config.retryAttempts,
       maxRecordAge: seconds(config.maxRecordAgeSeconds),
+      tracing: config.tracing,
+    },
+    digests: { scheduleMinute: config.digestScheduleMinute, tracing: config.tracing },
+    history: { tracing: config.tracing },
+    fanout: {
+      eventBusName: config.eventBusName,
+      archiveRetention: days(config.eventArchiveRetentionDays),
+      includeReadOnlyEvents: config.publishReadOnlyEvents,
+      ...(config.securityAlarms ? { securityAlarms: {} } : {}),
       tracing: config.tracing,
     },
   };

@@ -2,10 +2,14 @@ import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
+import { DigestSigner, type DigestSignerOptions } from './digest-signer';
+import { EventFanout, type EventFanoutOptions } from './event-fanout';
+import { EventHistory, type EventHistoryOptions } from './event-history';
 import { EventStream, type EventStreamProps } from './event-stream';
 import { IngestApi, type IngestApiOptions } from './ingest-api';
 import { LogArchive, type LogArchiveProps } from './log-archive';
 import { LogPackager, type LogPackagerOptions } from './log-packager';
+import { OpentrailFunction } from './private/opentrail-function';
 import { secondsOf } from './private/validate';
 
 export interface AuditTrailProps {
@@ -30,6 +34,22 @@ export interface AuditTrailProps {
    */
   readonly packager?: LogPackagerOptions;
   /**
+   * The digest signer (log-file integrity), built when a trail has `logFileValidation: true`:
+   * schedule minute, signing key, previous keys.
+   * @default - DigestSigner's defaults (new RSA_2048 key, hourly at 5 past)
+   */
+  readonly digests?: DigestSignerOptions;
+  /**
+   * The 90-day event history behind LookupEvents: batching, retries, keys.
+   * @default - EventHistory's defaults
+   */
+  readonly history?: EventHistoryOptions;
+  /**
+   * EventBridge fan-out, SNS delivery notices and CloudWatch Logs delivery.
+   * @default - EventFanout's defaults (a new bus, read-only events included, no archive)
+   */
+  readonly fanout?: EventFanoutOptions;
+  /**
    * Iterator age of the packager above which its alarm fires.
    * @default - the batching window plus 15 minutes
    */
@@ -42,9 +62,11 @@ export interface AuditTrailProps {
 }
 
 /**
- * opentrail's write path as one construct: producers → {@link IngestApi} → {@link EventStream}
- * → {@link LogPackager} → {@link LogArchive} (CloudTrail-format log files, a delivery manifest
- * and dedup claims). Each part is a public member, configured through the matching prop.
+ * opentrail as one construct: producers → {@link IngestApi} → {@link EventStream} →
+ * {@link LogPackager} → {@link LogArchive} (CloudTrail-format log files, a delivery manifest
+ * and dedup claims), signed by the {@link DigestSigner}, indexed by {@link EventHistory}
+ * (LookupEvents) and fanned out by {@link EventFanout} (EventBridge, SNS notices, CloudWatch
+ * Logs). Each part is a public member, configured through the matching prop.
  *
  * The failed-records bucket's access logs go to the archive's access-log bucket.
  *
@@ -54,13 +76,26 @@ export interface AuditTrailProps {
  *   batching window);
  * - PackagerFailedBatches: a batch was given up to the failed-records bucket (run
  *   `opentrail redrive`);
- * - IngestServerErrors: PutAuditEvents answered 5xx ≥ 5 times in 5 minutes.
+ * - IngestServerErrors: PutAuditEvents answered 5xx ≥ 5 times in 5 minutes;
+ * - IndexerErrors / IndexerIteratorAge / IndexerFailedBatches and the same three for the
+ *   Publisher: the event-history indexer and the EventBridge publisher, each on its own
+ *   event-source mapping;
+ * - DigestSignerErrors: the hourly digest run failed (only with log-file validation on).
+ *
+ * The read side (`POST /`: LookupEvents, ListPublicKeys) is one query function; readers need
+ * {@link grantQuery}, producers {@link grantPutAuditEvents}: IAM keeps them apart.
  */
 export class AuditTrail extends Construct {
   public readonly stream: EventStream;
   public readonly archive: LogArchive;
   public readonly ingest: IngestApi;
   public readonly packager: LogPackager;
+  /** The digest signer; absent when no trail has log-file validation on. */
+  public readonly digests?: DigestSigner;
+  public readonly history: EventHistory;
+  public readonly fanout: EventFanout;
+  /** The `POST /` function: LookupEvents and ListPublicKeys (AWS JSON 1.1 on X-Amz-Target). */
+  public readonly query: OpentrailFunction;
   /** The alarms listed in the class comment, by construct ID. */
   public readonly alarms: readonly cloudwatch.Alarm[];
 
@@ -76,6 +111,41 @@ export class AuditTrail extends Construct {
       streamRetention: this.stream.retentionPeriod,
       logBucket: this.archive.bucket,
     });
+    const trails = this.packager.trails;
+
+    // The read side: one function behind POST /, dispatching on X-Amz-Target.
+    this.query = new OpentrailFunction(this, 'Query', {
+      handlerName: 'query',
+      description: 'opentrail query: LookupEvents and ListPublicKeys on POST /',
+      tracing: props.api?.tracing,
+    });
+    this.ingest.addQueryRoute(this.query);
+
+    this.history = new EventHistory(this, 'EventHistory', {
+      accessLogsBucket: this.archive.accessLogsBucket,
+      ...props.history,
+      stream: this.stream.stream,
+    });
+    this.history.attachLookupEvents(this.query);
+
+    if (trails.some((trail) => trail.logFileValidation === true)) {
+      this.digests = new DigestSigner(this, 'DigestSigner', {
+        ...props.digests,
+        trails,
+        logBucket: this.archive.bucket,
+        manifestTable: this.packager.manifestTable,
+      });
+      this.digests.attachPackager(this.packager.handler);
+      this.digests.attachListPublicKeys(this.query);
+    }
+
+    this.fanout = new EventFanout(this, 'EventFanout', {
+      accessLogsBucket: this.archive.accessLogsBucket,
+      ...props.fanout,
+      trails,
+      stream: this.stream.stream,
+    });
+    this.fanout.connectPackager(this.packager.handler);
 
     const windowSeconds = secondsOf(this.packager.maxBatchingWindow) ?? 300;
     const iteratorAgeThreshold =
@@ -112,6 +182,23 @@ export class AuditTrail extends Construct {
           comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
           treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
         }),
+      ...this.consumerAlarms('Indexer', this.history, 'lookups miss recent events'),
+      ...this.consumerAlarms('Publisher', this.fanout, 'EventBridge rules and CloudWatch Logs lag'),
+      ...(this.digests
+        ? [
+            this.digests
+              .metricErrors({ period: Duration.hours(1) })
+              .createAlarm(this, 'DigestSignerErrors', {
+                alarmDescription:
+                  'The digest signer failed this hour: digests are late (the next run writes every missed period, in order). See the digest-signer log group.',
+                threshold: 1,
+                evaluationPeriods: 1,
+                comparisonOperator:
+                  cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+              }),
+          ]
+        : []),
       this.ingest
         .metricServerErrors({ period: fiveMinutes })
         .createAlarm(this, 'IngestServerErrors', {
@@ -124,6 +211,52 @@ export class AuditTrail extends Construct {
         }),
     ];
     this.addAlarmAction(...(props.alarmActions ?? []));
+  }
+
+  /** Errors, iterator age and given-up batches of a stream consumer. */
+  private consumerAlarms(
+    name: string,
+    consumer: {
+      metricErrors(props?: cloudwatch.MetricOptions): cloudwatch.Metric;
+      metricIteratorAge(props?: cloudwatch.MetricOptions): cloudwatch.Metric;
+      metricFailedBatches(props?: cloudwatch.MetricOptions): cloudwatch.Metric;
+    },
+    consequence: string,
+  ): cloudwatch.Alarm[] {
+    const common = {
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    };
+    return [
+      consumer.metricErrors({ period: Duration.minutes(1) }).createAlarm(this, `${name}Errors`, {
+        ...common,
+        alarmDescription: `The ${name.toLowerCase()} failed batches in 3 of the last 5 minutes (${consequence}); failed records are retried. See its log group.`,
+        threshold: 1,
+        evaluationPeriods: 5,
+        datapointsToAlarm: 3,
+      }),
+      consumer
+        .metricIteratorAge({ period: Duration.minutes(1) })
+        .createAlarm(this, `${name}IteratorAge`, {
+          ...common,
+          alarmDescription: `The ${name.toLowerCase()} is more than 15 minutes behind the stream: ${consequence}.`,
+          threshold: Duration.minutes(15).toMilliseconds(),
+          evaluationPeriods: 5,
+        }),
+      consumer
+        .metricFailedBatches({ period: Duration.minutes(5) })
+        .createAlarm(this, `${name}FailedBatches`, {
+          ...common,
+          alarmDescription: `A ${name.toLowerCase()} batch was given up to its failed-records bucket: fix the cause, then run \`opentrail redrive\` on that bucket.`,
+          threshold: 1,
+          evaluationPeriods: 1,
+        }),
+    ];
+  }
+
+  /** Lets the grantee call `POST /` (LookupEvents, ListPublicKeys) and nothing else. */
+  public grantQuery(grantee: iam.IGrantable): iam.Grant {
+    return this.ingest.grantQuery(grantee);
   }
 
   /** Adds actions to every alarm. */

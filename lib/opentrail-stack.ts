@@ -32,5 +32,16 @@ export class OpentrailStack extends Stack {
     });
     new CfnOutput(this, 'ManifestTableName', { value: trail.packager.manifestTable.tableName });
     new CfnOutput(this, 'DedupTableName', { value: trail.packager.dedupTable.tableName });
+    new CfnOutput(this, 'EventBusName', {
+      description: 'opentrail.* events ("AWS API Call via CloudTrail", …) are published here',
+      value: trail.fanout.eventBus.eventBusName,
+    });
+    new CfnOutput(this, 'HistoryTableName', { value: trail.history.table.tableName });
+    if (trail.digests) {
+      new CfnOutput(this, 'DigestSigningKeyArn', {
+        description: 'KMS key that signs the digest files (its public key: ListPublicKeys)',
+        value: trail.digests.signingKey.keyArn,
+      });
+    }
   }
 }

@@ -19,11 +19,7 @@ import {
   type KinesisClient,
 } from '@aws-sdk/client-kinesis';
 import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import {
-  DEFAULT_DEDUP_WINDOW_SECONDS,
-  DEFAULT_TRAIL,
-  type TrailConfig,
-} from '../lambda/core/config';
+import { DEFAULT_TRAIL, type TrailConfig } from '../lambda/core/config';
 import type { MetricsSink } from '../lambda/core/ports';
 import { validateTrailConfigs } from '../lambda/core/selectors';
 import { DEDUP_TABLE, MANIFEST_TABLE } from '../lambda/core/tables';
@@ -66,6 +62,10 @@ export interface RuntimeOptions {
   readonly s3WriteDelayMs?: number;
   /** The parts to run. @default DEFAULT_COMPONENTS (local/components/index.ts) */
   readonly components?: readonly RuntimeComponent[];
+  /** POST each envelope of the local event bus to this URL (`--forward-to`). */
+  readonly forwardTo?: string;
+  /** Length of a digest period in seconds (`--digest-period`). @default 3600 */
+  readonly digestPeriodSeconds?: number;
 }
 
 export type LogFn = (message: string, fields?: Record<string, unknown>) => void;

@@ -18,6 +18,7 @@ export class S3ObjectStore implements ObjectStore {
     body: Uint8Array;
     contentType: string;
     contentEncoding?: string;
+    metadata?: Readonly<Record<string, string>>;
   }): Promise<'created' | 'exists'> {
     try {
       await this.client.send(
@@ -27,6 +28,7 @@ export class S3ObjectStore implements ObjectStore {
           Body: object.body,
           ContentType: object.contentType,
           ContentEncoding: object.contentEncoding,
+          ...(object.metadata ? { Metadata: { ...object.metadata } } : {}),
           IfNoneMatch: '*',
         }),
       );

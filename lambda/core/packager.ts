@@ -26,10 +26,12 @@ import { encodeLogFile, sha256Hex, uncompressedSha256 } from './logfile';
 import type {
   DedupItem,
   DedupStore,
+  DeliveryNotifier,
   ManifestRow,
   ManifestStore,
   MetricsSink,
   ObjectStore,
+  StreamRegistry,
 } from './ports';
 import { PATH_SEGMENT_PATTERN } from './records';
 import { trailAccepts, type SelectableRecord } from './selectors';
@@ -60,6 +62,18 @@ export interface PackagerDeps {
   readonly now: () => number;
   /** Files written at once. @default 8 */
   readonly concurrency?: number;
+  /**
+   * Delivery notices (FORMATS.md §9), called after each file is marked delivered. At least
+   * once: a retried batch notifies again for files it finds already written, since the crash
+   * may have come between the write and the notice. A failing notifier fails the batch.
+   * @default - no notices
+   */
+  readonly notifier?: DeliveryNotifier;
+  /**
+   * Registry of (trail, account, region) streams for the digest signer, told before each
+   * file's manifest row (idempotent). @default - none (no digests)
+   */
+  readonly streams?: StreamRegistry;
 }
 
 /** A record the packager cannot file: the batch fails and goes to the on-failure destination. */
@@ -289,6 +303,13 @@ async function writeFile(
 ): Promise<{ key: string; records: number; sha256: string }> {
   const encoded = encodeLogFile(file.records.map((r) => r.text));
   const times = file.records.map((r) => r.record.eventTime).sort();
+  // Before the manifest row, so the signer knows the stream before any of its files exists.
+  await deps.streams?.register({
+    trail: file.trail.name,
+    account: file.account,
+    region: file.region,
+    firstSeenMs: deps.now(),
+  });
   await deps.manifest.reserve({
     bucket: deps.bucket,
     key: file.key,
@@ -316,6 +337,11 @@ async function writeFile(
     }
   }
   await deps.manifest.markDelivered(deps.bucket, file.key, new Date(deps.now()).toISOString());
+  await deps.notifier?.logFileDelivered({
+    trail: file.trail.name,
+    bucket: deps.bucket,
+    key: file.key,
+  });
   return { key: file.key, records: file.records.length, sha256: encoded.sha256 };
 }
 

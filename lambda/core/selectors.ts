@@ -279,6 +279,44 @@ export function validateTrailConfigs(trails: readonly TrailConfig[], maxTrails: 
     if (trail.eventSelectors) errors.push(...validateBasic(trail.name, trail.eventSelectors));
     if (trail.advancedEventSelectors)
       errors.push(...validateAdvanced(trail.name, trail.advancedEventSelectors));
+    errors.push(...validateDelivery(trail));
+  }
+  return errors;
+}
+
+/** Retention values CloudWatch Logs accepts (PutRetentionPolicy), in days. */
+const LOG_RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288,
+  3653,
+];
+const SNS_TOPIC_ARN = /^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/;
+const LOG_GROUP_NAME = /^[A-Za-z0-9._/#-]{1,512}$/;
+const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/;
+
+/** SNS delivery notices and CloudWatch Logs settings of a trail (FORMATS.md §9). */
+function validateDelivery(trail: TrailConfig): string[] {
+  const errors: string[] = [];
+  const topicArn = trail.deliveryNotices?.topicArn;
+  if (topicArn !== undefined && !SNS_TOPIC_ARN.test(topicArn)) {
+    errors.push(
+      `trail "${trail.name}": deliveryNotices.topicArn "${topicArn}" must be an SNS topic ARN, e.g. arn:aws:sns:us-east-1:123456789012:opentrail-notices`,
+    );
+  }
+  const cwl = trail.cloudWatchLogs;
+  if (cwl?.logGroupName !== undefined && !LOG_GROUP_NAME.test(cwl.logGroupName)) {
+    errors.push(
+      `trail "${trail.name}": cloudWatchLogs.logGroupName "${cwl.logGroupName}" must be 1-512 characters of [A-Za-z0-9._/#-]`,
+    );
+  }
+  if (cwl?.retentionDays !== undefined && !LOG_RETENTION_DAYS.includes(cwl.retentionDays)) {
+    errors.push(
+      `trail "${trail.name}": cloudWatchLogs.retentionDays ${cwl.retentionDays} must be one of ${LOG_RETENTION_DAYS.join(', ')}`,
+    );
+  }
+  if (cwl?.kmsKeyArn !== undefined && !KMS_KEY_ARN.test(cwl.kmsKeyArn)) {
+    errors.push(
+      `trail "${trail.name}": cloudWatchLogs.kmsKeyArn "${cwl.kmsKeyArn}" must be a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)`,
+    );
   }
   return errors;
 }

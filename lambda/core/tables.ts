@@ -37,3 +37,52 @@ export const DEDUP_TABLE = {
   partitionKey: 'pk',
   ttlAttribute: 'expiresAt',
 } as const;
+
+/**
+ * Digest chain state (issue 3): one table, partition key `pk` and sort key `sk` (both S).
+ *
+ * - stream registry: `pk` = "streams", `sk` = `<trail>#<account>#<region>`, `trail`,
+ *   `account`, `region` (S), `firstSeenMs` (N). Written by the packager before each file
+ *   (idempotent, first firstSeenMs kept).
+ * - chain head: `pk` = `head#<stream>`, `sk` = "head"; `endMs` (N), `bucket`, `key`,
+ *   `sha256`, `signature` (S). Moved only forward, conditionally on its previous `endMs`.
+ * - reservation: `pk` = `res#<stream>`, `sk` = startMs (13 digits, zero-padded); `endMs` (N),
+ *   `bucket`, `key` (S), `previous` (M or NULL), `candidates` (L of M). Created once.
+ *
+ * Manifest rows claimed by a digest get `digest` (S, `<bucket>/<key>` of the digest).
+ */
+export const CHAIN_TABLE = {
+  partitionKey: 'pk',
+  sortKey: 'sk',
+  streamsPartition: 'streams',
+  headSortKey: 'head',
+  /** Attribute set on a manifest row by the digest that lists it. */
+  manifestClaimAttribute: 'digest',
+} as const;
+
+/**
+ * Event history (issue 4): one table, two kinds of items. Cost is independent of history size:
+ * every lookup is a key-range Query on small pointer items plus a BatchGet of ≤ 50 records.
+ *
+ * Record items, one per (eventID, content): `pk` = `E#<eventID>`, `sk` = 16 hex chars of the
+ * SHA-256 of the stored record; `t` eventTime, `c` category ("m" management, "i" insight),
+ * `j` the record JSON (CloudTrailEvent), `x` TTL. Written with a conditional put.
+ *
+ * Index items, one per lookup key of an event (see lambda/core/history.ts):
+ * `pk` = `<c><K>#<shard>#<value>` with K one of A (no attribute), N EventName, R ReadOnly,
+ * U Username, T ResourceType, M ResourceName, S EventSource, K AccessKeyId; shard = the
+ * event's hash mod `writeShards`, so no value (ReadOnly, a busy EventSource, the no-attribute
+ * lookup) heats one partition; reads merge the `writeShards` Query streams.
+ * `sk` = `<eventTime>#<eventID, order-preserving escape>\u0001<content hash>`, so one
+ * partition is in (eventTime, eventID) order; `x` TTL. EventId lookups query record items.
+ *
+ * `x` (N, epoch seconds): TTL = eventTime + 91 days; correctness never depends on it (the
+ * 90-day window is enforced by the key range at read time).
+ */
+export const HISTORY_TABLE = {
+  partitionKey: 'pk',
+  sortKey: 'sk',
+  ttlAttribute: 'x',
+  /** Write shards per low-cardinality key. Readers and writers must agree: a constant. */
+  writeShards: 8,
+} as const;

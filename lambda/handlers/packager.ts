@@ -3,13 +3,16 @@
  * logic is lambda/core/packager.ts. It reports no partial failures: any error fails the batch,
  * which Lambda retries whole (same records), so the output stays deterministic.
  */
+import { SNSClient } from '@aws-sdk/client-sns';
 import type { KinesisStreamEvent } from 'aws-lambda';
 import { ENV, type TrailConfig } from '../core/config';
 import { packageBatch, type PackagerDeps, type StreamBatch } from '../core/packager';
 import { createClients } from '../adapters/clients';
 import { documentClient, DynamoDedupStore, DynamoManifestStore } from '../adapters/dynamodb';
 import { createLogger, createMetrics, metricsSink } from '../adapters/observability';
+import { DynamoDigestChainStore } from '../adapters/dynamodb-digests';
 import { S3ObjectStore } from '../adapters/s3';
+import { SnsDeliveryNotifier } from '../adapters/sns';
 
 const logger = createLogger('packager');
 
@@ -52,6 +55,7 @@ function fromEnvironment(): PackagerDeps {
   };
   const clients = createClients({ region: required('AWS_REGION') });
   const documents = documentClient(clients.dynamodb);
+  const snsTopics = process.env[ENV.SNS_TOPICS];
   return {
     trails: JSON.parse(required(ENV.TRAILS)) as TrailConfig[],
     bucket: required(ENV.LOG_BUCKET),
@@ -61,6 +65,19 @@ function fromEnvironment(): PackagerDeps {
     metrics: metricsSink(metrics),
     dedupWindowMs: Number(required(ENV.DEDUP_WINDOW_SECONDS)) * 1000,
     now: Date.now,
+    // SNS delivery notices, for the trails that have a topic (FORMATS.md §9).
+    ...(snsTopics
+      ? {
+          notifier: new SnsDeliveryNotifier(
+            new SNSClient({ region: required('AWS_REGION') }),
+            JSON.parse(snsTopics) as Record<string, string>,
+          ),
+        }
+      : {}),
+    // The digest signer's stream registry, when log-file validation is deployed.
+    ...(process.env[ENV.CHAIN_TABLE]
+      ? { streams: new DynamoDigestChainStore(documents, required(ENV.CHAIN_TABLE)) }
+      : {}),
   };
 }
 

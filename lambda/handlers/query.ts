@@ -6,6 +6,10 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { ApiError } from '../core/api-error';
 import { createLogger } from '../adapters/observability';
+import { listPublicKeysFromEnvironment } from '../adapters/kms-signer';
+import { LIST_PUBLIC_KEYS_TARGET } from '../core/public-keys';
+import { LOOKUP_EVENTS_SHORT_TARGET, LOOKUP_EVENTS_TARGET } from '../core/history';
+import { lookupEventsFromEnvironment } from '../adapters/history';
 
 const logger = createLogger('query');
 
@@ -19,7 +23,14 @@ export type Operation = (request: Record<string, unknown>) => Promise<unknown>;
  * Operations the deployed handler serves, each built from the Lambda environment; a factory
  * returns undefined when its configuration is absent (the operation is then unknown).
  */
-export const OPERATION_FACTORIES: readonly (readonly [target: string, build: () => Operation | undefined])[] = [];
+export const OPERATION_FACTORIES: readonly (readonly [
+  target: string,
+  build: () => Operation | undefined,
+])[] = [
+  [LIST_PUBLIC_KEYS_TARGET, listPublicKeysFromEnvironment],
+  [LOOKUP_EVENTS_TARGET, lookupEventsFromEnvironment],
+  [LOOKUP_EVENTS_SHORT_TARGET, lookupEventsFromEnvironment],
+];
 
 function respond(statusCode: number, body: unknown): APIGatewayProxyResult {
   return {
@@ -38,7 +49,13 @@ function header(event: APIGatewayProxyEvent, name: string): string | undefined {
 export function createQueryHandler(operations: ReadonlyMap<string, Operation>) {
   return async (event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> => {
     const target = header(event, 'x-amz-target');
-    const operation = target === undefined ? undefined : operations.get(target);
+    // The AWS CLI sends the full target; the AWS SDK for JavaScript v3 sends
+    // `CloudTrail_20131101.<Operation>`: both name the same operation.
+    const operation =
+      target === undefined
+        ? undefined
+        : (operations.get(target) ??
+          operations.get(`com.amazonaws.cloudtrail.v20131101.${target}`));
     if (!operation) {
       const known = [...operations.keys()].map((t) => t.slice(t.lastIndexOf('.') + 1)).join(', ');
       return respond(400, {
@@ -56,10 +73,16 @@ export function createQueryHandler(operations: ReadonlyMap<string, Operation>) {
     try {
       request = text.trim() === '' ? {} : JSON.parse(text);
     } catch {
-      return respond(400, { __type: 'SerializationException', message: 'body: must be a JSON object' });
+      return respond(400, {
+        __type: 'SerializationException',
+        message: 'body: must be a JSON object',
+      });
     }
     if (typeof request !== 'object' || request === null || Array.isArray(request)) {
-      return respond(400, { __type: 'SerializationException', message: 'body: must be a JSON object' });
+      return respond(400, {
+        __type: 'SerializationException',
+        message: 'body: must be a JSON object',
+      });
     }
     try {
       return respond(200, await operation(request as Record<string, unknown>));
@@ -68,7 +91,10 @@ export function createQueryHandler(operations: ReadonlyMap<string, Operation>) {
         return respond(error.statusCode, { __type: error.code, message: error.message });
       }
       logger.error('operation failed', { target, error: error as Error });
-      return respond(500, { __type: 'InternalFailure', message: 'the request could not be processed; retry it' });
+      return respond(500, {
+        __type: 'InternalFailure',
+        message: 'the request could not be processed; retry it',
+      });
     }
   };
 }

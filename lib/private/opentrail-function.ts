@@ -18,7 +18,8 @@ import { requireDurationInRange, requireIntegerInRange } from './validate';
 export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
 
 /** The Lambda handlers opentrail deploys, as files under `lambda/handlers/`. */
-export type OpentrailHandlerName = 'ingest' | 'packager';
+export type OpentrailHandlerName =
+  'ingest' | 'packager' | 'digest-signer' | 'publisher' | 'indexer' | 'query';
 
 /** Path of a handler's entry file. `lib/` names the file; it never imports handler code. */
 export function handlerEntry(name: OpentrailHandlerName): string {

@@ -1,6 +1,15 @@
 import type { RuntimeComponent } from '../runtime';
+import { digestComponent } from './digest';
+import { fanoutComponent } from './fanout';
+import { historyComponent } from './history';
 import { ingestComponent } from './ingest';
 import { packagerComponent } from './packager';
 
 /** The parts `opentrail local` runs, in start order. */
-export const DEFAULT_COMPONENTS: readonly RuntimeComponent[] = [ingestComponent, packagerComponent];
+export const DEFAULT_COMPONENTS: readonly RuntimeComponent[] = [
+  ingestComponent,
+  packagerComponent,
+  digestComponent,
+  historyComponent,
+  fanoutComponent,
+];

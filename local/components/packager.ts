@@ -3,7 +3,11 @@ import type { ObjectStore } from '../../lambda/core/ports';
 import { DynamoDedupStore, DynamoManifestStore } from '../../lambda/adapters/dynamodb';
 import { S3ObjectStore } from '../../lambda/adapters/s3';
 import { createPackagerHandler } from '../../lambda/handlers/packager';
+import { DynamoDigestChainStore } from '../../lambda/adapters/dynamodb-digests';
 import type { RuntimeComponent } from '../runtime';
+import { LocalDeliveryNotifier } from '../fanout-files';
+import { localTopicArn } from './fanout';
+import { DIGEST_CHAIN_TABLE, ensureChainTable } from './digest';
 
 /** Test hook: a pause before every log-file write, so a test can kill a batch half way. */
 function delayed(store: ObjectStore, delayMs: number): ObjectStore {
@@ -20,7 +24,7 @@ function delayed(store: ObjectStore, delayMs: number): ObjectStore {
 /** The packager on its own stream consumer; the batching window is --flush-seconds. */
 export const packagerComponent: RuntimeComponent = {
   name: 'packager',
-  start: (context) => {
+  start: async (context) => {
     const { options, names } = context;
     const delayMs = options.s3WriteDelayMs ?? Number(process.env.OPENTRAIL_FAULT_S3_DELAY_MS ?? 0);
     const packager = createPackagerHandler({
@@ -32,7 +36,15 @@ export const packagerComponent: RuntimeComponent = {
       metrics: context.metrics,
       dedupWindowMs: (options.dedupWindowSeconds ?? DEFAULT_DEDUP_WINDOW_SECONDS) * 1000,
       now: Date.now,
+      // SNS delivery notices to <data-dir>/sns/notifications.jsonl, for every trail.
+      notifier: new LocalDeliveryNotifier(context.dataDir, (name) => {
+        const trail = context.trails.find((t) => t.name === name);
+        return trail && localTopicArn(trail, context.region, context.accountId);
+      }),
+      streams: new DynamoDigestChainStore(context.documents, DIGEST_CHAIN_TABLE),
     });
+    // The stream registry must exist before the first batch (the digest component reads it).
+    await ensureChainTable(context.clients.dynamodb);
     return context.consumer({
       name: 'packager',
       invoke: packager,

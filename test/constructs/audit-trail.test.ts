@@ -1,6 +1,7 @@
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as sns from 'aws-cdk-lib/aws-sns';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import { AuditTrail } from '../../lib';
 import { testStack } from './support/app';
 
@@ -14,18 +15,73 @@ describe('AuditTrail', () => {
     template = Template.fromStack(stack);
   });
 
-  it('composes the write path and exposes each part', () => {
+  it('composes every part and exposes each one', () => {
     expect(trail.ingest.api).toBeDefined();
     expect(trail.stream.stream).toBeDefined();
     expect(trail.archive.bucket).toBeDefined();
     expect(trail.packager.failedRecordsBucket).toBeDefined();
+    expect(trail.digests).toBeDefined();
+    expect(trail.history.table).toBeDefined();
+    expect(trail.fanout.eventBus).toBeDefined();
     template.resourceCountIs('AWS::Kinesis::Stream', 1);
-    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
-    template.resourceCountIs('AWS::DynamoDB::Table', 2);
+    // packager, indexer and publisher each read the stream through their own mapping
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 3);
+    // manifest, dedup, history, digest chain
+    template.resourceCountIs('AWS::DynamoDB::Table', 4);
+  });
+
+  it('serves POST / (LookupEvents, ListPublicKeys) from one query function with IAM auth', () => {
+    const methods = template.findResources('AWS::ApiGateway::Method', {
+      Properties: {
+        HttpMethod: 'POST',
+        ResourceId: { 'Fn::GetAtt': [Match.anyValue(), 'RootResourceId'] },
+      },
+    });
+    expect(Object.values(methods)).toHaveLength(1);
+    expect(Object.values(methods)[0]!.Properties.AuthorizationType).toBe('AWS_IAM');
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          OPENTRAIL_HISTORY_TABLE: Match.anyValue(),
+          OPENTRAIL_DIGEST_PUBLIC_KEYS: Match.anyValue(),
+        }),
+      },
+    });
+  });
+
+  it('grants readers POST / only, and producers POST /PutAuditEvents only', () => {
+    const stack = testStack('Grants');
+    const other = new AuditTrail(stack, 'Trail');
+    other.grantQuery(new iam.Role(stack, 'Reader', { assumedBy: new iam.AccountRootPrincipal() }));
+    other.grantPutAuditEvents(
+      new iam.Role(stack, 'Producer', { assumedBy: new iam.AccountRootPrincipal() }),
+    );
+    const policies = Template.fromStack(stack).findResources('AWS::IAM::Policy');
+    const statementsOf = (role: string) =>
+      Object.values(policies)
+        .filter((p) => JSON.stringify(p.Properties.Roles).includes(role))
+        .flatMap(
+          (p) => p.Properties.PolicyDocument.Statement as { Action: string; Resource: unknown }[],
+        );
+    const reader = statementsOf('Reader');
+    const producer = statementsOf('Producer');
+    expect(reader).toHaveLength(1);
+    expect(producer).toHaveLength(1);
+    expect(reader[0]!.Action).toBe('execute-api:Invoke');
+    expect(JSON.stringify(reader[0]!.Resource)).toMatch(/\/POST\/"/);
+    expect(JSON.stringify(producer[0]!.Resource)).toMatch(/\/POST\/PutAuditEvents"/);
+  });
+
+  it('builds no digest signer when no trail has log-file validation on', () => {
+    const stack = testStack('NoDigests');
+    const plain = new AuditTrail(stack, 'Trail', { packager: { trails: [{ name: 'plain' }] } });
+    expect(plain.digests).toBeUndefined();
+    Template.fromStack(stack).resourceCountIs('AWS::Scheduler::Schedule', 0);
   });
 
   it('sends the failed-records bucket access logs to the archive access-log bucket', () => {
-    template.resourceCountIs('AWS::S3::Bucket', 3);
+    // log bucket, access logs, and one failed-records bucket per stream consumer
+    template.resourceCountIs('AWS::S3::Bucket', 5);
     template.hasResourceProperties('AWS::S3::Bucket', {
       LoggingConfiguration: {
         DestinationBucketName: { Ref: Match.stringLikeRegexp('^TrailLogArchiveAccessLogsBucket') },
@@ -39,6 +95,7 @@ describe('AuditTrail', () => {
     ['PackagerIteratorAge', 'AWS/Lambda', 'IteratorAge', 'FunctionName'],
     ['PackagerFailedBatches', 'AWS/S3', 'PutRequests', 'BucketName'],
     ['IngestServerErrors', 'AWS/ApiGateway', '5XXError', 'ApiName'],
+    ['DigestSignerErrors', 'AWS/Lambda', 'Errors', 'FunctionName'],
   ])('alarm %s watches %s %s of its own resource', (_id, namespace, metricName, dimension) => {
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       Namespace: namespace,
@@ -48,6 +105,17 @@ describe('AuditTrail', () => {
       AlarmActions: [{ Ref: Match.stringLikeRegexp('^Alarms') }],
     });
   });
+
+  it.each(['Indexer', 'Publisher'])(
+    '%s has errors, iterator-age and failed-batch alarms',
+    (name) => {
+      const alarms = template.findResources('AWS::CloudWatch::Alarm');
+      const ids = Object.keys(alarms).join(' ');
+      for (const kind of ['Errors', 'IteratorAge', 'FailedBatches']) {
+        expect(ids).toMatch(new RegExp(`Trail${name}${kind}`));
+      }
+    },
+  );
 
   it('iterator-age threshold defaults to the batching window plus 15 minutes', () => {
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {

@@ -112,5 +112,5 @@ describe('the embedded runtime killed with SIGKILL in the middle of a replay', (
     } finally {
       destroyClients(clients);
     }
-  });
+  }, 300_000); // four runtime starts and three replays: a liveness bound, not a speed goal
 });

@@ -1,24 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Command } from 'commander';
-import { register as registerLocal } from '../../cli/local';
-import { register as registerPutEvents } from '../../cli/put-events';
-import { register as registerRedrive } from '../../cli/redrive';
+import { buildProgram } from '../../cli/program';
 import { APP_CONFIG_KEYS } from '../../lib/app-config';
 
 // The README's lists mirror code; these tests keep them from drifting apart.
 const readme = readFileSync(join(__dirname, '..', '..', 'README.md'), 'utf8');
 
-function program(): Command {
-  const root = new Command('opentrail');
-  registerLocal(root);
-  registerPutEvents(root);
-  registerRedrive(root);
-  return root;
-}
-
 describe('README', () => {
-  const commands = program().commands;
+  const commands = buildProgram().commands;
 
   it.each(commands.map((c) => [c.name()]))('documents the %s command', (name) => {
     expect(readme).toContain(`opentrail ${name}`);
