@@ -196,19 +196,7 @@ export function medianRate(items: number, samples: readonly Sample[]): number {
   return median(samples.map((s) => items / s.seconds));
 }
 
-/** Runs `work` over `items`, at most `limit` at once (the HTTP clients' "few in flight"). */
-export async function inParallel<T>(
-  items: readonly T[],
-  limit: number,
-  work: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) await work(items[next++]!);
-    }),
-  );
-}
+export { inParallel } from '../lambda/core/concurrency';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -14,7 +14,11 @@ import { ENV, type TrailConfig } from '../lambda/core/config';
 import type { EventPattern } from '../lambda/core/fanout';
 import { OpentrailConfigError } from './private/errors';
 import { toCdkPattern } from './private/event-pattern';
-import { FailedRecordsDestination } from './private/failed-records-destination';
+import {
+  FAILED_RECORDS_METRICS_ID,
+  failedBatchesMetric,
+  FailedRecordsDestination,
+} from './private/failed-records-destination';
 import { acknowledgeIamWildcards } from './private/nag';
 import { OpentrailFunction } from './private/opentrail-function';
 import { createAlarmTopic, createSecurityAlarms } from './private/security-checks';
@@ -23,7 +27,6 @@ import { requireDurationInRange, requireIntegerInRange, secondsOf } from './priv
 
 /** The metrics namespace of the publisher's EMF metrics (lambda/adapters/observability.ts). */
 const METRICS_NAMESPACE = 'opentrail';
-const FAILED_RECORDS_METRICS_ID = 'FailedRecords';
 const RETENTION_DAYS = new Set<number>(
   Object.values(logs.RetentionDays).filter((v): v is number => typeof v === 'number'),
 );
@@ -388,17 +391,7 @@ export class EventFanout extends Construct {
 
   /** Objects written to the failed-records bucket (S3 request metric, sum), when it created it. */
   public metricFailedBatches(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return new cloudwatch.Metric({
-      namespace: 'AWS/S3',
-      metricName: 'PutRequests',
-      dimensionsMap: {
-        BucketName: this.failedRecordsBucket.bucketName,
-        FilterId: FAILED_RECORDS_METRICS_ID,
-      },
-      statistic: 'Sum',
-      period: Duration.minutes(5),
-      ...props,
-    });
+    return failedBatchesMetric(this.failedRecordsBucket, props);
   }
 
   private publisherMetric(name: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {

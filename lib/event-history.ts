@@ -11,14 +11,17 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { ENV } from '../lambda/core/config';
 import { HISTORY_TABLE } from '../lambda/core/tables';
-import { FailedRecordsDestination } from './private/failed-records-destination';
+import {
+  FAILED_RECORDS_METRICS_ID,
+  failedBatchesMetric,
+  FailedRecordsDestination,
+} from './private/failed-records-destination';
 import { acknowledgeIamWildcards } from './private/nag';
 import { OpentrailFunction } from './private/opentrail-function';
 import { createAccessLogsBucket, createDataKey, createSecureBucket } from './private/secure-bucket';
 import { requireDurationInRange, requireIntegerInRange } from './private/validate';
 
 /** Id of the S3 request-metrics filter on the failed-records bucket. */
-const FAILED_RECORDS_METRICS_ID = 'FailedRecords';
 
 /** Everything about event history that a user chooses; {@link EventHistoryProps} adds the wiring. */
 export interface EventHistoryOptions {
@@ -252,17 +255,7 @@ export class EventHistory extends Construct {
    * indexer gave up; `opentrail redrive` puts it back (indexing is idempotent).
    */
   public metricFailedBatches(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return new cloudwatch.Metric({
-      namespace: 'AWS/S3',
-      metricName: 'PutRequests',
-      dimensionsMap: {
-        BucketName: this.failedRecordsBucket.bucketName,
-        FilterId: FAILED_RECORDS_METRICS_ID,
-      },
-      statistic: 'Sum',
-      period: Duration.minutes(5),
-      ...props,
-    });
+    return failedBatchesMetric(this.failedRecordsBucket, props);
   }
 
   /** Write requests the table throttled (sum). */

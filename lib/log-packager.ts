@@ -19,7 +19,11 @@ import { validateTrailConfigs } from '../lambda/core/selectors';
 import { DEDUP_TABLE, MANIFEST_TABLE } from '../lambda/core/tables';
 import { OpentrailConfigError } from './private/errors';
 import { acknowledgeIamWildcards } from './private/nag';
-import { FailedRecordsDestination } from './private/failed-records-destination';
+import {
+  FAILED_RECORDS_METRICS_ID,
+  failedBatchesMetric,
+  FailedRecordsDestination,
+} from './private/failed-records-destination';
 import { OpentrailFunction } from './private/opentrail-function';
 import { createAccessLogsBucket, createDataKey, createSecureBucket } from './private/secure-bucket';
 import { requireDurationInRange, requireIntegerInRange, secondsOf } from './private/validate';
@@ -32,7 +36,6 @@ const MIN_RECORD_AGE_SECONDS = 60;
 const MAX_RECORD_AGE_SECONDS = 7 * 24 * 3600;
 
 /** Id of the S3 request-metrics filter on the failed-records bucket. */
-const FAILED_RECORDS_METRICS_ID = 'FailedRecords';
 
 /** Everything about the packager that a user chooses; {@link LogPackagerProps} adds the wiring. */
 export interface LogPackagerOptions {
@@ -267,17 +270,7 @@ export class LogPackager extends Construct {
    * given up after its retries or age. Anything above 0 needs `opentrail redrive`.
    */
   public metricFailedBatches(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return new cloudwatch.Metric({
-      namespace: 'AWS/S3',
-      metricName: 'PutRequests',
-      dimensionsMap: {
-        BucketName: this.failedRecordsBucket.bucketName,
-        FilterId: FAILED_RECORDS_METRICS_ID,
-      },
-      statistic: 'Sum',
-      period: Duration.minutes(5),
-      ...props,
-    });
+    return failedBatchesMetric(this.failedRecordsBucket, props);
   }
 
   private validate(v: {

@@ -19,6 +19,7 @@
  * - Objects are created with a conditional write (never overwritten). An existing object with
  *   other content fails the batch loudly rather than being replaced.
  */
+import { inParallel } from './concurrency';
 import type { TrailConfig } from './config';
 import { decide, type Candidate } from './dedup';
 import { logFileKey, uniqueFrom } from './layout';
@@ -62,6 +63,11 @@ export interface PackagerDeps {
   readonly now: () => number;
   /** Files written at once. @default 8 */
   readonly concurrency?: number;
+  /**
+   * Dedup claims written at once: one small conditional write per kept record, bound by
+   * round-trip latency rather than throughput. @default 32
+   */
+  readonly claimConcurrency?: number;
   /**
    * Delivery notices (FORMATS.md §9), called after each file is marked delivered. At least
    * once: a retried batch notifies again for files it finds already written, since the crash
@@ -208,18 +214,6 @@ function planFiles(
   return [...files.values()];
 }
 
-async function inParallel<T>(
-  items: readonly T[],
-  limit: number,
-  work: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await work(items[next++]!);
-  });
-  await Promise.all(workers);
-}
-
 /**
  * Applies dedup: returns the records to keep, in stream order, and writes the claims first.
  * `keysOf` gives the object keys (`bucket/key`) a record goes to.
@@ -279,7 +273,7 @@ async function applyDedup(
     keptInBatch.add(copy);
   }
   const windowSeconds = Math.ceil(deps.dedupWindowMs / 1000);
-  await inParallel([...changed], deps.concurrency ?? 8, async (eventId) => {
+  await inParallel([...changed], deps.claimConcurrency ?? 32, async (eventId) => {
     const item = items.get(eventId)!;
     const expiresAt =
       Math.ceil(Math.max(...item.claims.map((c) => c.t)) / 1000) + windowSeconds + 86_400;

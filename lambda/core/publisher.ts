@@ -23,6 +23,7 @@
  * Records that are not JSON objects cannot be published (the packager sends them to its
  * on-failure destination); they are counted and skipped so they never block the bus.
  */
+import { inParallel } from './concurrency';
 import type { TrailConfig } from './config';
 import { batchForPutEvents, fanoutEventOf, MAX_ENTRY_BYTES, type FanoutEvent } from './fanout';
 import { logStreamName, planLogEvents, type LogEventInput } from './log-events';
@@ -80,18 +81,6 @@ interface Item {
 
 const defaultSleep = (ms: number): Promise<void> =>
   new Promise((resolve) => setTimeout(resolve, ms));
-
-async function inParallel<T>(
-  items: readonly T[],
-  limit: number,
-  work: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await work(items[next++]!);
-  });
-  await Promise.all(workers);
-}
 
 /** Sends one call's items; retries the failed ones. Returns the items that never got through. */
 async function sendWithRetries(

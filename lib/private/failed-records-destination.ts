@@ -1,3 +1,5 @@
+import { Duration } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
@@ -26,4 +28,26 @@ export class FailedRecordsDestination implements lambda.IEventSourceDlq {
     });
     return { destination: this.bucket.bucketArn };
   }
+}
+
+/** Id of the S3 request-metrics filter on a failed-records bucket (for PutRequests). */
+export const FAILED_RECORDS_METRICS_ID = 'FailedRecords';
+
+/**
+ * Objects written to a failed-records bucket (S3 request metric `PutRequests`, sum, 5 minutes):
+ * each is a batch an event-source mapping gave up; `opentrail redrive` puts it back. The bucket
+ * needs the request-metrics filter {@link FAILED_RECORDS_METRICS_ID}.
+ */
+export function failedBatchesMetric(
+  bucket: s3.IBucket,
+  props?: cloudwatch.MetricOptions,
+): cloudwatch.Metric {
+  return new cloudwatch.Metric({
+    namespace: 'AWS/S3',
+    metricName: 'PutRequests',
+    dimensionsMap: { BucketName: bucket.bucketName, FilterId: FAILED_RECORDS_METRICS_ID },
+    statistic: 'Sum',
+    period: Duration.minutes(5),
+    ...props,
+  });
 }
