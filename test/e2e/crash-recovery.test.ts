@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLOUDTRAIL_DATA, fixtureRecords } from '../fixtures/cloudtrail-data';
 import { checkLogFiles } from './log-check';
 import {
   clientsFor,
+  inFlightBatches,
   destroyClients,
   manifestRows,
   ROOT,
@@ -30,13 +31,6 @@ function startReplay(api: string): { done: Promise<number> } {
     },
   );
   return { done: new Promise((resolve) => child.once('exit', (code) => resolve(code ?? -1))) };
-}
-
-function inFlightBatches(dataDir: string): number {
-  const file = JSON.parse(readFileSync(join(dataDir, 'checkpoints', 'packager.json'), 'utf8')) as {
-    shards: Record<string, { inFlight?: unknown }>;
-  };
-  return Object.values(file.shards).filter((shard) => shard.inFlight).length;
 }
 
 describe('the embedded runtime killed with SIGKILL in the middle of a replay', () => {
@@ -68,7 +62,7 @@ describe('the embedded runtime killed with SIGKILL in the middle of a replay', (
     await first.stop('SIGKILL');
     await replay1.done;
     expect(halfWritten.pending).toBeGreaterThan(0);
-    expect(inFlightBatches(dataDir)).toBeGreaterThan(0);
+    expect(inFlightBatches(dataDir, 'packager')).toBeGreaterThan(0);
 
     // Kill 2: in the middle of the re-run replay (ingest and packaging both under way).
     runtime = await startRuntimeProcess(dataDir, ARGS, SLOW_S3);
@@ -95,7 +89,8 @@ describe('the embedded runtime killed with SIGKILL in the middle of a replay', (
       const check = await waitFor('the pipeline to settle', 120_000, async () => {
         const result = await checkLogFiles(clients, final.endpoints);
         const settled =
-          result.manifest.every((r) => r.state === 'delivered') && inFlightBatches(dataDir) === 0;
+          result.manifest.every((r) => r.state === 'delivered') &&
+          inFlightBatches(dataDir, 'packager') === 0;
         const signature = `${result.keys.join('\n')}|${result.records.length}`;
         const stable =
           settled &&

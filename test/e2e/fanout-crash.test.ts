@@ -2,7 +2,14 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { envelopeId } from '../../lambda/core/fanout';
 import { CLOUDTRAIL_DATA, fixtureRecords } from '../fixtures/cloudtrail-data';
-import { runCli, startRuntimeProcess, tempDataDir, waitFor, type RuntimeProcess } from './harness';
+import {
+  inFlightBatches,
+  runCli,
+  startRuntimeProcess,
+  tempDataDir,
+  waitFor,
+  type RuntimeProcess,
+} from './harness';
 
 function envelopeIds(dataDir: string): string[] {
   const file = join(dataDir, 'eventbridge', 'events.jsonl');
@@ -11,15 +18,6 @@ function envelopeIds(dataDir: string): string[] {
     .split('\n')
     .filter(Boolean)
     .map((line) => (JSON.parse(line) as { id: string }).id);
-}
-
-function publisherInFlight(dataDir: string): number {
-  const file = join(dataDir, 'checkpoints', 'publisher.json');
-  if (!existsSync(file)) return 0;
-  const checkpoints = JSON.parse(readFileSync(file, 'utf8')) as {
-    shards: Record<string, { inFlight?: unknown }>;
-  };
-  return Object.values(checkpoints.shards).filter((shard) => shard.inFlight).length;
 }
 
 describe('the embedded runtime killed between a bus write and its checkpoint', () => {
@@ -49,7 +47,7 @@ describe('the embedded runtime killed between a bus write and its checkpoint', (
     expect(sent.code).toBe(0);
     const before = await waitFor('envelopes written and their batch in flight', 30_000, () =>
       Promise.resolve(
-        envelopeIds(dataDir).length > 0 && publisherInFlight(dataDir) > 0
+        envelopeIds(dataDir).length > 0 && inFlightBatches(dataDir, 'publisher') > 0
           ? envelopeIds(dataDir)
           : undefined,
       ),
@@ -60,7 +58,7 @@ describe('the embedded runtime killed between a bus write and its checkpoint', (
     runtime = await startRuntimeProcess(dataDir);
     await waitFor('every record on the bus and no batch in flight', 30_000, () =>
       Promise.resolve(
-        envelopeIds(dataDir).length >= input.length && publisherInFlight(dataDir) === 0
+        envelopeIds(dataDir).length >= input.length && inFlightBatches(dataDir, 'publisher') === 0
           ? true
           : undefined,
       ),

@@ -3,7 +3,7 @@
  * in others, and the emulators' endpoints from endpoints.json to look at the results.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
@@ -165,6 +165,16 @@ export async function waitFor<T>(
   throw new Error(
     `timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`,
   );
+}
+
+/** How many shards of a stream consumer have a batch in flight (from its checkpoint file). */
+export function inFlightBatches(dataDir: string, consumer: string): number {
+  const file = join(dataDir, 'checkpoints', `${consumer}.json`);
+  if (!existsSync(file)) return 0;
+  const checkpoints = JSON.parse(readFileSync(file, 'utf8')) as {
+    shards: Record<string, { inFlight?: unknown }>;
+  };
+  return Object.values(checkpoints.shards).filter((shard) => shard.inFlight).length;
 }
 
 export { destroyClients };
