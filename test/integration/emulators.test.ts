@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -474,4 +474,21 @@ test('close() releases ports and files: S3 objects, DynamoDB items and Kinesis r
   await expect(startEmulators({ dataDir })).rejects.toThrow(
     /another runtime using this data directory/,
   );
+});
+
+test('an object whose metadata file was cut short by a crash still reads and lists', async () => {
+  const { clients, dataDir } = await start();
+  await ensureBucket(clients.s3, BUCKET);
+  await clients.s3.send(
+    new PutObjectCommand({ Bucket: BUCKET, Key: 'crash/object.json', Body: '{"v":1}' }),
+  );
+  // What a process killed in the middle of writing the metadata file would leave behind.
+  const metadataFile = join(dataDir, 's3', BUCKET, 'crash', 'object.json._S3rver_metadata.json');
+  await writeFile(metadataFile, '{"content-ty');
+
+  expect(await getText(clients.s3, 'crash/object.json')).toBe('{"v":1}');
+  const listed = await clients.s3.send(new ListObjectsV2Command({ Bucket: BUCKET }));
+  expect(listed.Contents!.map((object) => object.Key)).toEqual(['crash/object.json']);
+  const files = await readdir(join(dataDir, 's3', BUCKET, 'crash'));
+  expect(files.filter((name) => name.endsWith('.tmp'))).toEqual([]);
 });
