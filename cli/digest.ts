@@ -33,6 +33,8 @@ export async function closeDigestPeriod(endpoint: string): Promise<ClosedDigest[
       'X-Amz-Target': CLOSE_DIGEST_PERIOD_TARGET,
     },
     body: '{}',
+    // A runtime that never answers must not hang the command.
+    signal: AbortSignal.timeout(30_000),
   });
   const text = await response.text();
   let body: unknown;

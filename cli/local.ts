@@ -2,17 +2,20 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { readFile } from 'node:fs/promises';
 import type { TrailConfig } from '../lambda/core/config';
+import { httpUrl, integerInRange } from './shared/options';
 
-function integer(name: string, min: number, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      throw new InvalidArgumentError(
-        `${name} must be a whole number from ${min} to ${max}, got "${value}"`,
-      );
-    }
-    return n;
-  };
+/** The --trails file: a JSON array of trails, or an error that names the file and the rule. */
+async function readTrails(file: string): Promise<TrailConfig[]> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await readFile(file, 'utf8'));
+  } catch (error) {
+    throw new InvalidArgumentError(`--trails ${file}: ${(error as Error).message}`);
+  }
+  if (!Array.isArray(parsed)) {
+    throw new InvalidArgumentError(`--trails ${file}: must hold a JSON array of trails`);
+  }
+  return parsed as TrailConfig[];
 }
 
 interface LocalFlags {
@@ -42,13 +45,15 @@ No AWS account needed: S3 is s3rver, DynamoDB is dynalite, Kinesis is kinesalite
 data under --data-dir, so a restart loses nothing (a batch interrupted by a crash is retried
 whole on the next start). Prints "opentrail listening on http://127.0.0.1:<port>" once ready and
 writes <data-dir>/endpoints.json: {api, s3, dynamodb, kinesis, bucket, region, accountId,
-failedBucket, stream, manifestTable, dedupTable}. The embedded S3 accepts any credentials.
-SIGINT or SIGTERM stops it cleanly.`,
+failedBucket, stream, manifestTable, dedupTable, historyTable, digestChainTable,
+digestPeriodSeconds}. Besides log files and digests in the embedded S3, it writes
+<data-dir>/eventbridge/events.jsonl, sns/notifications.jsonl and cloudwatch-logs/. The embedded
+S3 accepts any credentials. SIGINT or SIGTERM stops it cleanly.`,
     )
     .option(
       '--port <port>',
       'API port on 127.0.0.1 (0: any free port)',
-      integer('--port', 0, 65535),
+      integerInRange(0, 65535),
       4510,
     )
     .option(
@@ -59,21 +64,20 @@ SIGINT or SIGTERM stops it cleanly.`,
     .option(
       '--flush-seconds <seconds>',
       "the packager's batching window: how long records gather before a log file is written",
-      integer('--flush-seconds', 0, 300),
+      integerInRange(0, 300),
       60,
     )
-    .option('--region <region>', 'region reported in endpoints.json', 'us-east-1')
+    .option(
+      '--region <region>',
+      "the deployment's region: in endpoints.json, the digests' home region, and ARNs",
+      'us-east-1',
+    )
     .option(
       '--account-id <id>',
       'the deployment account: recipientAccountId of records that have none',
       '123456789012',
     )
-    .option(
-      '--batch-size <n>',
-      'most records per packager batch',
-      integer('--batch-size', 1, 10000),
-      1000,
-    )
+    .option('--batch-size <n>', 'most records per packager batch', integerInRange(1, 10000), 1000)
     .option(
       '--trails <file>',
       'JSON file with an array of trails ({name, prefix?, eventSelectors? | advancedEventSelectors?, organizationId?}); default: one trail "opentrail" that keeps every event',
@@ -81,19 +85,16 @@ SIGINT or SIGTERM stops it cleanly.`,
     .option(
       '--digest-period <seconds>',
       'length of a digest period: digests are signed within a second or two after each one closes (small values for demos and tests; `opentrail digest` closes one now)',
-      integer('--digest-period', 1, 86400),
+      integerInRange(1, 86400),
       3600,
     )
     .option(
       '--forward-to <url>',
       'POST each envelope of the local event bus (<data-dir>/eventbridge/events.jsonl) to this http(s) URL, e.g. http://127.0.0.1:9000/events',
+      httpUrl,
     )
     .option('--verbose', 'log batches, retries and failures to stderr')
     .action(async (flags: LocalFlags) => {
-      if (flags.forwardTo !== undefined && !/^https?:\/\/[^\s]+$/.test(flags.forwardTo))
-        throw new InvalidArgumentError(
-          `--forward-to must be an http:// or https:// URL, got "${flags.forwardTo}"`,
-        );
       if (!/^\d{12}$/.test(flags.accountId))
         throw new InvalidArgumentError(`--account-id must be 12 digits, got "${flags.accountId}"`);
       // The handlers log through Powertools; keep the console to warnings unless asked.
@@ -102,9 +103,7 @@ SIGINT or SIGTERM stops it cleanly.`,
       // Loaded after the environment above is set: the handlers' loggers read it on load.
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { startRuntime } = require('../local/runtime') as typeof import('../local/runtime');
-      const trails = flags.trails
-        ? (JSON.parse(await readFile(flags.trails, 'utf8')) as TrailConfig[])
-        : undefined;
+      const trails = flags.trails ? await readTrails(flags.trails) : undefined;
       const runtime = await startRuntime({
         dataDir: flags.dataDir,
         port: flags.port,

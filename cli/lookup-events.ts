@@ -72,7 +72,13 @@ export async function lookupEventsPaged(options: LookupEventsOptions): Promise<L
       headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': LOOKUP_TARGET },
       body,
     });
-    const response = await fetch(url, { method: 'POST', headers, body });
+    // A server that never answers must not hang the command.
+    const response = await fetch(url, {
+      method: 'POST',
+      headers,
+      body,
+      signal: AbortSignal.timeout(30_000),
+    });
     const bodyText = await response.text();
     let parsed: Record<string, unknown>;
     try {
@@ -308,8 +314,11 @@ export function register(program: Command, streams: OutputStreams = PROCESS_STRE
         process.exitCode = 1;
         return;
       }
-      if (opts.output === 'csv') streams.stdout.write(toCsv(result.Events));
-      else if (opts.output === 'table') {
+      if (opts.output === 'csv') {
+        streams.stdout.write(toCsv(result.Events));
+        // Keeps stdout a clean CSV file; --max-items may still leave a page to resume.
+        if (result.NextToken) streams.stderr.write(`NextToken: ${result.NextToken}\n`);
+      } else if (opts.output === 'table') {
         streams.stdout.write(toTable(result.Events));
         if (result.NextToken) streams.stdout.write(`NextToken: ${result.NextToken}\n`);
       } else streams.stdout.write(`${JSON.stringify(result, null, 4)}\n`);

@@ -11,8 +11,8 @@
  * Crash windows: after PutRecords, before the copy: the object is still in place, so a rerun
  * re-injects its records once more; after the copy, before the delete: the same, and the copy
  * is rewritten with the same bytes. Either way the stream sees the same records (same
- * partition keys, same bytes) again, which the packager's dedup absorbs (identical content of
- * an eventID is kept once), and nothing is lost: the original is deleted only after its copy
+ * partition keys, same bytes) again, which the packager's dedup absorbs within its window
+ * (identical content of an eventID is kept once), and nothing is lost: the original is deleted only after its copy
  * exists, and only after every record is in the stream.
  */
 import { readFile } from 'node:fs/promises';
@@ -248,7 +248,7 @@ export async function redrive(options: RedriveOptions): Promise<RedriveReport> {
     } catch (error) {
       throw new StageError(
         'move',
-        `its ${decoded.records.length} records were re-injected, but the object could not be moved to ${movedTo} (${errorMessage(error)}); a rerun re-injects them again, which the packager's dedup absorbs`,
+        `its ${decoded.records.length} records were re-injected, but the object could not be moved to ${movedTo} (${errorMessage(error)}); a rerun re-injects them again`,
       );
     }
     report.redriven.push({ key, records: decoded.records.length, stream, movedTo });
@@ -401,7 +401,11 @@ export function register(program: Command, streams: OutputStreams = PROCESS_STRE
       "Re-inject what the event-source mappings' S3 on-failure destination holds back into the Kinesis " +
         "stream: each object's records go back with their original partition keys and bytes, and once all " +
         `of them are accepted the object is moved to ${REDRIVEN_PREFIX}<key> (copy, then delete). A crash in ` +
-        "between re-injects an object at most once more, which the packager's dedup absorbs.\n\n" +
+        'between re-injects an object at most once more.\n\n' +
+        'The records go back to every consumer of the stream: the indexer stores them once, the ' +
+        'publisher sends them again, and the packager drops them only when the same content was ' +
+        'delivered within its dedup window (24 h by default); an older batch is written to log files ' +
+        'again.\n\n' +
         'Against loopback endpoints (the embedded runtime: --endpoints .opentrail/endpoints.json) the ' +
         "emulators' fixed credentials are used; otherwise the standard AWS credential chain. Exit code 1 " +
         'on any failure.',

@@ -141,7 +141,7 @@ export class DigestSigner extends Construct {
     const minute = props.scheduleMinute ?? 5;
     requireIntegerInRange(
       this,
-      'INVALID_DIGEST_KEYS',
+      'INVALID_DIGEST_SCHEDULE',
       'scheduleMinute',
       minute,
       0,

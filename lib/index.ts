@@ -1,4 +1,7 @@
 export * from './audit-trail';
+export * from './digest-signer';
+export * from './event-fanout';
+export * from './event-history';
 export * from './event-stream';
 export * from './ingest-api';
 export * from './log-archive';

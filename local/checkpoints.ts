@@ -39,7 +39,10 @@ export class CheckpointStore {
   set(shardId: string, checkpoint: ShardCheckpoint): Promise<void> {
     this.state = { ...this.state, [shardId]: checkpoint };
     const snapshot = { shards: this.state };
-    this.writes = this.writes.then(() => writeJsonAtomic(this.path, snapshot));
+    // A failed write must not stop every later one: chain on the outcome, not the success.
+    this.writes = this.writes
+      .catch(() => undefined)
+      .then(() => writeJsonAtomic(this.path, snapshot));
     return this.writes;
   }
 }

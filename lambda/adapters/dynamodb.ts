@@ -1,6 +1,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
+  type BatchGetCommandOutput,
   DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -25,26 +26,60 @@ function isConditionFailure(error: unknown): boolean {
   return (error as Error).name === 'ConditionalCheckFailedException';
 }
 
-/** BatchGetItem in chunks of 100, retrying unprocessed keys (consistent reads). */
-async function batchGet(
+/** Rounds of UnprocessedKeys retries before batchGetAll gives up (sustained throttling). */
+const BATCH_GET_ATTEMPTS = 8;
+
+/**
+ * BatchGetItem in chunks of 100, retrying unprocessed keys with jittered backoff, at most
+ * BATCH_GET_ATTEMPTS rounds per chunk (then it throws, and the caller's batch is retried).
+ */
+export async function batchGetAll(
+  client: DynamoDBDocumentClient,
+  table: string,
+  keys: readonly Record<string, unknown>[],
+  options: {
+    readonly consistent: boolean;
+    readonly returnConsumedCapacity?: 'TOTAL';
+    readonly onResponse?: (response: BatchGetCommandOutput) => void;
+  },
+): Promise<Record<string, unknown>[]> {
+  const items: Record<string, unknown>[] = [];
+  for (let i = 0; i < keys.length; i += BATCH_GET_LIMIT) {
+    let request: Record<string, unknown>[] | undefined = keys.slice(i, i + BATCH_GET_LIMIT);
+    for (let attempt = 0; request && request.length > 0; attempt++) {
+      if (attempt >= BATCH_GET_ATTEMPTS) {
+        throw new Error(
+          `${table}: ${request.length} keys still unprocessed after ${attempt} BatchGetItem rounds`,
+        );
+      }
+      if (attempt > 0) {
+        const ceiling = Math.min(1000, 25 * 2 ** attempt);
+        await new Promise((resolve) =>
+          setTimeout(resolve, ceiling / 2 + Math.random() * (ceiling / 2)),
+        );
+      }
+      const response: BatchGetCommandOutput = await client.send(
+        new BatchGetCommand({
+          RequestItems: { [table]: { Keys: request, ConsistentRead: options.consistent } },
+          ...(options.returnConsumedCapacity
+            ? { ReturnConsumedCapacity: options.returnConsumedCapacity }
+            : {}),
+        }),
+      );
+      options.onResponse?.(response);
+      items.push(...((response.Responses?.[table] ?? []) as Record<string, unknown>[]));
+      request = response.UnprocessedKeys?.[table]?.Keys;
+    }
+  }
+  return items;
+}
+
+function batchGet(
   client: DynamoDBDocumentClient,
   table: string,
   keys: Record<string, string>[],
 ): Promise<Record<string, unknown>[]> {
-  const items: Record<string, unknown>[] = [];
-  for (let i = 0; i < keys.length; i += BATCH_GET_LIMIT) {
-    let request: Record<string, string>[] | undefined = keys.slice(i, i + BATCH_GET_LIMIT);
-    for (let attempt = 0; request && request.length > 0; attempt++) {
-      if (attempt > 0)
-        await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 25 * 2 ** attempt)));
-      const response = await client.send(
-        new BatchGetCommand({ RequestItems: { [table]: { Keys: request, ConsistentRead: true } } }),
-      );
-      items.push(...((response.Responses?.[table] ?? []) as Record<string, unknown>[]));
-      request = response.UnprocessedKeys?.[table]?.Keys as Record<string, string>[] | undefined;
-    }
-  }
-  return items;
+  return batchGetAll(client, table, keys, { consistent: true });
 }
 
 /** The delivery manifest table (see core/tables.ts). */

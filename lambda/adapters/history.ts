@@ -1,7 +1,5 @@
 import {
-  BatchGetCommand,
   BatchWriteCommand,
-  type BatchGetCommandOutput,
   type BatchWriteCommandOutput,
   PutCommand,
   QueryCommand,
@@ -9,8 +7,8 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type { ConsumedCapacity } from '@aws-sdk/client-dynamodb';
 import { KMSClient } from '@aws-sdk/client-kms';
-import { ApiError } from '../core/api-error';
 import { ENV } from '../core/config';
+import { batchGetAll } from './dynamodb';
 import { lookupEvents } from '../core/history';
 import { createClients } from './clients';
 import { documentClient } from './dynamodb';
@@ -25,7 +23,6 @@ export interface CapacityMeter {
 }
 
 const BATCH_WRITE_LIMIT = 25;
-const BATCH_GET_LIMIT = 100;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -155,25 +152,20 @@ export class DynamoHistoryStore implements HistoryStore {
     keys: readonly { pk: string; sk: string }[],
     consistent: boolean,
   ): Promise<HistoryRecordItem[]> {
-    const items: HistoryRecordItem[] = [];
-    for (let i = 0; i < keys.length; i += BATCH_GET_LIMIT) {
-      let request: Record<string, unknown>[] | undefined = keys
-        .slice(i, i + BATCH_GET_LIMIT)
-        .map((key) => ({ [HISTORY_TABLE.partitionKey]: key.pk, [HISTORY_TABLE.sortKey]: key.sk }));
-      for (let attempt = 0; request && request.length > 0; attempt++) {
-        if (attempt > 0) await sleep(Math.min(1000, 25 * 2 ** attempt));
-        const response: BatchGetCommandOutput = await this.client.send(
-          new BatchGetCommand({
-            RequestItems: { [this.table]: { Keys: request, ConsistentRead: consistent } },
-            ...this.capacity,
-          }),
-        );
-        this.count('read', response.ConsumedCapacity);
-        items.push(...((response.Responses?.[this.table] ?? []) as HistoryRecordItem[]));
-        request = response.UnprocessedKeys?.[this.table]?.Keys;
-      }
-    }
-    return items;
+    const items = await batchGetAll(
+      this.client,
+      this.table,
+      keys.map((key) => ({
+        [HISTORY_TABLE.partitionKey]: key.pk,
+        [HISTORY_TABLE.sortKey]: key.sk,
+      })),
+      {
+        consistent,
+        ...(this.meter ? { returnConsumedCapacity: 'TOTAL' as const } : {}),
+        onResponse: (response) => this.count('read', response.ConsumedCapacity),
+      },
+    );
+    return items as unknown as HistoryRecordItem[];
   }
 }
 
@@ -183,15 +175,6 @@ export class DynamoHistoryStore implements HistoryStore {
  * event history is not configured. The key is referenced by id: no secret in the environment.
  */
 export function lookupEventsFromEnvironment(): Lookup | undefined {
-  // Registered under both target spellings: one set of clients serves both.
-  fromEnvironment ??= { operation: buildFromEnvironment() };
-  return fromEnvironment.operation;
-}
-
-type Lookup = (request: Record<string, unknown>) => Promise<unknown>;
-let fromEnvironment: { operation: Lookup | undefined } | undefined;
-
-function buildFromEnvironment(): Lookup | undefined {
   const table = process.env[ENV.HISTORY_TABLE];
   const keyId = process.env[ENV.HISTORY_TOKEN_KEY_ID];
   if (!table || !keyId) return undefined;
@@ -202,21 +185,8 @@ function buildFromEnvironment(): Lookup | undefined {
     mac: new KmsMac(new KMSClient({ region }), keyId),
     now: Date.now,
   };
-  return async (request) => {
-    try {
-      return await lookupEvents(request, deps);
-    } catch (error) {
-      // DynamoDB or KMS over their rate: the client should back off (FORMATS.md §5).
-      if (THROTTLING_ERRORS.has((error as Error).name))
-        throw new ApiError('ThrottlingException', 'Rate exceeded; retry with backoff', 400);
-      throw error;
-    }
-  };
+  // Throttling errors become ThrottlingException in the query handler, for every operation.
+  return (request) => lookupEvents(request, deps);
 }
 
-const THROTTLING_ERRORS = new Set([
-  'ProvisionedThroughputExceededException',
-  'ThrottlingException',
-  'RequestLimitExceeded',
-  'LimitExceededException',
-]);
+type Lookup = (request: Record<string, unknown>) => Promise<unknown>;

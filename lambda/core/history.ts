@@ -22,12 +22,6 @@ import { HISTORY_TABLE } from './tables';
 
 export const LOOKUP_EVENTS_TARGET =
   'com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents';
-/**
- * The same operation as the AWS SDK for JavaScript v3 names it (Smithy's awsJson1_1 uses the
- * service shape's name, `CloudTrail_20131101.LookupEvents`; botocore, i.e. the AWS CLI, sends
- * the full prefix above). Both are served.
- */
-export const LOOKUP_EVENTS_SHORT_TARGET = 'CloudTrail_20131101.LookupEvents';
 
 /** History keeps 90 days (enforced at read time). */
 export const HISTORY_WINDOW_SECONDS = 90 * 86400;

@@ -7,6 +7,9 @@ import { createHash } from 'node:crypto';
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 export const UNIQUE_LENGTH = 16;
 
+/** Account and region name folders in S3 keys (FORMATS.md §3): path-safe, no dots or slashes. */
+export const PATH_SEGMENT_PATTERN = '^[A-Za-z0-9_-]{1,64}$';
+
 /** 16 characters of [A-Za-z0-9] derived from `seed` alone (so a retry derives the same). */
 export function uniqueFrom(seed: string): string {
   const digest = createHash('sha256').update(seed, 'utf8').digest();

@@ -22,7 +22,7 @@
 import { inParallel } from './concurrency';
 import type { TrailConfig } from './config';
 import { decide, type Candidate } from './dedup';
-import { logFileKey, uniqueFrom } from './layout';
+import { logFileKey, PATH_SEGMENT_PATTERN, uniqueFrom } from './layout';
 import { encodeLogFile, sha256Hex, uncompressedSha256 } from './logfile';
 import type {
   DedupItem,
@@ -34,7 +34,6 @@ import type {
   ObjectStore,
   StreamRegistry,
 } from './ports';
-import { PATH_SEGMENT_PATTERN } from './records';
 import { trailAccepts, type SelectableRecord } from './selectors';
 
 /** One stream record, decoded from the Lambda Kinesis event. */

@@ -7,6 +7,7 @@
  * 12345678901234567890 or 1.50, key order and unknown fields stay exactly as sent.
  */
 import Ajv, { type ErrorObject } from 'ajv';
+import { PATH_SEGMENT_PATTERN } from './layout';
 
 /** Per-entry error codes of PutAuditEvents (FORMATS.md §2). */
 export type EntryErrorCode =
@@ -54,8 +55,6 @@ export const MAX_RECORD_BYTES = 256 * KIB;
 /** How far in the future an eventTime may lie (clock skew between producers and us). */
 export const MAX_FUTURE_SKEW_MS = 15 * 60 * 1000;
 
-/** Account and region name folders in S3 keys (FORMATS.md §3): path-safe, no dots or slashes. */
-export const PATH_SEGMENT_PATTERN = '^[A-Za-z0-9_-]{1,64}$';
 const EVENT_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$/;
 
 const str = { type: 'string' };

@@ -12,6 +12,7 @@ import { DynamoDigestChainStore, DynamoDigestManifest } from '../adapters/dynamo
 import { KmsDigestSigner } from '../adapters/kms-signer';
 import { createLogger, createMetrics, metricsSink } from '../adapters/observability';
 import { S3DigestStore } from '../adapters/s3-digests';
+import { requiredEnv } from './env';
 
 const logger = createLogger('digest-signer');
 
@@ -43,23 +44,18 @@ let deployed: ReturnType<typeof createDigestSignerHandler> | undefined;
 const metrics = createMetrics('digest-signer');
 
 function fromEnvironment(): DigestSigningDeps {
-  const required = (name: string): string => {
-    const value = process.env[name];
-    if (!value) throw new Error(`environment variable ${name} is not set`);
-    return value;
-  };
-  const region = required('AWS_REGION');
+  const region = requiredEnv('AWS_REGION');
   const clients = createClients({ region });
   const documents = documentClient(clients.dynamodb);
   return {
-    trails: JSON.parse(required(ENV.TRAILS)) as TrailConfig[],
-    bucket: required(ENV.LOG_BUCKET),
+    trails: JSON.parse(requiredEnv(ENV.TRAILS)) as TrailConfig[],
+    bucket: requiredEnv(ENV.LOG_BUCKET),
     homeRegion: region,
-    periodMs: Number(required(ENV.DIGEST_PERIOD_SECONDS)) * 1000,
-    chain: new DynamoDigestChainStore(documents, required(ENV.CHAIN_TABLE)),
-    manifest: new DynamoDigestManifest(documents, required(ENV.MANIFEST_TABLE)),
+    periodMs: Number(requiredEnv(ENV.DIGEST_PERIOD_SECONDS)) * 1000,
+    chain: new DynamoDigestChainStore(documents, requiredEnv(ENV.CHAIN_TABLE)),
+    manifest: new DynamoDigestManifest(documents, requiredEnv(ENV.MANIFEST_TABLE)),
     objects: new S3DigestStore(clients.s3),
-    signer: new KmsDigestSigner(new KMSClient({ region }), required(ENV.DIGEST_KEY_ID)),
+    signer: new KmsDigestSigner(new KMSClient({ region }), requiredEnv(ENV.DIGEST_KEY_ID)),
     metrics: metricsSink(metrics),
     now: Date.now,
   };

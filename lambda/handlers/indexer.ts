@@ -13,6 +13,7 @@ import { createClients } from '../adapters/clients';
 import { documentClient } from '../adapters/dynamodb';
 import { DynamoHistoryStore } from '../adapters/history';
 import { createLogger, createMetrics, metricsSink } from '../adapters/observability';
+import { requiredEnv } from './env';
 
 const logger = createLogger('indexer');
 
@@ -52,11 +53,12 @@ let deployed: ReturnType<typeof createIndexerHandler> | undefined;
 /** Entry point in Lambda. */
 export const handler = async (event: KinesisStreamEvent): Promise<KinesisStreamBatchResponse> => {
   if (!deployed) {
-    const table = process.env[ENV.HISTORY_TABLE];
-    if (!table) throw new Error(`environment variable ${ENV.HISTORY_TABLE} is not set`);
-    const clients = createClients({ region: process.env.AWS_REGION ?? '' });
+    const clients = createClients({ region: requiredEnv('AWS_REGION') });
     deployed = createIndexerHandler({
-      store: new DynamoHistoryStore(documentClient(clients.dynamodb), table),
+      store: new DynamoHistoryStore(
+        documentClient(clients.dynamodb),
+        requiredEnv(ENV.HISTORY_TABLE),
+      ),
       metrics: metricsSink(metrics),
     });
   }

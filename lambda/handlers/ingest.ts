@@ -9,6 +9,7 @@ import { putAuditEvents, RequestError, type Caller, type IngestDeps } from '../c
 import { createClients } from '../adapters/clients';
 import { KinesisRecordStream } from '../adapters/kinesis';
 import { createLogger } from '../adapters/observability';
+import { requiredEnv } from './env';
 
 const logger = createLogger('ingest');
 
@@ -61,16 +62,11 @@ export function createIngestHandler(deps: IngestDeps) {
 }
 
 function fromEnvironment(): IngestDeps {
-  const required = (name: string): string => {
-    const value = process.env[name];
-    if (!value) throw new Error(`environment variable ${name} is not set`);
-    return value;
-  };
-  const clients = createClients({ region: required('AWS_REGION') });
+  const clients = createClients({ region: requiredEnv('AWS_REGION') });
   const allowList = process.env[ENV.RECIPIENT_ALLOW_LIST];
   return {
-    stream: new KinesisRecordStream(clients.kinesis, required(ENV.STREAM_NAME)),
-    accountId: required(ENV.ACCOUNT_ID),
+    stream: new KinesisRecordStream(clients.kinesis, requiredEnv(ENV.STREAM_NAME)),
+    accountId: requiredEnv(ENV.ACCOUNT_ID),
     ...(process.env[ENV.RECIPIENT_CHECK_DISABLED] === 'true'
       ? {}
       : {

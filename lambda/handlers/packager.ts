@@ -13,6 +13,7 @@ import { createLogger, createMetrics, metricsSink } from '../adapters/observabil
 import { DynamoDigestChainStore } from '../adapters/dynamodb-digests';
 import { S3ObjectStore } from '../adapters/s3';
 import { SnsDeliveryNotifier } from '../adapters/sns';
+import { requiredEnv } from './env';
 
 const logger = createLogger('packager');
 
@@ -48,35 +49,30 @@ let deployed: ((event: KinesisStreamEvent) => Promise<void>) | undefined;
 const metrics = createMetrics('packager');
 
 function fromEnvironment(): PackagerDeps {
-  const required = (name: string): string => {
-    const value = process.env[name];
-    if (!value) throw new Error(`environment variable ${name} is not set`);
-    return value;
-  };
-  const clients = createClients({ region: required('AWS_REGION') });
+  const clients = createClients({ region: requiredEnv('AWS_REGION') });
   const documents = documentClient(clients.dynamodb);
   const snsTopics = process.env[ENV.SNS_TOPICS];
   return {
-    trails: JSON.parse(required(ENV.TRAILS)) as TrailConfig[],
-    bucket: required(ENV.LOG_BUCKET),
+    trails: JSON.parse(requiredEnv(ENV.TRAILS)) as TrailConfig[],
+    bucket: requiredEnv(ENV.LOG_BUCKET),
     objects: new S3ObjectStore(clients.s3),
-    manifest: new DynamoManifestStore(documents, required(ENV.MANIFEST_TABLE)),
-    dedup: new DynamoDedupStore(documents, required(ENV.DEDUP_TABLE)),
+    manifest: new DynamoManifestStore(documents, requiredEnv(ENV.MANIFEST_TABLE)),
+    dedup: new DynamoDedupStore(documents, requiredEnv(ENV.DEDUP_TABLE)),
     metrics: metricsSink(metrics),
-    dedupWindowMs: Number(required(ENV.DEDUP_WINDOW_SECONDS)) * 1000,
+    dedupWindowMs: Number(requiredEnv(ENV.DEDUP_WINDOW_SECONDS)) * 1000,
     now: Date.now,
     // SNS delivery notices, for the trails that have a topic (FORMATS.md §9).
     ...(snsTopics
       ? {
           notifier: new SnsDeliveryNotifier(
-            new SNSClient({ region: required('AWS_REGION') }),
+            new SNSClient({ region: requiredEnv('AWS_REGION') }),
             JSON.parse(snsTopics) as Record<string, string>,
           ),
         }
       : {}),
     // The digest signer's stream registry, when log-file validation is deployed.
     ...(process.env[ENV.CHAIN_TABLE]
-      ? { streams: new DynamoDigestChainStore(documents, required(ENV.CHAIN_TABLE)) }
+      ? { streams: new DynamoDigestChainStore(documents, requiredEnv(ENV.CHAIN_TABLE)) }
       : {}),
   };
 }

@@ -12,6 +12,7 @@ import { publishBatch, type PublisherDeps, type PublisherRecord } from '../core/
 import { CloudWatchLogEventSink } from '../adapters/cloudwatch-logs';
 import { EventBridgeBus } from '../adapters/eventbridge';
 import { createLogger, createMetrics, metricsSink } from '../adapters/observability';
+import { requiredEnv } from './env';
 
 const logger = createLogger('publisher');
 
@@ -53,19 +54,14 @@ let deployed: ((event: KinesisStreamEvent) => Promise<KinesisStreamBatchResponse
 const metrics = createMetrics('publisher');
 
 function fromEnvironment(): PublisherDeps {
-  const required = (name: string): string => {
-    const value = process.env[name];
-    if (!value) throw new Error(`environment variable ${name} is not set`);
-    return value;
-  };
-  const region = required('AWS_REGION');
+  const region = requiredEnv('AWS_REGION');
   const trails = JSON.parse(process.env[ENV.TRAILS] ?? '[]') as TrailConfig[];
   const groups = JSON.parse(process.env[ENV.LOG_GROUPS] ?? '{}') as Record<string, string>;
   const logGroups = trails
     .filter((trail) => groups[trail.name])
     .map((trail) => ({ trail, logGroupName: groups[trail.name]! }));
   return {
-    bus: new EventBridgeBus(new EventBridgeClient({ region }), required(ENV.EVENT_BUS_NAME)),
+    bus: new EventBridgeBus(new EventBridgeClient({ region }), requiredEnv(ENV.EVENT_BUS_NAME)),
     metrics: metricsSink(metrics),
     includeReadOnly: process.env[ENV.PUBLISH_READ_ONLY] !== 'false',
     ...(logGroups.length > 0

@@ -8,7 +8,7 @@ import { ApiError } from '../core/api-error';
 import { createLogger } from '../adapters/observability';
 import { listPublicKeysFromEnvironment } from '../adapters/kms-signer';
 import { LIST_PUBLIC_KEYS_TARGET } from '../core/public-keys';
-import { LOOKUP_EVENTS_SHORT_TARGET, LOOKUP_EVENTS_TARGET } from '../core/history';
+import { LOOKUP_EVENTS_TARGET } from '../core/history';
 import { lookupEventsFromEnvironment } from '../adapters/history';
 
 const logger = createLogger('query');
@@ -29,8 +29,14 @@ export const OPERATION_FACTORIES: readonly (readonly [
 ])[] = [
   [LIST_PUBLIC_KEYS_TARGET, listPublicKeysFromEnvironment],
   [LOOKUP_EVENTS_TARGET, lookupEventsFromEnvironment],
-  [LOOKUP_EVENTS_SHORT_TARGET, lookupEventsFromEnvironment],
 ];
+
+const THROTTLING_ERRORS = new Set([
+  'ProvisionedThroughputExceededException',
+  'ThrottlingException',
+  'RequestLimitExceeded',
+  'LimitExceededException',
+]);
 
 function respond(statusCode: number, body: unknown): APIGatewayProxyResult {
   return {
@@ -55,7 +61,9 @@ export function createQueryHandler(operations: ReadonlyMap<string, Operation>) {
       target === undefined
         ? undefined
         : (operations.get(target) ??
-          operations.get(`com.amazonaws.cloudtrail.v20131101.${target}`));
+          operations.get(
+            `${CLOUDTRAIL_TARGET_PREFIX}${target.replace(/^CloudTrail_20131101\./, '')}`,
+          ));
     if (!operation) {
       const known = [...operations.keys()].map((t) => t.slice(t.lastIndexOf('.') + 1)).join(', ');
       return respond(400, {
@@ -89,6 +97,13 @@ export function createQueryHandler(operations: ReadonlyMap<string, Operation>) {
     } catch (error) {
       if (error instanceof ApiError) {
         return respond(error.statusCode, { __type: error.code, message: error.message });
+      }
+      // DynamoDB or KMS over their rate, for any operation: the client backs off (FORMATS.md §5).
+      if (THROTTLING_ERRORS.has((error as Error).name)) {
+        return respond(400, {
+          __type: 'ThrottlingException',
+          message: 'Rate exceeded; retry with backoff',
+        });
       }
       logger.error('operation failed', { target, error: error as Error });
       return respond(500, {

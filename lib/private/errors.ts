@@ -19,6 +19,7 @@ export type OpentrailConfigErrorCode =
   | 'INVALID_APP_CONFIG'
   | 'INVALID_EVENT_PATTERN'
   | 'INVALID_DIGEST_KEYS'
+  | 'INVALID_DIGEST_SCHEDULE'
   | 'DUPLICATE_ROUTE'
   | 'NO_QUERY_ROUTE';
 

@@ -58,22 +58,29 @@ export function requireDurationInRange(
 const ACCOUNT_ID = /^\d{12}$/;
 const ORGANIZATION_ID = /^o-[a-z0-9]{10,32}$/;
 
+/** Every value must match `pattern` (tokens pass); else the error names the value and the rule. */
+function requireAllMatch(
+  scope: IConstruct,
+  code: 'INVALID_ACCOUNT_ID' | 'INVALID_ORGANIZATION_ID',
+  pattern: RegExp,
+  rule: string,
+  name: string,
+  values: readonly string[],
+): void {
+  for (const value of values) {
+    if (Token.isUnresolved(value) || pattern.test(value)) continue;
+    throw new OpentrailConfigError(scope, code, `${name} holds "${value}"; ${rule}`);
+  }
+}
+
 /** 12-digit AWS account IDs; tokens pass. */
 export function requireAccountIds(
   scope: IConstruct,
   name: string,
   values: readonly string[],
 ): void {
-  for (const value of values) {
-    if (Token.isUnresolved(value)) continue;
-    if (!ACCOUNT_ID.test(value)) {
-      throw new OpentrailConfigError(
-        scope,
-        'INVALID_ACCOUNT_ID',
-        `${name} holds "${value}"; an AWS account ID is exactly 12 digits, e.g. "123456789012".`,
-      );
-    }
-  }
+  const rule = 'an AWS account ID is exactly 12 digits, e.g. "123456789012".';
+  requireAllMatch(scope, 'INVALID_ACCOUNT_ID', ACCOUNT_ID, rule, name, values);
 }
 
 /** AWS Organization IDs (`o-` + 10–32 lowercase letters or digits); tokens pass. */
@@ -82,14 +89,7 @@ export function requireOrganizationIds(
   name: string,
   values: readonly string[],
 ): void {
-  for (const value of values) {
-    if (Token.isUnresolved(value)) continue;
-    if (!ORGANIZATION_ID.test(value)) {
-      throw new OpentrailConfigError(
-        scope,
-        'INVALID_ORGANIZATION_ID',
-        `${name} holds "${value}"; an Organization ID is "o-" then 10-32 lowercase letters or digits, e.g. "o-a1b2c3d4e5".`,
-      );
-    }
-  }
+  const rule =
+    'an Organization ID is "o-" then 10-32 lowercase letters or digits, e.g. "o-a1b2c3d4e5".';
+  requireAllMatch(scope, 'INVALID_ORGANIZATION_ID', ORGANIZATION_ID, rule, name, values);
 }

@@ -13,11 +13,7 @@ import {
   DescribeTableCommand,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
-import {
-  LOOKUP_EVENTS_SHORT_TARGET,
-  LOOKUP_EVENTS_TARGET,
-  lookupEvents,
-} from '../../lambda/core/history';
+import { LOOKUP_EVENTS_TARGET, lookupEvents } from '../../lambda/core/history';
 import { HISTORY_TABLE } from '../../lambda/core/tables';
 import { DynamoHistoryStore } from '../../lambda/adapters/history';
 import { HmacMac } from '../../lambda/adapters/mac';
@@ -91,7 +87,6 @@ export const historyComponent: RuntimeComponent = {
     const lookup = (request: Record<string, unknown>): Promise<unknown> =>
       lookupEvents(request, { store, mac, now: Date.now });
     context.operation(LOOKUP_EVENTS_TARGET, lookup);
-    context.operation(LOOKUP_EVENTS_SHORT_TARGET, lookup);
     context.endpoint('historyTable', LOCAL_HISTORY_TABLE);
     await context.consumer({
       name: 'indexer',

@@ -5,7 +5,6 @@
  * bucket exactly once; the signatures verify under the key ListPublicKeys serves, and
  * `opentrail validate-logs` agrees (exit 0).
  */
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { parseLogFileKey } from '../../lambda/core/layout';
@@ -18,58 +17,35 @@ import {
 } from '../../lambda/core/digest-format';
 import { LIST_PUBLIC_KEYS_TARGET } from '../../lambda/core/public-keys';
 import { sha256Hex } from '../../lambda/core/logfile';
-import { CLOUDTRAIL_DATA, fixtureRecords } from '../fixtures/cloudtrail-data';
-import { checkLogFiles } from './log-check';
+import { fixtureRecords } from '../fixtures/cloudtrail-data';
+import { waitForLogRecords } from './log-check';
 import { S3DigestStore } from '../../lambda/adapters/s3-digests';
 import {
   clientsFor,
   destroyClients,
   listKeys,
+  replayFixtures,
   runCli,
-  startRuntimeProcess,
-  tempDataDir,
-  waitFor,
-  type RuntimeProcess,
+  runtimeForSuite,
 } from './harness';
 
 const DIGEST_PERIOD_SECONDS = 3;
 
 describe('signed digest chains in the embedded runtime', () => {
-  let dataDir: string;
-  let runtime: RuntimeProcess;
-
-  beforeAll(async () => {
-    dataDir = tempDataDir();
-    runtime = await startRuntimeProcess(dataDir, [
-      '--flush-seconds',
-      '1',
-      '--digest-period',
-      String(DIGEST_PERIOD_SECONDS),
-    ]);
-  });
-
-  afterAll(async () => {
-    await runtime?.stop('SIGTERM');
-    rmSync(dataDir, { recursive: true, force: true });
-  });
+  const suite = runtimeForSuite([
+    '--flush-seconds',
+    '1',
+    '--digest-period',
+    String(DIGEST_PERIOD_SECONDS),
+  ]);
 
   it('after a replay and `opentrail digest`, every log file is in exactly one valid digest of its chain', async () => {
-    const sent = await runCli([
-      'put-events',
-      '--endpoint',
-      runtime.endpoints.api,
-      '--output',
-      'json',
-      CLOUDTRAIL_DATA,
-    ]);
+    const { runtime, dataDir } = suite;
+    const sent = await replayFixtures(runtime.endpoints.api);
     expect(sent.code).toBe(0);
     const clients = clientsFor(runtime.endpoints);
     try {
-      const total = fixtureRecords().length;
-      await waitFor('all records in log files', 60_000, async () => {
-        const check = await checkLogFiles(clients, runtime.endpoints);
-        return check.records.length >= total ? check : undefined;
-      });
+      await waitForLogRecords(clients, runtime.endpoints, fixtureRecords().length);
       // Let at least one regular period close on its own, then close the open one now.
       await new Promise((resolve) => setTimeout(resolve, DIGEST_PERIOD_SECONDS * 1000 + 1500));
       const closed = await runCli([

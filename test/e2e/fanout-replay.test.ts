@@ -1,18 +1,16 @@
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { envelopeId, resourceArnsOf } from '../../lambda/core/fanout';
-import { fixtureRecords, CLOUDTRAIL_DATA } from '../fixtures/cloudtrail-data';
+import { fixtureRecords } from '../fixtures/cloudtrail-data';
 import { NORMALISED_FIELDS } from './log-check';
 import {
   clientsFor,
   destroyClients,
   manifestRows,
-  runCli,
-  startRuntimeProcess,
-  tempDataDir,
   waitFor,
-  type RuntimeProcess,
+  replayFixtures,
+  runtimeForSuite,
 } from './harness';
 
 const FLUSH_SECONDS = 2;
@@ -51,30 +49,15 @@ function filesUnder(dir: string): string[] {
 
 describe('EventBridge fan-out of a replay through the embedded runtime', () => {
   const input = fixtureRecords();
-  let dataDir: string;
-  let runtime: RuntimeProcess;
+  const suite = runtimeForSuite(['--flush-seconds', String(FLUSH_SECONDS)]);
 
   beforeAll(async () => {
-    dataDir = tempDataDir();
-    runtime = await startRuntimeProcess(dataDir, ['--flush-seconds', String(FLUSH_SECONDS)]);
-    const sent = await runCli([
-      'put-events',
-      '--endpoint',
-      runtime.endpoints.api,
-      '--output',
-      'json',
-      CLOUDTRAIL_DATA,
-    ]);
+    const sent = await replayFixtures(suite.runtime.endpoints.api);
     expect(sent.code).toBe(0);
   });
 
-  afterAll(async () => {
-    await runtime?.stop('SIGTERM');
-    rmSync(dataDir, { recursive: true, force: true });
-  });
-
   it('writes exactly one envelope per record to events.jsonl, shaped as FORMATS.md §6 says', async () => {
-    const file = join(dataDir, 'eventbridge', 'events.jsonl');
+    const file = join(suite.dataDir, 'eventbridge', 'events.jsonl');
     const envelopes = await waitFor('an envelope per record', 30_000, () => {
       const found = jsonLines<Envelope>(file);
       return Promise.resolve(found.length >= input.length ? found : undefined);
@@ -121,7 +104,7 @@ describe('EventBridge fan-out of a replay through the embedded runtime', () => {
   });
 
   it('writes one CloudWatch Logs event per record to ACCOUNT_CloudTrail_REGION streams', async () => {
-    const dir = join(dataDir, 'cloudwatch-logs', 'opentrail', 'opentrail');
+    const dir = join(suite.dataDir, 'cloudwatch-logs', 'opentrail', 'opentrail');
     const events = await waitFor('a log event per record', 30_000, () => {
       const found = filesUnder(dir).flatMap((f) =>
         jsonLines<{ timestamp: number; message: string }>(f).map((e) => ({ ...e, file: f })),
@@ -142,11 +125,11 @@ describe('EventBridge fan-out of a replay through the embedded runtime', () => {
   });
 
   it('writes one SNS delivery notice per log file', async () => {
-    const clients = clientsFor(runtime.endpoints);
+    const clients = clientsFor(suite.runtime.endpoints);
     try {
-      const file = join(dataDir, 'sns', 'notifications.jsonl');
+      const file = join(suite.dataDir, 'sns', 'notifications.jsonl');
       const rows = await waitFor('all records in log files', 40_000, async () => {
-        const found = (await manifestRows(clients, runtime.endpoints.manifestTable)).filter(
+        const found = (await manifestRows(clients, suite.runtime.endpoints.manifestTable)).filter(
           (r) => r.state === 'delivered',
         );
         return found.reduce((s, r) => s + r.recordCount, 0) >= input.length &&

@@ -3,7 +3,7 @@
  * in others, and the emulators' endpoints from endpoints.json to look at the results.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
@@ -17,6 +17,7 @@ import {
 import { documentClient } from '../../lambda/adapters/dynamodb';
 import type { ManifestRow } from '../../lambda/core/ports';
 import type { Endpoints } from '../../local/runtime';
+import { CLOUDTRAIL_DATA } from '../fixtures/cloudtrail-data';
 
 export const ROOT = join(__dirname, '..', '..');
 const CLI = join(ROOT, 'bin', 'opentrail.js');
@@ -175,6 +176,39 @@ export function inFlightBatches(dataDir: string, consumer: string): number {
     shards: Record<string, { inFlight?: unknown }>;
   };
   return Object.values(checkpoints.shards).filter((shard) => shard.inFlight).length;
+}
+
+/**
+ * A runtime for the tests of the enclosing `describe`: started (in a fresh data dir) before
+ * them, stopped and removed after. Read `runtime` and `dataDir` inside tests and hooks.
+ */
+export function runtimeForSuite(args: string[] = []): { runtime: RuntimeProcess; dataDir: string } {
+  const suite = {} as { runtime: RuntimeProcess; dataDir: string };
+  beforeAll(async () => {
+    suite.dataDir = tempDataDir();
+    suite.runtime = await startRuntimeProcess(suite.dataDir, args);
+  });
+  afterAll(async () => {
+    await suite.runtime?.stop('SIGTERM');
+    if (suite.dataDir) rmSync(suite.dataDir, { recursive: true, force: true });
+  });
+  return suite;
+}
+
+/** `opentrail put-events` of ../shared/cloudtrail-data (plus `extraArgs`), JSON output. */
+export function replayFixtures(
+  api: string,
+  extraArgs: string[] = [],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return runCli([
+    'put-events',
+    '--endpoint',
+    api,
+    '--output',
+    'json',
+    ...extraArgs,
+    CLOUDTRAIL_DATA,
+  ]);
 }
 
 export { destroyClients };

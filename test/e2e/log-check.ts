@@ -7,7 +7,7 @@ import { parseLogFileKey } from '../../lambda/core/layout';
 import { readGzipMember, sha256Hex } from '../../lambda/core/logfile';
 import type { ManifestRow } from '../../lambda/core/ports';
 import type { Endpoints } from '../../local/runtime';
-import { getObject, listKeys, manifestRows, type clientsFor } from './harness';
+import { getObject, listKeys, manifestRows, waitFor, type clientsFor } from './harness';
 
 export interface DeliveredRecord {
   readonly key: string;
@@ -86,3 +86,16 @@ export const NORMALISED_FIELDS = [
   'managementEvent',
   'recipientAccountId',
 ];
+
+/** Waits until the log files hold at least `count` records, and returns that check. */
+export function waitForLogRecords(
+  clients: ReturnType<typeof clientsFor>,
+  endpoints: Endpoints,
+  count: number,
+  timeoutMs = 60_000,
+): Promise<LogCheck> {
+  return waitFor('all records in log files', timeoutMs, async () => {
+    const check = await checkLogFiles(clients, endpoints);
+    return check.records.length >= count ? check : undefined;
+  });
+}

@@ -1,55 +1,27 @@
 import { isDeepStrictEqual } from 'node:util';
-import { rmSync } from 'node:fs';
-import { fixtureRecords, CLOUDTRAIL_DATA } from '../fixtures/cloudtrail-data';
-import { checkLogFiles, NORMALISED_FIELDS } from './log-check';
-import {
-  clientsFor,
-  destroyClients,
-  runCli,
-  startRuntimeProcess,
-  tempDataDir,
-  waitFor,
-  type RuntimeProcess,
-} from './harness';
+import { fixtureRecords } from '../fixtures/cloudtrail-data';
+import { NORMALISED_FIELDS, waitForLogRecords } from './log-check';
+import { clientsFor, destroyClients, replayFixtures, runtimeForSuite } from './harness';
 
 const FLUSH_SECONDS = 2;
 
 describe('a replay of real CloudTrail logs through the embedded runtime', () => {
   const input = fixtureRecords();
-  let dataDir: string;
-  let runtime: RuntimeProcess;
-
-  beforeAll(async () => {
-    dataDir = tempDataDir();
-    runtime = await startRuntimeProcess(dataDir, ['--flush-seconds', String(FLUSH_SECONDS)]);
-  });
-
-  afterAll(async () => {
-    await runtime?.stop('SIGTERM');
-    rmSync(dataDir, { recursive: true, force: true });
-  });
+  const suite = runtimeForSuite(['--flush-seconds', String(FLUSH_SECONDS)]);
 
   it('accepts all 310 records and files each exactly once, unchanged, under its own account and region', async () => {
-    const sent = await runCli([
-      'put-events',
-      '--endpoint',
-      runtime.endpoints.api,
-      '--output',
-      'json',
-      CLOUDTRAIL_DATA,
-    ]);
+    const { runtime } = suite;
+    const sent = await replayFixtures(runtime.endpoints.api);
     expect(sent.code).toBe(0);
     expect(JSON.parse(sent.stdout)).toMatchObject({ accepted: 310, failed: 0 });
 
     const clients = clientsFor(runtime.endpoints);
     try {
-      const check = await waitFor(
-        'all records in log files',
+      const check = await waitForLogRecords(
+        clients,
+        runtime.endpoints,
+        input.length,
         (FLUSH_SECONDS + 30) * 1000,
-        async () => {
-          const result = await checkLogFiles(clients, runtime.endpoints);
-          return result.records.length >= input.length ? result : undefined;
-        },
       );
 
       expect(check.problems).toEqual([]);
@@ -73,7 +45,7 @@ describe('a replay of real CloudTrail logs through the embedded runtime', () => 
   });
 
   it('answers SIGTERM by stopping cleanly', async () => {
-    const code = await runtime.stop('SIGTERM');
+    const code = await suite.runtime.stop('SIGTERM');
     expect(code).toBe(0);
   });
 });

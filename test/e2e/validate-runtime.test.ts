@@ -4,55 +4,40 @@
  * --endpoint (ListPublicKeys) and --s3-endpoint, offline on a downloaded copy with metadata
  * sidecars, and a log file deleted from the runtime's bucket caught online.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { DeleteObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
-import { CLOUDTRAIL_DATA, fixtureRecords } from '../fixtures/cloudtrail-data';
-import { checkLogFiles } from './log-check';
+import { fixtureRecords } from '../fixtures/cloudtrail-data';
+import { waitForLogRecords } from './log-check';
 import {
   clientsFor,
   destroyClients,
   getObject,
   listKeys,
+  replayFixtures,
   runCli,
-  startRuntimeProcess,
-  tempDataDir,
-  waitFor,
-  type RuntimeProcess,
+  runtimeForSuite,
 } from './harness';
 
 const DIGEST_PERIOD_SECONDS = 4;
 
 describe('validate-logs over the embedded runtime', () => {
-  let dataDir: string;
-  let runtime: RuntimeProcess;
-
-  beforeAll(async () => {
-    dataDir = tempDataDir();
-    runtime = await startRuntimeProcess(dataDir, [
-      '--flush-seconds',
-      '1',
-      '--digest-period',
-      String(DIGEST_PERIOD_SECONDS),
-    ]);
-  });
-
-  afterAll(async () => {
-    await runtime?.stop('SIGTERM');
-    rmSync(dataDir, { recursive: true, force: true });
-  });
+  const suite = runtimeForSuite([
+    '--flush-seconds',
+    '1',
+    '--digest-period',
+    String(DIGEST_PERIOD_SECONDS),
+  ]);
 
   it('finds every digest and log file valid online and offline, and a deleted log file missing', async () => {
     const startTime = new Date(Date.now() - 60_000).toISOString();
-    const sent = await runCli(['put-events', '--endpoint', runtime.endpoints.api, CLOUDTRAIL_DATA]);
+    const { runtime, dataDir } = suite;
+    const sent = await replayFixtures(runtime.endpoints.api);
     expect(sent.code).toBe(0);
     const clients = clientsFor(runtime.endpoints);
     try {
       const bucket = runtime.endpoints.bucket;
-      await waitFor('all records in log files', 60_000, async () => {
-        const check = await checkLogFiles(clients, runtime.endpoints);
-        return check.records.length >= fixtureRecords().length ? check : undefined;
-      });
+      await waitForLogRecords(clients, runtime.endpoints, fixtureRecords().length);
       const closed = await runCli(['digest', '--endpoint', runtime.endpoints.api]);
       expect(closed.code).toBe(0);
       const keys = await listKeys(clients, bucket, 'AWSLogs/');
