@@ -15,10 +15,7 @@ import type {
   DigestStreamRef,
 } from '../core/ports';
 import { CHAIN_TABLE, MANIFEST_TABLE } from '../core/tables';
-
-function isConditionFailure(error: unknown): boolean {
-  return (error as Error).name === 'ConditionalCheckFailedException';
-}
+import { isConditionFailure } from './aws-errors';
 
 const STREAM_SEPARATOR = '#';
 

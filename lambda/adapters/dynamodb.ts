@@ -15,15 +15,12 @@ import type {
   ManifestStore,
 } from '../core/ports';
 import { DEDUP_TABLE, MANIFEST_TABLE } from '../core/tables';
+import { isConditionFailure } from './aws-errors';
 
 const BATCH_GET_LIMIT = 100;
 
 export function documentClient(client: DynamoDBClient): DynamoDBDocumentClient {
   return DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
-}
-
-function isConditionFailure(error: unknown): boolean {
-  return (error as Error).name === 'ConditionalCheckFailedException';
 }
 
 /** Rounds of UnprocessedKeys retries before batchGetAll gives up (sustained throttling). */

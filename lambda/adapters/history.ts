@@ -15,6 +15,7 @@ import { documentClient } from './dynamodb';
 import { KmsMac } from './mac';
 import type { HistoryIndexItem, HistoryRecordItem, HistoryStore } from '../core/ports';
 import { HISTORY_TABLE } from '../core/tables';
+import { isConditionFailure } from './aws-errors';
 
 /** Capacity units the store consumed (DynamoDB's ReturnConsumedCapacity TOTAL), for benches. */
 export interface CapacityMeter {
@@ -64,7 +65,7 @@ export class DynamoHistoryStore implements HistoryStore {
       this.count('write', response.ConsumedCapacity);
       return 'created';
     } catch (error) {
-      if ((error as Error).name === 'ConditionalCheckFailedException') return 'exists';
+      if (isConditionFailure(error)) return 'exists';
       throw error;
     }
   }

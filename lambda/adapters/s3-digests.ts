@@ -1,10 +1,7 @@
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import type { DigestObjectStore } from '../core/ports';
 import { S3ObjectStore } from './s3';
-
-function status(error: unknown): number | undefined {
-  return (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-}
+import { isNotFound } from './aws-errors';
 
 /**
  * The log bucket as the digest signer sees it: conditional create with user metadata (the
@@ -26,7 +23,7 @@ export class S3DigestStore extends S3ObjectStore implements DigestObjectStore {
         metadata: { ...response.Metadata },
       };
     } catch (error) {
-      if (status(error) === 404 || (error as Error).name === 'NoSuchKey') return undefined;
+      if (isNotFound(error)) return undefined;
       throw error;
     }
   }

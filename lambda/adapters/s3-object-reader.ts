@@ -1,9 +1,6 @@
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import type { ObjectReader, OpenedObject } from '../core/ports';
-
-function status(error: unknown): number | undefined {
-  return (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-}
+import { isNotFound } from './aws-errors';
 
 /**
  * ObjectReader over S3 (path-style against an emulator, see clients.ts): paginated listings,
@@ -58,7 +55,7 @@ export class S3ObjectReader implements ObjectReader {
         ),
       };
     } catch (error) {
-      if (status(error) === 404 || (error as Error).name === 'NoSuchKey') return undefined;
+      if (isNotFound(error)) return undefined;
       throw error;
     }
   }

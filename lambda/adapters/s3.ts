@@ -1,9 +1,6 @@
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { ObjectStore } from '../core/ports';
-
-function status(error: unknown): number | undefined {
-  return (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-}
+import { isNotFound, isPreconditionFailed } from './aws-errors';
 
 /**
  * ObjectStore over S3. Conditional create uses `If-None-Match: *` (real S3, and the embedded
@@ -34,7 +31,7 @@ export class S3ObjectStore implements ObjectStore {
       );
       return 'created';
     } catch (error) {
-      if (status(error) === 412 || (error as Error).name === 'PreconditionFailed') return 'exists';
+      if (isPreconditionFailed(error)) return 'exists';
       throw error;
     }
   }
@@ -44,7 +41,7 @@ export class S3ObjectStore implements ObjectStore {
       const response = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
       return await response.Body!.transformToByteArray();
     } catch (error) {
-      if (status(error) === 404 || (error as Error).name === 'NoSuchKey') return undefined;
+      if (isNotFound(error)) return undefined;
       throw error;
     }
   }

@@ -29,6 +29,7 @@
  *   head move from the same previous end succeeds — the chain cannot fork or skip.
  * - the chain state lost or rolled back: the head is rebuilt from the newest digest in S3.
  */
+import { inParallel } from './concurrency';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { TrailConfig } from './config';
 import {
@@ -118,24 +119,16 @@ export async function signDueDigests(
   const closeAtMs =
     options.closeAtMs === undefined ? undefined : Math.floor(options.closeAtMs / 1000) * 1000;
   const signed: SignedDigest[] = [];
-  let next = 0;
-  const workers = Array.from(
-    { length: Math.min(deps.concurrency ?? 4, streams.length) },
-    async () => {
-      while (next < streams.length) {
-        const stream = streams[next++]!;
-        const place: DigestPlace = {
-          trail: trails.get(stream.trail)!,
-          account: stream.account,
-          region: stream.region,
-          homeRegion: deps.homeRegion,
-          bucket: deps.bucket,
-        };
-        signed.push(...(await signStream(deps, place, stream, fingerprint, nowMs, closeAtMs)));
-      }
-    },
-  );
-  await Promise.all(workers);
+  await inParallel(streams, deps.concurrency ?? 4, async (stream) => {
+    const place: DigestPlace = {
+      trail: trails.get(stream.trail)!,
+      account: stream.account,
+      region: stream.region,
+      homeRegion: deps.homeRegion,
+      bucket: deps.bucket,
+    };
+    signed.push(...(await signStream(deps, place, stream, fingerprint, nowMs, closeAtMs)));
+  });
   deps.metrics.count('DigestsWritten', signed.filter((d) => d.created).length);
   deps.metrics.count(
     'DigestLogFiles',
@@ -195,17 +188,9 @@ async function writeDigest(
 ): Promise<{ head: DigestChainHead; result: SignedDigest }> {
   const digestId = `${reservation.bucket}/${reservation.key}`;
   const claimed = new Set<string>();
-  let next = 0;
-  const candidates = reservation.candidates;
-  await Promise.all(
-    Array.from({ length: Math.min(16, candidates.length) }, async () => {
-      while (next < candidates.length) {
-        const c = candidates[next++]!;
-        if (await deps.manifest.claim(c.bucket, c.key, digestId))
-          claimed.add(`${c.bucket}/${c.key}`);
-      }
-    }),
-  );
+  await inParallel(reservation.candidates, 16, async (c) => {
+    if (await deps.manifest.claim(c.bucket, c.key, digestId)) claimed.add(`${c.bucket}/${c.key}`);
+  });
   const digest = buildDigest(reservation, account, fingerprint, claimed);
   const json = serializeDigest(digest);
   const sha256 = sha256Hex(json);
