@@ -9,14 +9,7 @@ import type { FanoutEvent } from '../lambda/core/fanout';
 import type { EventBus } from '../lambda/core/ports';
 import { publishBatch, type PublisherRecord } from '../lambda/core/publisher';
 import { alternate, medianRate, normaliseAll, realRecords, syntheticRecordTexts } from './lib';
-
-export interface BenchFigure {
-  name: string;
-  value: number;
-  unit: string;
-  baseline?: { name: string; value: number };
-  notes?: string;
-}
+import type { BenchFigure } from './lib';
 
 const BATCH = 100;
 

@@ -29,14 +29,7 @@ import { indexBatch, lookupEvents, planIndex } from '../lambda/core/history';
 import type { HistoryIndexItem, HistoryRecordItem } from '../lambda/core/ports';
 import { ensureHistoryTable } from '../local/components/history';
 import { freshRuntime, realRecords, syntheticRecordTexts } from './lib';
-
-export interface BenchFigure {
-  name: string;
-  value: number;
-  unit: string;
-  baseline?: { name: string; value: number };
-  notes?: string;
-}
+import type { BenchFigure } from './lib';
 
 const dynalite = createRequire(__filename)('dynalite') as (options: object) => Server;
 

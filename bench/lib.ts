@@ -322,3 +322,12 @@ export function table(figures: readonly Figure[]): string {
     .join('\n')
     .replace(/ +$/gm, '');
 }
+
+/** A figure an area bench returns; bench/run.ts prints it beside its baseline, when it has one. */
+export interface BenchFigure {
+  name: string;
+  value: number;
+  unit: string;
+  baseline?: { name: string; value: number };
+  notes?: string;
+}

@@ -21,14 +21,7 @@ import { LocalDirReader } from '../cli/shared/local-dir-reader';
 import { ensureBucket, startEmulators } from '../local/emulators';
 import { buildChain, CHAIN_KEY, dirSink, s3Sink, writeAll } from '../test/fixtures/validate-chain';
 import { alternate, median, realRecords, syntheticRecordTexts } from './lib';
-
-export interface BenchFigure {
-  name: string;
-  value: number;
-  unit: string;
-  baseline?: { name: string; value: number };
-  notes?: string;
-}
+import type { BenchFigure } from './lib';
 
 const BUCKET = 'validate-bench';
 const CHAIN_START = Date.UTC(2024, 2, 5, 0, 0, 0);
