@@ -54,7 +54,7 @@ function eventIdFor(seed: string, n: number): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-/** The real records of ../shared/cloudtrail-data (310 of them). */
+/** The real records of test/fixtures/cloudtrail-data (310 of them). */
 export function realRecords(): Record<string, unknown>[] {
   return fixtureRecords().map(({ record }) => record);
 }

@@ -195,7 +195,7 @@ export function runtimeForSuite(args: string[] = []): { runtime: RuntimeProcess;
   return suite;
 }
 
-/** `opentrail put-events` of ../shared/cloudtrail-data (plus `extraArgs`), JSON output. */
+/** `opentrail put-events` of test/fixtures/cloudtrail-data (plus `extraArgs`), JSON output. */
 export function replayFixtures(
   api: string,
   extraArgs: string[] = [],

@@ -1,6 +1,6 @@
 /**
  * validate-logs over what the embedded runtime's signer wrote (short --digest-period, a replay
- * of ../shared/cloudtrail-data, `opentrail digest` to close the open period): online with
+ * of test/fixtures/cloudtrail-data, `opentrail digest` to close the open period): online with
  * --endpoint (ListPublicKeys) and --s3-endpoint, offline on a downloaded copy with metadata
  * sidecars, and a log file deleted from the runtime's bucket caught online.
  */

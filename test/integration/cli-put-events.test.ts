@@ -10,7 +10,7 @@ import { Command } from 'commander';
 import { chooseSigner, putEvents, register, type PutEventsReport } from '../../cli/put-events';
 import { ENTRY_ID_PATTERN } from '../../cli/shared/audit-batcher';
 
-const CLOUDTRAIL_DATA = path.join(__dirname, '../../../shared/cloudtrail-data');
+const CLOUDTRAIL_DATA = path.join(__dirname, '../fixtures/cloudtrail-data');
 const FAST_RETRY = { maxAttempts: 5, baseDelayMs: 5, maxDelayMs: 20 };
 
 interface Entry {

@@ -11,7 +11,7 @@ import {
   type ReadEvent,
 } from '../../cli/shared/record-reader';
 
-const CLOUDTRAIL_DATA = path.join(__dirname, '../../../shared/cloudtrail-data');
+const CLOUDTRAIL_DATA = path.join(__dirname, '../fixtures/cloudtrail-data');
 
 function record(n: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
