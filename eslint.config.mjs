@@ -1,4 +1,4 @@
-// Type-aware linting, with the layout rules of DESIGN.md made executable as import bans.
+// Type-aware linting, with the layout rules of docs/design.md#layout made executable as import bans.
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(

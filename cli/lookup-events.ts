@@ -1,5 +1,5 @@
 /**
- * `opentrail lookup-events`: CloudTrail's LookupEvents (FORMATS.md §5) against an opentrail
+ * `opentrail lookup-events`: CloudTrail's LookupEvents (docs/formats.md#lookupevents) against an opentrail
  * API, with the AWS CLI's flags, automatic paging, and `--output json|table|csv` (csv is the
  * console's "download event history"). Against a non-loopback endpoint it signs for
  * `execute-api` with the standard AWS credential chain.

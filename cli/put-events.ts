@@ -1,7 +1,7 @@
 /**
  * `opentrail put-events`: sends CloudTrail records — single records, arrays, log files, JSON
  * Lines, gzip, whole directories copied from a CloudTrail bucket, or stdin — to an opentrail
- * API's PutAuditEvents (FORMATS.md §2), one entry per record.
+ * API's PutAuditEvents (docs/formats.md#putauditevents), one entry per record.
  *
  * Requests hold at most 100 entries and 1,048,576 bytes; a few are in flight at once; entries
  * the server throttles (or loses to a 5xx or the network) are resent with the same id and the

@@ -1,6 +1,6 @@
 /**
  * `opentrail validate-logs`: the AWS CLI's `cloudtrail validate-logs` for opentrail's digests
- * (FORMATS.md §4, lambda/core/digest-validate.ts), against S3 (or the embedded s3rver with
+ * (docs/formats.md#what-validation-checks, lambda/core/digest-validate.ts), against S3 (or the embedded s3rver with
  * --s3-endpoint) or a downloaded copy (--local-dir). Public keys come from files (--public-key)
  * or from the API's ListPublicKeys (--endpoint). Prints the AWS CLI's lines and summary; exit 1
  * on anything invalid or missing (a gap in a chain included).

@@ -17,7 +17,7 @@ import { OpentrailConfigError } from './private/errors';
 export interface OpentrailAppConfig {
   /** CloudFormation stack name. Default "Opentrail". */
   readonly stackName?: string;
-  /** The trails (FORMATS.md §8). Default: the single default trail. */
+  /** The trails (docs/formats.md#event-selectors). Default: the single default trail. */
   readonly trails?: readonly TrailConfig[];
   readonly maxTrails?: number;
   readonly dedupWindowSeconds?: number;

@@ -100,7 +100,7 @@ export interface DigestSignerProps extends DigestSignerOptions {
 }
 
 /**
- * The digest signer (FORMATS.md §4): an EventBridge Scheduler schedule runs a Lambda function
+ * The digest signer (docs/formats.md#digest-files): an EventBridge Scheduler schedule runs a Lambda function
  * hourly, a few minutes past the hour; for each trail with log-file validation on and each
  * (account, region) the packager registered, it writes the digest of every elapsed hour —
  * empty hours included, several in order after an outage — signed with a KMS asymmetric key

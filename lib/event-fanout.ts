@@ -151,7 +151,7 @@ export interface EventFanoutProps extends EventFanoutOptions {
 }
 
 /**
- * Fan-out and delivery (FORMATS.md §6, §9): the EventBridge bus with the publisher that feeds
+ * Fan-out and delivery (docs/formats.md#eventbridge-envelopes, docs/formats.md#delivery-notices): the EventBridge bus with the publisher that feeds
  * it, per-trail SNS delivery-notice topics and CloudWatch Logs groups, and optional CIS-style
  * alarms.
  *

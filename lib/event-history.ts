@@ -74,7 +74,7 @@ export interface EventHistoryProps extends EventHistoryOptions {
 }
 
 /**
- * Event history (FORMATS.md §5): the last 90 days of management events (and Insights events),
+ * Event history (docs/formats.md#lookupevents): the last 90 days of management events (and Insights events),
  * searchable with CloudTrail's LookupEvents.
  *
  * - A DynamoDB table (lambda/core/tables.ts, HISTORY_TABLE): on-demand, PITR, SSE-KMS with a

@@ -42,7 +42,7 @@ export interface IngestApiOptions {
   readonly producerOrganizationIds?: readonly string[];
   /**
    * Who may write events whose `recipientAccountId` is another account than their own
-   * (FORMATS.md §2, InvalidRecipient).
+   * (docs/formats.md#per-entry-errors, InvalidRecipient).
    * @default - callers may write events for their own account only
    */
   readonly recipientAllowList?: RecipientAllowList;
@@ -78,7 +78,7 @@ export interface IngestApiProps extends IngestApiOptions {
   readonly stream: kinesis.IStream;
 }
 
-/** One of API Gateway's own rejections, answered in FORMATS.md §2's error shape. */
+/** One of API Gateway's own rejections, answered in the shape of docs/formats.md#whole-request-errors. */
 export interface GatewayErrorMapping {
   readonly responseType: apigw.ResponseType;
   /** HTTP status; absent: API Gateway's own. */
@@ -178,7 +178,7 @@ function errorTemplate(mapping: GatewayErrorMapping): string {
 }
 
 /**
- * The PutAuditEvents endpoint (FORMATS.md §2): an API Gateway REST API whose every method
+ * The PutAuditEvents endpoint (docs/formats.md#putauditevents): an API Gateway REST API whose every method
  * requires AWS_IAM (SigV4) auth, with `POST /PutAuditEvents` proxied to the ingest function,
  * which validates and normalises each event and puts the accepted ones to the stream.
  *

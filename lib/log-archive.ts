@@ -51,7 +51,7 @@ export interface LogArchiveProps {
 }
 
 /**
- * The S3 bucket that holds the CloudTrail-format log files (FORMATS.md §3), and later the
+ * The S3 bucket that holds the CloudTrail-format log files (docs/formats.md#log-files), and later the
  * digest files (§4).
  *
  * Security defaults: SSE-KMS with a customer managed key (rotation on, S3 bucket key on),

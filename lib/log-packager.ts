@@ -136,7 +136,7 @@ export interface LogPackagerProps extends LogPackagerOptions {
 
 /**
  * The packager: a Lambda function on a Kinesis event-source mapping that turns batches of
- * records into CloudTrail log files (FORMATS.md §3), one per (trail, account, region), with a
+ * records into CloudTrail log files (docs/formats.md#log-files), one per (trail, account, region), with a
  * delivery-manifest row per file and dedup claims per eventID.
  *
  * Mapping defaults: TRIM_HORIZON, batch 1000 records / 300 s, one batch per shard at a time,

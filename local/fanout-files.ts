@@ -1,6 +1,6 @@
 /**
  * The embedded runtime's stand-ins for EventBridge, SNS and CloudWatch Logs: JSONL files under
- * the data dir (FORMATS.md §6, §9), behind the same ports the Lambda adapters implement.
+ * the data dir (docs/formats.md#eventbridge-envelopes, docs/formats.md#delivery-notices), behind the same ports the Lambda adapters implement.
  *
  * Exactly once per line, across batch retries and crashes. A stream batch is retried whole
  * (after an error, a reported partial failure, or a restart with the batch in flight), so the
@@ -154,7 +154,7 @@ export class LocalEventBus implements EventBus {
 
 /**
  * Local SNS: `<data-dir>/sns/notifications.jsonl`, one line per notice:
- * `{"trail","topicArn","Message"}` with Message the FORMATS.md §9 JSON string.
+ * `{"trail","topicArn","Message"}` with Message the docs/formats.md#sns JSON string.
  */
 export class LocalDeliveryNotifier implements DeliveryNotifier {
   readonly file: JsonlOnceFile;

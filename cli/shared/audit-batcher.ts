@@ -1,5 +1,5 @@
 /**
- * PutAuditEvents entries and batches (FORMATS.md §2): one entry per record, at most 100 entries
+ * PutAuditEvents entries and batches (docs/formats.md#putauditevents): one entry per record, at most 100 entries
  * and 1,048,576 bytes of serialised body per request, ids unique within the request.
  */
 import { createHash } from 'node:crypto';

@@ -1,5 +1,5 @@
 /**
- * One PutAuditEvents call and what its answer means for each entry (FORMATS.md §2): accepted,
+ * One PutAuditEvents call and what its answer means for each entry (docs/formats.md#putauditevents): accepted,
  * worth retrying (throttling, server trouble, network), or failed for good.
  */
 import { requestBody, type PendingEntry } from './audit-batcher';

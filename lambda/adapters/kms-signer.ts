@@ -4,7 +4,7 @@ import { ENV, type DigestKeyConfig } from '../core/config';
 import type { DigestSigner } from '../core/ports';
 import { createListPublicKeys, keyWindows, type PublicKeySource } from '../core/public-keys';
 
-/** The KMS signing algorithm of digests (FORMATS.md §4). */
+/** The KMS signing algorithm of digests (docs/formats.md#digest-files). */
 export const KMS_SIGNING_ALGORITHM = 'RSASSA_PKCS1_V1_5_SHA_256';
 
 /**

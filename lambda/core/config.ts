@@ -3,7 +3,7 @@
  * handlers (which read it) and the embedded runtime (which builds it from flags).
  */
 
-/** A basic event selector, as in CloudTrail's PutEventSelectors (FORMATS.md §8). */
+/** A basic event selector, as in CloudTrail's PutEventSelectors (docs/formats.md#event-selectors). */
 export interface BasicEventSelector {
   readonly ReadWriteType?: 'All' | 'ReadOnly' | 'WriteOnly';
   readonly IncludeManagementEvents?: boolean;
@@ -11,7 +11,7 @@ export interface BasicEventSelector {
   readonly DataResources?: readonly { readonly Type: string; readonly Values: readonly string[] }[];
 }
 
-/** One field condition of an advanced event selector (FORMATS.md §8). */
+/** One field condition of an advanced event selector (docs/formats.md#event-selectors). */
 export interface AdvancedFieldSelector {
   readonly Field: string;
   readonly Equals?: readonly string[];
@@ -41,11 +41,11 @@ export interface TrailConfig {
   /** Whether the digest signer covers this trail. */
   readonly logFileValidation?: boolean;
   /**
-   * SNS delivery notices (FORMATS.md §9): present turns them on. `topicArn` brings a topic;
+   * SNS delivery notices (docs/formats.md#sns): present turns them on. `topicArn` brings a topic;
    * absent, the EventFanout construct creates one (KMS-encrypted).
    */
   readonly deliveryNotices?: { readonly topicArn?: string };
-  /** CloudWatch Logs delivery (FORMATS.md §9): present turns it on. */
+  /** CloudWatch Logs delivery (docs/formats.md#cloudwatch-logs): present turns it on. */
   readonly cloudWatchLogs?: TrailCloudWatchLogsConfig;
 }
 
@@ -61,7 +61,7 @@ export interface TrailCloudWatchLogsConfig {
 
 /**
  * The default trail: keeps every event of every category, so that a replay shows everything
- * it sent (FORMATS.md §8).
+ * it sent (docs/formats.md#event-selectors).
  */
 export const DEFAULT_TRAIL: TrailConfig = {
   name: 'opentrail',
@@ -72,7 +72,7 @@ export const DEFAULT_TRAIL: TrailConfig = {
   logFileValidation: true,
 };
 
-/** Allow-list for the InvalidRecipient rule (FORMATS.md §2). */
+/** Allow-list for the InvalidRecipient rule (docs/formats.md#putauditevents). */
 export interface RecipientAllowList {
   /** Caller accounts that may write events whose recipientAccountId is another account. */
   readonly accounts?: readonly string[];

@@ -1,5 +1,5 @@
 /**
- * Digest chain logic, pure (FORMATS.md §4): period math, which chain position comes next, and
+ * Digest chain logic, pure (docs/formats.md#digest-files): period math, which chain position comes next, and
  * the digest a reservation stands for. No I/O: the signer use case (digest-signing.ts) feeds
  * it what the ports return.
  *

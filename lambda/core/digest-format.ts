@@ -1,5 +1,5 @@
 /**
- * Digest files, their keys, the string to sign, and public-key fingerprints (FORMATS.md §4),
+ * Digest files, their keys, the string to sign, and public-key fingerprints (docs/formats.md#digest-files),
  * byte for byte as CloudTrail writes them, so tooling built for CloudTrail digests reads ours.
  *
  * Key: `[PREFIX/]AWSLogs/[ORG_ID/]ACCOUNT/CloudTrail-Digest/REGION/YYYY/MM/DD/ACCOUNT_CloudTrail-Digest_REGION_TRAILNAME_HOMEREGION_YYYYMMDDTHHMMSSZ.json.gz`
@@ -51,7 +51,7 @@ export class DigestFormatError extends Error {
   }
 }
 
-/** The digest's uncompressed bytes: compact JSON, fields in exactly the FORMATS.md order. */
+/** The digest's uncompressed bytes: compact JSON, fields in exactly the order of docs/formats.md#digest-files. */
 export function serializeDigest(d: DigestFile): Buffer {
   const ordered = {
     awsAccountId: d.awsAccountId,

@@ -1,5 +1,5 @@
 /**
- * The digest signer use case (FORMATS.md §4): for each trail with log-file validation on and
+ * The digest signer use case (docs/formats.md#digest-files): for each trail with log-file validation on and
  * each (account, region) the packager has registered, write the digest of every elapsed
  * period, in order, chained and signed — empty periods included, several after an outage.
  *

@@ -1,5 +1,5 @@
 /**
- * Log-file integrity validation (FORMATS.md §4), over an `ObjectReader` port (S3 or a local
+ * Log-file integrity validation (docs/formats.md#what-validation-checks), over an `ObjectReader` port (S3 or a local
  * copy). Per chain — one (account, source region, trail name, home region) — it walks the
  * digests in the requested range NEWEST first and checks, for each:
  *

@@ -1,5 +1,5 @@
 /**
- * EventBridge fan-out (FORMATS.md §6): the PutEvents entry and the local envelope of a record,
+ * EventBridge fan-out (docs/formats.md#eventbridge-envelopes): the PutEvents entry and the local envelope of a record,
  * EventBridge's entry-size accounting, PutEvents batching, name-based envelope ids, and the
  * translation of CloudTrail-style rule patterns to opentrail's sources.
  *
@@ -23,7 +23,7 @@ export const SOURCE_PREFIX = 'opentrail.';
  */
 export const ENVELOPE_ID_NAMESPACE = '4f0d6a8e-2b1c-5d3e-9a47-6c2e8b1f0a93';
 
-/** The detail-type of each eventType (FORMATS.md §6). */
+/** The detail-type of each eventType (docs/formats.md#eventbridge-envelopes). */
 export const DETAIL_TYPES: Readonly<Record<string, string>> = {
   AwsApiCall: 'AWS API Call via CloudTrail',
   AwsConsoleSignIn: 'AWS Console Sign In via CloudTrail',
@@ -97,7 +97,7 @@ function isInsight(record: Record<string, unknown>): boolean {
   return record.eventType === 'AwsCloudTrailInsight' || record.eventCategory === 'Insight';
 }
 
-/** `opentrail.<service>`, service = eventSource up to its first dot (FORMATS.md §6). */
+/** `opentrail.<service>`, service = eventSource up to its first dot (docs/formats.md#eventbridge-envelopes). */
 export function sourceOf(record: Record<string, unknown>): string {
   if (isInsight(record)) return `${SOURCE_PREFIX}cloudtrail`;
   if (record.eventType === 'AwsConsoleSignIn') return `${SOURCE_PREFIX}signin`;

@@ -1,5 +1,5 @@
 /**
- * Streaming check of a gzip log file (FORMATS.md §3): decodes the FIRST gzip member of a byte
+ * Streaming check of a gzip log file (docs/formats.md#log-files): decodes the FIRST gzip member of a byte
  * stream, hashes its data with SHA-256 as it goes, verifies the member's CRC-32 and length, and
  * counts the bytes that follow the member (another member, or junk), all without holding the
  * file in memory. Node's Gunzip would silently decode concatenated members and skip trailing

@@ -1,5 +1,5 @@
 /**
- * Event history (FORMATS.md §5): which records are indexed and under which keys, the derived
+ * Event history (docs/formats.md#lookupevents): which records are indexed and under which keys, the derived
  * fields of LookupEvents, request validation, lookup planning (a k-way merge of sharded Query
  * streams, newest first) and authenticated page tokens. Pure: I/O goes through the
  * HistoryStore and MacPort ports.
@@ -81,7 +81,7 @@ export function lastSegment(arn: string): string {
   return arn.slice(Math.max(arn.lastIndexOf(':'), arn.lastIndexOf('/')) + 1);
 }
 
-/** Username per FORMATS.md §5. */
+/** Username per docs/formats.md#lookupevents. */
 export function usernameOf(record: Json): string | undefined {
   const identity = record.userIdentity;
   if (typeof identity !== 'object' || identity === null) return undefined;
@@ -296,7 +296,7 @@ function epochSeconds(request: Json, field: 'StartTime' | 'EndTime'): number | u
   return Math.floor(value);
 }
 
-/** Validates a LookupEvents request (FORMATS.md §5); throws ApiError with CloudTrail's codes. */
+/** Validates a LookupEvents request (docs/formats.md#lookupevents); throws ApiError with CloudTrail's codes. */
 export function parseLookupRequest(request: Json): LookupRequest {
   let attribute: LookupRequest['attribute'];
   const attributes = request.LookupAttributes;
@@ -577,7 +577,7 @@ export interface LookupDeps {
   readonly onMissingRecord?: (key: { pk: string; sk: string }) => void;
 }
 
-/** LookupEvents (FORMATS.md §5). Throws ApiError for bad input. */
+/** LookupEvents (docs/formats.md#lookupevents). Throws ApiError for bad input. */
 export async function lookupEvents(raw: Json, deps: LookupDeps): Promise<LookupResponse> {
   const request = parseLookupRequest(raw);
   const cursor = request.nextToken

@@ -1,5 +1,5 @@
 /**
- * PutAuditEvents (FORMATS.md §2): request validation, per-entry validation and normalisation,
+ * PutAuditEvents (docs/formats.md#putauditevents): request validation, per-entry validation and normalisation,
  * and delivery to the stream with retry of the records Kinesis reports failed.
  *
  * Response shape: 200 `{"successful":[{id,eventID}],"failed":[{id,errorCode,errorMessage}]}`,

@@ -1,5 +1,5 @@
 /**
- * S3 key layout of log files (FORMATS.md §3):
+ * S3 key layout of log files (docs/formats.md#log-files):
  * `[PREFIX/]AWSLogs/[ORG_ID/]ACCOUNT/CloudTrail/REGION/YYYY/MM/DD/ACCOUNT_CloudTrail_REGION_YYYYMMDDTHHmmZ_UNIQUE.json.gz`
  */
 import { createHash } from 'node:crypto';
@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 export const UNIQUE_LENGTH = 16;
 
-/** Account and region name folders in S3 keys (FORMATS.md §3): path-safe, no dots or slashes. */
+/** Account and region name folders in S3 keys (docs/formats.md#log-files): path-safe, no dots or slashes. */
 export const PATH_SEGMENT_PATTERN = '^[A-Za-z0-9_-]{1,64}$';
 
 /** 16 characters of [A-Za-z0-9] derived from `seed` alone (so a retry derives the same). */

@@ -1,5 +1,5 @@
 /**
- * CloudWatch Logs delivery (FORMATS.md §9): one log event per record in the stream
+ * CloudWatch Logs delivery (docs/formats.md#cloudwatch-logs): one log event per record in the stream
  * `ACCOUNT_CloudTrail_REGION` of the trail's log group, batched within PutLogEvents' limits.
  *
  * Timestamps: a log event carries the record's eventTime, unless CloudWatch Logs would reject
@@ -16,7 +16,7 @@ export const MAX_EVENTS_PER_CALL = 10_000;
 export const MAX_CALL_BYTES = 1_048_576;
 /** What PutLogEvents counts per event besides its message. */
 export const EVENT_OVERHEAD_BYTES = 26;
-/** Largest record delivered as a log event (FORMATS.md §9: records over 256 KB are skipped). */
+/** Largest record delivered as a log event (docs/formats.md#cloudwatch-logs: records over 256 KB are skipped). */
 export const MAX_EVENT_BYTES = 256 * 1024;
 /** Events of one call must fall within 24 hours. */
 export const MAX_CALL_SPAN_MS = 24 * 3600 * 1000;

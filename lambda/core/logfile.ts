@@ -1,5 +1,5 @@
 /**
- * Log-file bodies (FORMATS.md §3): `{"Records":[...]}`, one gzip member, no trailing bytes, and
+ * Log-file bodies (docs/formats.md#log-files): `{"Records":[...]}`, one gzip member, no trailing bytes, and
  * the same bytes for the same records (gzip header mtime 0, fixed level), so a retried batch
  * writes exactly what its first attempt wrote.
  */

@@ -1,5 +1,5 @@
 /**
- * SNS delivery notices (FORMATS.md §9): the message CloudTrail publishes after each log-file
+ * SNS delivery notices (docs/formats.md#sns): the message CloudTrail publishes after each log-file
  * write. Pure.
  */
 

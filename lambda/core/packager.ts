@@ -1,5 +1,5 @@
 /**
- * The packager use case: one Kinesis batch in, CloudTrail log files out (FORMATS.md §3, §8).
+ * The packager use case: one Kinesis batch in, CloudTrail log files out (docs/formats.md#log-files, docs/formats.md#event-selectors).
  *
  * Determinism: a batch is retried whole, and everything it writes is a function of the batch
  * (its records, shard and sequence numbers, newest arrival time) and of dedup claims that the
@@ -68,7 +68,7 @@ export interface PackagerDeps {
    */
   readonly claimConcurrency?: number;
   /**
-   * Delivery notices (FORMATS.md §9), called after each file is marked delivered. At least
+   * Delivery notices (docs/formats.md#delivery-notices), called after each file is marked delivered. At least
    * once: a retried batch notifies again for files it finds already written, since the crash
    * may have come between the write and the notice. A failing notifier fails the batch.
    * @default - no notices
@@ -169,7 +169,7 @@ function parse(record: StreamRecord): Parsed {
   };
 }
 
-/** Insights events go to their own files (FORMATS.md §3, `CloudTrail-Insight`). */
+/** Insights events go to their own files (docs/formats.md#log-files, `CloudTrail-Insight`). */
 function isInsight(record: SelectableRecord): boolean {
   return record.eventCategory === 'Insight' || record.eventType === 'AwsCloudTrailInsight';
 }

@@ -241,7 +241,7 @@ export interface LogEventSink {
   ): Promise<void>;
 }
 
-/** A log file just delivered (FORMATS.md §9, SNS delivery notices). */
+/** A log file just delivered (docs/formats.md#sns). */
 export interface DeliveryNotice {
   readonly trail: string;
   readonly bucket: string;

@@ -1,5 +1,5 @@
 /**
- * ListPublicKeys (FORMATS.md §4): every key the deployment has signed digests with, and the
+ * ListPublicKeys (docs/formats.md#listpublickeys): every key the deployment has signed digests with, and the
  * window in which it did, so a validator can check digests from before a key change.
  *
  * `POST /` with `X-Amz-Target: com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.ListPublicKeys`

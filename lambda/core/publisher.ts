@@ -1,6 +1,6 @@
 /**
- * The publisher use case: one Kinesis batch in; every record on the event bus (FORMATS.md §6)
- * and, for trails that ask for it, in CloudWatch Logs (FORMATS.md §9).
+ * The publisher use case: one Kinesis batch in; every record on the event bus (docs/formats.md#eventbridge-envelopes)
+ * and, for trails that ask for it, in CloudWatch Logs (docs/formats.md#delivery-notices).
  *
  * Delivery is at least once, and nothing is lost: entries EventBridge reports failed are
  * retried (backoff, bounded); what still fails makes the batch report a partial failure at the

@@ -1,5 +1,5 @@
 /**
- * Records (FORMATS.md §1): the JSON Schema of a CloudTrail event, the size caps, and the
+ * Records (docs/formats.md#records): the JSON Schema of a CloudTrail event, the size caps, and the
  * normalisation applied at ingest.
  *
  * A record is stored as the producer's own text with insignificant whitespace removed and the
@@ -9,7 +9,7 @@
 import Ajv, { type ErrorObject } from 'ajv';
 import { PATH_SEGMENT_PATTERN } from './layout';
 
-/** Per-entry error codes of PutAuditEvents (FORMATS.md §2). */
+/** Per-entry error codes of PutAuditEvents (docs/formats.md#per-entry-errors). */
 export type EntryErrorCode =
   | 'InvalidData'
   | 'FieldNotFound'
@@ -40,7 +40,7 @@ export const REQUIRED_FIELDS = [
 ] as const;
 
 const KIB = 1024;
-/** Caps in UTF-8 bytes of the field's JSON (FORMATS.md §1). */
+/** Caps in UTF-8 bytes of the field's JSON (docs/formats.md#size-limits). */
 export const FIELD_CAPS: Readonly<Record<string, number>> = {
   requestParameters: 100 * KIB,
   responseElements: 100 * KIB,
@@ -280,7 +280,7 @@ function byteLength(value: unknown): number {
 }
 
 /**
- * Validates one record's JSON text and normalises it (FORMATS.md §1). Throws RecordError with
+ * Validates one record's JSON text and normalises it (docs/formats.md#records). Throws RecordError with
  * the code and a message naming the field and the rule.
  */
 export function normaliseRecord(eventData: string, context: NormaliseContext): NormalisedRecord {

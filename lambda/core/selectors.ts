@@ -1,5 +1,5 @@
 /**
- * Event selectors (FORMATS.md §8): which events a trail keeps, and the synth-time validation
+ * Event selectors (docs/formats.md#event-selectors): which events a trail keeps, and the synth-time validation
  * of selector configurations.
  */
 import type {
@@ -38,7 +38,7 @@ const ADVANCED_FIELDS = [
   'vpcEndpointId',
 ] as const;
 
-/** Fields whose field selectors may use Equals only (FORMATS.md §8). */
+/** Fields whose field selectors may use Equals only (docs/formats.md#event-selectors). */
 const EQUALS_ONLY_FIELDS = new Set(['readOnly', 'eventCategory', 'resources.type']);
 
 const OPERATORS = [
@@ -293,7 +293,7 @@ const SNS_TOPIC_ARN = /^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256
 const LOG_GROUP_NAME = /^[A-Za-z0-9._/#-]{1,512}$/;
 const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/;
 
-/** SNS delivery notices and CloudWatch Logs settings of a trail (FORMATS.md §9). */
+/** SNS delivery notices and CloudWatch Logs settings of a trail (docs/formats.md#delivery-notices). */
 function validateDelivery(trail: TrailConfig): string[] {
   const errors: string[] = [];
   const topicArn = trail.deliveryNotices?.topicArn;

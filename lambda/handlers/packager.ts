@@ -61,7 +61,7 @@ function fromEnvironment(): PackagerDeps {
     metrics: metricsSink(metrics),
     dedupWindowMs: Number(requiredEnv(ENV.DEDUP_WINDOW_SECONDS)) * 1000,
     now: Date.now,
-    // SNS delivery notices, for the trails that have a topic (FORMATS.md §9).
+    // SNS delivery notices, for the trails that have a topic (docs/formats.md#delivery-notices).
     ...(snsTopics
       ? {
           notifier: new SnsDeliveryNotifier(

@@ -98,7 +98,7 @@ export function createQueryHandler(operations: ReadonlyMap<string, Operation>) {
       if (error instanceof ApiError) {
         return respond(error.statusCode, { __type: error.code, message: error.message });
       }
-      // DynamoDB or KMS over their rate, for any operation: the client backs off (FORMATS.md §5).
+      // DynamoDB or KMS over their rate, for any operation: the client backs off (docs/formats.md#lookupevents).
       if (THROTTLING_ERRORS.has((error as Error).name)) {
         return respond(400, {
           __type: 'ThrottlingException',

@@ -4,7 +4,7 @@
  * so a digest is written within a second or two after its period closes (`--digest-period`).
  *
  * Operations it adds behind `POST /`:
- * - `com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.ListPublicKeys` (FORMATS.md §4);
+ * - `com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.ListPublicKeys` (docs/formats.md#listpublickeys);
  * - `Opentrail.CloseDigestPeriod` (local only; what `opentrail digest` calls): closes the open
  *   period of every stream at the next whole second and answers `{"Digests":[{"Stream",
  *   "S3Bucket","S3Object","DigestStartTime","DigestEndTime","LogFiles"}]}` — every digest

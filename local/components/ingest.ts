@@ -10,7 +10,7 @@ export const ingestComponent: RuntimeComponent = {
     const ingest = createIngestHandler({
       stream: new KinesisRecordStream(context.clients.kinesis, context.names.stream),
       accountId: context.accountId,
-      // No caller identity here: the InvalidRecipient rule is off (FORMATS.md §2).
+      // No caller identity here: the InvalidRecipient rule is off (docs/formats.md#per-entry-errors).
       now: Date.now,
       newEventId: randomUUID,
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),

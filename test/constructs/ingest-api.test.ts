@@ -79,7 +79,7 @@ describe('IngestApi with defaults', () => {
     });
   });
 
-  it('every gateway response body is FORMATS.md §2 error JSON once API Gateway substitutes it', () => {
+  it('every gateway response body is docs/formats.md#putauditevents error JSON once API Gateway substitutes it', () => {
     const responses = Object.values(template.findResources('AWS::ApiGateway::GatewayResponse'));
     expect(responses).toHaveLength(GATEWAY_ERROR_MAPPINGS.length);
     for (const response of responses) {

@@ -56,7 +56,7 @@ describe('EventBridge fan-out of a replay through the embedded runtime', () => {
     expect(sent.code).toBe(0);
   });
 
-  it('writes exactly one envelope per record to events.jsonl, shaped as FORMATS.md §6 says', async () => {
+  it('writes exactly one envelope per record to events.jsonl, shaped as docs/formats.md#eventbridge-envelopes says', async () => {
     const file = join(suite.dataDir, 'eventbridge', 'events.jsonl');
     const envelopes = await waitFor('an envelope per record', 30_000, () => {
       const found = jsonLines<Envelope>(file);

@@ -1,5 +1,5 @@
 /**
- * Reads back everything the packager wrote and checks it against FORMATS.md §3: key layout,
+ * Reads back everything the packager wrote and checks it against docs/formats.md#log-files: key layout,
  * one gzip member, `{"Records":[...]}`, each record filed under its own account and region,
  * and the delivery manifest covering every object.
  */
@@ -26,7 +26,7 @@ export async function checkLogFiles(
   clients: ReturnType<typeof clientsFor>,
   endpoints: Endpoints,
 ): Promise<LogCheck> {
-  // Digest files share the bucket (FORMATS.md §4); they are checked by validate-logs, not here.
+  // Digest files share the bucket (docs/formats.md#digest-files); they are checked by validate-logs, not here.
   const keys = (await listKeys(clients, endpoints.bucket)).filter(
     (key) => !key.includes('/CloudTrail-Digest/'),
   );
@@ -77,7 +77,7 @@ export async function checkLogFiles(
   return { keys, records, manifest, problems };
 }
 
-/** Fields the ingest normalisation may add to a record that lacks them (FORMATS.md §1). */
+/** Fields the ingest normalisation may add to a record that lacks them (docs/formats.md#records). */
 export const NORMALISED_FIELDS = [
   'eventID',
   'eventVersion',

@@ -62,7 +62,7 @@ describe('opentrail proxy', () => {
     }
   });
 
-  it('the CloudTrailClient configuration of docs/history.md signs for execute-api directly', async () => {
+  it('the CloudTrailClient configuration of docs/cli.md#from-code-the-aws-sdks-cloudtrailclient signs for execute-api directly', async () => {
     seen = [];
     const region = 'eu-west-1';
     const credentials = { accessKeyId: 'AKIDSDK', secretAccessKey: 'secret' };

@@ -35,7 +35,7 @@ interface FakeOptions {
 }
 
 /**
- * A small PutAuditEvents on 127.0.0.1: validates what FORMATS.md §2 asks of a request (ids
+ * A small PutAuditEvents on 127.0.0.1: validates what docs/formats.md#putauditevents asks of a request (ids
  * unique and well-formed, checksums right, ≤ 100 entries, body size) and records any violation,
  * answers Throttling on demand, and accepts the same id and bytes again (dedup).
  */

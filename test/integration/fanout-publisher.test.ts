@@ -74,7 +74,7 @@ describe('publisher against EventBridge (faults injected with aws-sdk-client-moc
     });
   }
 
-  it('sends the FORMATS.md §6 entry to the bus', async () => {
+  it('sends the docs/formats.md#eventbridge-envelopes entry to the bus', async () => {
     answer(() => false);
     await handler()(
       kinesisEvent([

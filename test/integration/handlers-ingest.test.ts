@@ -1,6 +1,6 @@
 /**
  * PutAuditEvents through the embedded runtime's HTTP API (real ingest handler, kinesalite,
- * packager, s3rver, dynalite): the per-entry codes of FORMATS.md §2 for every kind of bad
+ * packager, s3rver, dynalite): the per-entry codes of docs/formats.md#putauditevents for every kind of bad
  * record, the good entries of the same request reaching log files, and the whole-request
  * errors. No bad input may be answered with a 5xx.
  */
@@ -20,7 +20,7 @@ import { minimalRecord, objectOfJsonBytes, stringOfJsonBytes } from '../fixtures
 jest.setTimeout(40_000);
 
 const KIB = 1024;
-/** Caps of FORMATS.md §1, in UTF-8 bytes of the field's JSON. */
+/** Caps of docs/formats.md#size-limits, in UTF-8 bytes of the field's JSON. */
 const CAPS = {
   requestParameters: 100 * KIB,
   responseElements: 100 * KIB,

@@ -17,7 +17,7 @@ function eventOf(record: Record<string, unknown>) {
   return fanoutEventOf(JSON.stringify(record), record);
 }
 
-describe('the EventBridge entry and envelope of a record (FORMATS.md §6)', () => {
+describe('the EventBridge entry and envelope of a record (docs/formats.md#eventbridge-envelopes)', () => {
   it.each([
     ['AwsApiCall', 's3.amazonaws.com', 'opentrail.s3', 'AWS API Call via CloudTrail'],
     [
@@ -81,7 +81,7 @@ describe('the EventBridge entry and envelope of a record (FORMATS.md §6)', () =
     expect(entry.Resources).toEqual(['arn:aws:s3:::bucket-a', 'arn:aws:iam::111111111111:role/r']);
   });
 
-  it('the local envelope has exactly the FORMATS.md §6 keys, in order', () => {
+  it('the local envelope has exactly the docs/formats.md#eventbridge-envelopes keys, in order', () => {
     const record = completeRecord({ awsRegion: 'eu-west-3', recipientAccountId: '222233334444' });
     const { envelope } = eventOf(record);
     expect(Object.keys(envelope)).toEqual([
@@ -205,7 +205,7 @@ describe('CloudTrail-style rule patterns on the opentrail bus', () => {
   });
 });
 
-describe('SNS delivery notice (FORMATS.md §9)', () => {
+describe('SNS delivery notice (docs/formats.md#delivery-notices)', () => {
   it('is {"s3Bucket","s3ObjectKey":[key]}', () => {
     expect(deliveryNoticeMessage('b', 'AWSLogs/1/CloudTrail/r/k.json.gz')).toBe(
       '{"s3Bucket":"b","s3ObjectKey":["AWSLogs/1/CloudTrail/r/k.json.gz"]}',

@@ -85,7 +85,7 @@ async function errorOf(promise: Promise<unknown>): Promise<string> {
   return 'no error';
 }
 
-describe('derived fields (FORMATS.md §5)', () => {
+describe('derived fields (docs/formats.md#lookupevents)', () => {
   it.each([
     ['userName wins', { type: 'AssumedRole', userName: 'bob', arn: 'arn:x/role/s' }, 'bob'],
     [
