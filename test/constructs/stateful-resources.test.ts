@@ -30,8 +30,15 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import { OpentrailStack, parseAppConfig, stackPropsFromConfig } from '../../lib';
 import { cdkJson, testApp } from './support/app';
 
-/** The resource types whose replacement loses data or an identity held outside the stack. */
+/**
+ * The resource types whose replacement loses data or an identity held outside the stack. Not
+ * listed, because a replacement loses neither: functions, roles and policies, alarms and metric
+ * filters, schedules, bucket and topic policies, API methods, stages and deployments (the stage
+ * name, not the resource, is in the URL), the WAF association.
+ */
 const STATEFUL_TYPES: Readonly<Record<string, string>> = {
+  'AWS::ApiGateway::RestApi':
+    'its ID is in the URL every producer and the CLI send to: a new API is a new URL',
   'AWS::S3::Bucket': 'holds the log files, digests, failed batches and access logs',
   'AWS::DynamoDB::Table': 'holds the manifest, dedup claims, digest chain and 90-day history',
   'AWS::KMS::Key': 'a new key cannot decrypt what the old one encrypted, nor verify old digests',
