@@ -14,7 +14,7 @@ import type { StreamBatch, StreamRecord } from '../lambda/core/packager';
 import { normaliseRecord, type NormalisedRecord } from '../lambda/core/records';
 import { LOCAL_DEFAULTS, startRuntime, type Runtime, type RuntimeOptions } from '../local/runtime';
 import { fixtureRecords } from '../test/fixtures/cloudtrail-data';
-import { destroyClients, manifestRows, clientsFor } from '../test/e2e/harness';
+import { destroyClients, manifestRows, clientsFor } from '../test/support/emulator-clients';
 
 // ---------------------------------------------------------------------------------------------
 // Progress (stderr; stdout carries the table only)

@@ -45,8 +45,8 @@ import {
   MemoryObjectStore,
   MemoryRecordStream,
 } from '../test/fixtures/memory-ports';
-import { clientsFor, destroyClients } from '../test/e2e/harness';
-import { checkLogFiles } from '../test/e2e/log-check';
+import { clientsFor, destroyClients } from '../test/support/emulator-clients';
+import { checkLogFiles } from '../test/support/log-check';
 import {
   alternate,
   figure,

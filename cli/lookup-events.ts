@@ -5,10 +5,9 @@
  * `execute-api` with the standard AWS credential chain.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { chooseSigner } from './put-events';
 import { httpUrl, integerInRange, nonEmpty } from './shared/options';
 import { PROCESS_STREAMS, errorMessage, type OutputStreams } from './shared/output';
-import type { RequestSigner } from './shared/sigv4';
+import { chooseSigner, type RequestSigner } from './shared/sigv4';
 
 export const LOOKUP_TARGET = 'com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents';
 

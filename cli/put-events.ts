@@ -11,7 +11,6 @@
  */
 import { Command, Option } from 'commander';
 import { AuditBatcher, MAX_REQUEST_BYTES, type PendingEntry } from './shared/audit-batcher';
-import { isLoopbackHost, regionFromHost } from './shared/endpoint';
 import {
   httpUrl,
   integerInRange,
@@ -33,17 +32,15 @@ import {
   planInputs,
   readPlannedInputs,
   STDIN,
-  type InputRecord,
+  type RecordTransform,
 } from './shared/record-reader';
 import { backoffDelayMs, DEFAULT_RETRY_POLICY, sleep, type RetryPolicy } from './shared/retry';
 import { planRebase } from './shared/rebase-time';
-import { sigV4Signer, UNSIGNED, type RequestSigner } from './shared/sigv4';
+import { chooseSigner, UNSIGNED, type RequestSigner, type SignMode } from './shared/sigv4';
 
-/**
- * Rewrites a record before it is sent (its `text` is what is sent as eventData). The seam for
- * options that change records on the way, such as issue 4's `--rebase-time`.
- */
-export type RecordTransform = (record: InputRecord) => InputRecord;
+// Moved to cli/shared (commands import shared modules, never each other); kept here for callers.
+export { chooseSigner } from './shared/sigv4';
+export type { RecordTransform } from './shared/record-reader';
 
 export interface PutEventsOptions {
   /** Files, directories, or `-` (stdin), in the order given. */
@@ -298,28 +295,12 @@ interface CliOptions {
   readonly endpoint: string;
   readonly channelArn?: string;
   readonly region?: string;
-  readonly sign: 'auto' | 'always' | 'never';
+  readonly sign: SignMode;
   readonly concurrency: number;
   readonly batchSize: number;
   readonly maxAttempts: number;
   readonly output: OutputFormat;
   readonly rebaseTime?: boolean;
-}
-
-/** The signer `--sign` asks for, or an error message naming the flag. */
-export function chooseSigner(
-  endpoint: string,
-  sign: CliOptions['sign'],
-  region: string | undefined,
-  env: NodeJS.ProcessEnv = process.env,
-): RequestSigner | string {
-  const host = new URL(endpoint).hostname;
-  if (sign === 'never' || (sign === 'auto' && isLoopbackHost(host))) return UNSIGNED;
-  const resolved = region ?? regionFromHost(host) ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
-  if (!resolved) {
-    return `--region is required to sign requests to ${host} (the host names no region and AWS_REGION is not set); or pass --sign never`;
-  }
-  return sigV4Signer({ region: resolved });
 }
 
 /** Registers `put-events` on the CLI. */

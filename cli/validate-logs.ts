@@ -18,7 +18,6 @@ import {
   type ValidationSummary,
 } from '../lambda/core/digest-validate';
 import type { ObjectReader } from '../lambda/core/ports';
-import { chooseSigner } from './put-events';
 import { isLoopbackHost } from './shared/endpoint';
 import { LocalDirReader } from './shared/local-dir-reader';
 import {
@@ -30,7 +29,7 @@ import {
 } from './shared/options';
 import { errorMessage, PROCESS_STREAMS, writeJson, type OutputStreams } from './shared/output';
 import { createProgress } from './shared/progress';
-import type { RequestSigner } from './shared/sigv4';
+import { chooseSigner, type RequestSigner } from './shared/sigv4';
 
 export const LIST_PUBLIC_KEYS_TARGET =
   'com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.ListPublicKeys';

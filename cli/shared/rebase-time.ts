@@ -5,9 +5,8 @@
  * at eventTime, then the real send.
  */
 import { Readable } from 'node:stream';
-import type { RecordTransform } from '../put-events';
 import { memberValueSpan } from './json-text';
-import { planInputs, readPlannedInputs, STDIN } from './record-reader';
+import { planInputs, readPlannedInputs, STDIN, type RecordTransform } from './record-reader';
 
 const EVENT_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
 

@@ -44,6 +44,12 @@ export interface InputRecord {
   readonly text: string;
 }
 
+/**
+ * Rewrites a record before it is sent (its `text` is what is sent as eventData). The seam for
+ * options that change records on the way, such as issue 4's `--rebase-time`.
+ */
+export type RecordTransform = (record: InputRecord) => InputRecord;
+
 export type ReadEvent =
   | { readonly kind: 'record'; readonly record: InputRecord }
   /** An element that cannot be a record (not an object, a JSON Lines line that is not JSON). */

@@ -1,6 +1,7 @@
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { isLoopbackHost, regionFromHost } from './endpoint';
 
 /** An outgoing HTTP request before signing. */
 export interface UnsignedRequest {
@@ -53,4 +54,23 @@ export function sigV4Signer(options: {
     }
     return headers;
   };
+}
+
+/** `--sign`: `auto` signs unless the endpoint is this machine. */
+export type SignMode = 'auto' | 'always' | 'never';
+
+/** The signer `--sign` asks for, or an error message naming the flag. */
+export function chooseSigner(
+  endpoint: string,
+  sign: SignMode,
+  region: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): RequestSigner | string {
+  const host = new URL(endpoint).hostname;
+  if (sign === 'never' || (sign === 'auto' && isLoopbackHost(host))) return UNSIGNED;
+  const resolved = region ?? regionFromHost(host) ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
+  if (!resolved) {
+    return `--region is required to sign requests to ${host} (the host names no region and AWS_REGION is not set); or pass --sign never`;
+  }
+  return sigV4Signer({ region: resolved });
 }

@@ -6,13 +6,7 @@ import {
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
 import type { ConsumedCapacity } from '@aws-sdk/client-dynamodb';
-import { KMSClient } from '@aws-sdk/client-kms';
-import { ENV } from '../core/config';
 import { batchGetAll } from './dynamodb';
-import { lookupEvents } from '../core/history';
-import { createClients } from './clients';
-import { documentClient } from './dynamodb';
-import { KmsMac } from './mac';
 import type { HistoryIndexItem, HistoryRecordItem, HistoryStore } from '../core/ports';
 import { HISTORY_TABLE } from '../core/tables';
 import { isConditionFailure } from './aws-errors';
@@ -169,25 +163,3 @@ export class DynamoHistoryStore implements HistoryStore {
     return items as unknown as HistoryRecordItem[];
   }
 }
-
-/**
- * LookupEvents as the deployed query handler serves it: the table and the KMS HMAC key from
- * the environment (OPENTRAIL_HISTORY_TABLE, OPENTRAIL_HISTORY_TOKEN_KEY_ID); undefined when
- * event history is not configured. The key is referenced by id: no secret in the environment.
- */
-export function lookupEventsFromEnvironment(): Lookup | undefined {
-  const table = process.env[ENV.HISTORY_TABLE];
-  const keyId = process.env[ENV.HISTORY_TOKEN_KEY_ID];
-  if (!table || !keyId) return undefined;
-  const region = process.env.AWS_REGION ?? '';
-  const clients = createClients({ region });
-  const deps = {
-    store: new DynamoHistoryStore(documentClient(clients.dynamodb), table),
-    mac: new KmsMac(new KMSClient({ region }), keyId),
-    now: Date.now,
-  };
-  // Throttling errors become ThrottlingException in the query handler, for every operation.
-  return (request) => lookupEvents(request, deps);
-}
-
-type Lookup = (request: Record<string, unknown>) => Promise<unknown>;

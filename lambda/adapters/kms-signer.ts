@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
 import { GetPublicKeyCommand, KMSClient, SignCommand } from '@aws-sdk/client-kms';
-import { ENV, type DigestKeyConfig } from '../core/config';
 import type { DigestSigner } from '../core/ports';
-import { createListPublicKeys, keyWindows, type PublicKeySource } from '../core/public-keys';
+import type { PublicKeySource } from '../core/public-keys';
 
 /** The KMS signing algorithm of digests (docs/formats.md#digest-files). */
 export const KMS_SIGNING_ALGORITHM = 'RSASSA_PKCS1_V1_5_SHA_256';
@@ -58,19 +57,4 @@ export function kmsPublicKeySources(
     const signer = new KmsDigestSigner(client, k.keyId);
     return { ...k, publicKeySpki: () => signer.publicKeySpki() };
   });
-}
-
-/**
- * ListPublicKeys for the deployed query function: the keys of OPENTRAIL_DIGEST_PUBLIC_KEYS
- * (JSON DigestKeyConfig[]), or undefined when log-file validation is not deployed.
- */
-export function listPublicKeysFromEnvironment():
-  ((request: Record<string, unknown>) => Promise<unknown>) | undefined {
-  const raw = process.env[ENV.DIGEST_PUBLIC_KEYS];
-  if (!raw) return undefined;
-  const client = new KMSClient({ region: process.env.AWS_REGION });
-  return createListPublicKeys(
-    kmsPublicKeySources(client, keyWindows(JSON.parse(raw) as DigestKeyConfig[])),
-    Date.now,
-  );
 }

@@ -6,10 +6,9 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { ApiError } from '../core/api-error';
 import { createLogger } from '../adapters/observability';
-import { listPublicKeysFromEnvironment } from '../adapters/kms-signer';
 import { LIST_PUBLIC_KEYS_TARGET } from '../core/public-keys';
 import { LOOKUP_EVENTS_TARGET } from '../core/history';
-import { lookupEventsFromEnvironment } from '../adapters/history';
+import { listPublicKeysFromEnvironment, lookupEventsFromEnvironment } from './query-operations';
 
 const logger = createLogger('query');
 

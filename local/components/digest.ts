@@ -31,7 +31,7 @@ import {
   createDigestSignerHandler,
   type DigestSignerResult,
 } from '../../lambda/handlers/digest-signer';
-import type { RuntimeComponent } from '../runtime';
+import type { RuntimeComponent } from '../runtime-context';
 
 /** The chain-state table of the embedded runtime. */
 export const DIGEST_CHAIN_TABLE = 'opentrail-digest-chain';

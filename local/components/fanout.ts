@@ -2,7 +2,7 @@ import type { EventBus } from '../../lambda/core/ports';
 import type { TrailConfig } from '../../lambda/core/config';
 import { createPublisherHandler } from '../../lambda/handlers/publisher';
 import { LocalEventBus, LocalLogEventSink } from '../fanout-files';
-import type { RuntimeComponent } from '../runtime';
+import type { RuntimeComponent } from '../runtime-context';
 
 /** Most records per publisher batch (Lambda's default for Kinesis). */
 const PUBLISHER_BATCH_SIZE = 100;

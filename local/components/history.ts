@@ -18,7 +18,7 @@ import { HISTORY_TABLE } from '../../lambda/core/tables';
 import { DynamoHistoryStore } from '../../lambda/adapters/history';
 import { HmacMac } from '../../lambda/adapters/mac';
 import { createIndexerHandler } from '../../lambda/handlers/indexer';
-import type { RuntimeComponent } from '../runtime';
+import type { RuntimeComponent } from '../runtime-context';
 
 /** The history table of the embedded runtime. */
 export const LOCAL_HISTORY_TABLE = 'opentrail-history';

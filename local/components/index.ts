@@ -1,4 +1,4 @@
-import type { RuntimeComponent } from '../runtime';
+import type { RuntimeComponent } from '../runtime-context';
 import { digestComponent } from './digest';
 import { fanoutComponent } from './fanout';
 import { historyComponent } from './history';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { KinesisRecordStream } from '../../lambda/adapters/kinesis';
 import { createIngestHandler } from '../../lambda/handlers/ingest';
-import type { RuntimeComponent } from '../runtime';
+import type { RuntimeComponent } from '../runtime-context';
 
 /** `POST /PutAuditEvents` → the ingest handler → kinesalite. */
 export const ingestComponent: RuntimeComponent = {

@@ -4,7 +4,7 @@ import { DynamoDedupStore, DynamoManifestStore } from '../../lambda/adapters/dyn
 import { S3ObjectStore } from '../../lambda/adapters/s3';
 import { createPackagerHandler } from '../../lambda/handlers/packager';
 import { DynamoDigestChainStore } from '../../lambda/adapters/dynamodb-digests';
-import type { RuntimeComponent } from '../runtime';
+import type { RuntimeComponent } from '../runtime-context';
 import { LocalDeliveryNotifier } from '../fanout-files';
 import { localTopicArn } from './fanout';
 import { DIGEST_CHAIN_TABLE, ensureChainTable } from './digest';

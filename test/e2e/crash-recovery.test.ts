@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLOUDTRAIL_DATA, fixtureRecords } from '../fixtures/cloudtrail-data';
-import { checkLogFiles } from './log-check';
+import { checkLogFiles } from '../support/log-check';
 import {
   clientsFor,
   inFlightBatches,

@@ -18,7 +18,7 @@ import {
 import { LIST_PUBLIC_KEYS_TARGET } from '../../lambda/core/public-keys';
 import { sha256Hex } from '../../lambda/core/logfile';
 import { fixtureRecords } from '../fixtures/cloudtrail-data';
-import { waitForLogRecords } from './log-check';
+import { waitForLogRecords } from '../support/log-check';
 import { S3DigestStore } from '../../lambda/adapters/s3-digests';
 import {
   clientsFor,

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { envelopeId, resourceArnsOf } from '../../lambda/core/fanout';
 import { fixtureRecords } from '../fixtures/cloudtrail-data';
-import { NORMALISED_FIELDS } from './log-check';
+import { NORMALISED_FIELDS } from '../support/log-check';
 import {
   clientsFor,
   destroyClients,

@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import { fixtureRecords } from '../fixtures/cloudtrail-data';
-import { NORMALISED_FIELDS, waitForLogRecords } from './log-check';
+import { NORMALISED_FIELDS, waitForLogRecords } from '../support/log-check';
 import { clientsFor, destroyClients, replayFixtures, runtimeForSuite } from './harness';
 
 const FLUSH_SECONDS = 2;

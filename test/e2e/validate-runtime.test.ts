@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { DeleteObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { fixtureRecords } from '../fixtures/cloudtrail-data';
-import { waitForLogRecords } from './log-check';
+import { waitForLogRecords } from '../support/log-check';
 import {
   clientsFor,
   destroyClients,

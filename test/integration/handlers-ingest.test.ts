@@ -14,7 +14,7 @@ import { ingestComponent } from '../../local/components/ingest';
 import { packagerComponent } from '../../local/components/packager';
 import { startRuntime, type Runtime } from '../../local/runtime';
 import { clientsFor, destroyClients, waitFor } from '../e2e/harness';
-import { checkLogFiles, type LogCheck } from '../e2e/log-check';
+import { checkLogFiles, type LogCheck } from '../support/log-check';
 import { minimalRecord, objectOfJsonBytes, stringOfJsonBytes } from '../fixtures/records';
 
 jest.setTimeout(40_000);

@@ -25,7 +25,7 @@ import type { ManifestEntry, ManifestStore, ObjectStore } from '../../lambda/cor
 import { createPackagerHandler, toStreamBatch } from '../../lambda/handlers/packager';
 import { startRuntime, type Runtime } from '../../local/runtime';
 import { clientsFor, destroyClients, getObject, listKeys, manifestRows } from '../e2e/harness';
-import { checkLogFiles } from '../e2e/log-check';
+import { checkLogFiles } from '../support/log-check';
 import { batchOf } from '../fixtures/kinesis-events';
 import {
   InjectedFault,

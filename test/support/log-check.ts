@@ -7,7 +7,7 @@ import { parseLogFileKey } from '../../lambda/core/layout';
 import { readGzipMember, sha256Hex } from '../../lambda/core/logfile';
 import type { ManifestRow } from '../../lambda/core/ports';
 import type { Endpoints } from '../../local/runtime';
-import { getObject, listKeys, manifestRows, waitFor, type clientsFor } from './harness';
+import { getObject, listKeys, manifestRows, waitFor, type clientsFor } from './emulator-clients';
 
 export interface DeliveredRecord {
   readonly key: string;
