@@ -641,8 +641,8 @@ export function register(program: Command, streams: OutputStreams = PROCESS_STRE
     )
     .addOption(
       new Option(
-        '--bucket <name...>',
-        'failed-records bucket(s) to read, added to those of --endpoints and --outputs',
+        '--bucket <name>',
+        'a failed-records bucket to read, added to those of --endpoints and --outputs (repeatable)',
       ).argParser((value: string, previous: string[] | undefined) => [
         ...(previous ?? []),
         nonEmpty(value),
