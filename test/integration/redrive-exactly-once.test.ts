@@ -12,8 +12,10 @@ import { gunzipSync } from 'node:zlib';
 import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Command } from 'commander';
+import { closeDigestPeriod } from '../../cli/digest';
 import { register } from '../../cli/redrive';
 import type { TrailConfig } from '../../lambda/core/config';
+import { digestComponent } from '../../local/components/digest';
 import { packagerComponent } from '../../local/components/packager';
 import { startRuntime, type Runtime, type RuntimeComponent } from '../../local/runtime';
 import {
@@ -28,9 +30,11 @@ import {
 jest.setTimeout(90_000);
 
 const TRAILS: TrailConfig[] = [
-  { name: 'first', prefix: 'one' },
-  { name: 'second', prefix: 'two' },
+  { name: 'first', prefix: 'one', logFileValidation: true },
+  { name: 'second', prefix: 'two', logFileValidation: true },
 ];
+const LOG_FILE = /\/CloudTrail\//;
+const DIGEST_FILE = /\/CloudTrail-Digest\//;
 const EVENT_IDS = Array.from({ length: 40 }, (_, i) => `ev-${String(i).padStart(3, '0')}`);
 
 /** The packager, with every S3 write under `two/` failing while `state.failing`. */
@@ -110,7 +114,8 @@ describe('redrive: exactly once per trail in the embedded runtime', () => {
     const counts: Record<string, Record<string, number>> = {};
     for (const trail of TRAILS) {
       const perTrail: Record<string, number> = {};
-      for (const key of await listKeys(clients, bucket, `${trail.prefix}/`)) {
+      const keys = await listKeys(clients, bucket, `${trail.prefix}/`);
+      for (const key of keys.filter((k) => LOG_FILE.test(k))) {
         const body = gunzipSync(await getObject(clients, bucket, key)).toString('utf8');
         for (const stored of (JSON.parse(body) as { Records: { eventID: string }[] }).Records)
           perTrail[stored.eventID] = (perTrail[stored.eventID] ?? 0) + 1;
@@ -137,7 +142,7 @@ describe('redrive: exactly once per trail in the embedded runtime', () => {
         retryBaseMs: 50,
         dedupWindowSeconds: 1,
         trails: TRAILS,
-        components: [packagerFailingSecondTrail(state)],
+        components: [packagerFailingSecondTrail(state), digestComponent],
       });
       const endpoints = runtime.endpoints;
       const clients = clientsFor(endpoints);
@@ -172,13 +177,28 @@ describe('redrive: exactly once per trail in the embedded runtime', () => {
         expect(result.exitCode).toBe(0);
         expect(result.stdout).toContain(`objects replayed: ${given.length}`);
         const rows = await manifestRows(clients, endpoints.manifestTable);
-        const objects = [
+        const stored = [
           ...(await listKeys(clients, endpoints.bucket, 'one/')),
           ...(await listKeys(clients, endpoints.bucket, 'two/')),
-        ].sort();
+        ];
+        const objects = stored.filter((key) => LOG_FILE.test(key)).sort();
         expect(rows.filter((row) => row.state !== 'delivered')).toEqual([]);
         expect(rows.map((row) => row.key).sort()).toEqual(objects);
         expect(await listKeys(clients, endpoints.failedBucket, 'aws/')).toEqual([]);
+        // Every log file is listed in exactly one digest once the period is closed.
+        await closeDigestPeriod(endpoints.api);
+        const listed: string[] = [];
+        for (const key of (
+          await Promise.all(TRAILS.map((t) => listKeys(clients, endpoints.bucket, `${t.prefix}/`)))
+        )
+          .flat()
+          .filter((k) => DIGEST_FILE.test(k))) {
+          const digest = JSON.parse(
+            gunzipSync(await getObject(clients, endpoints.bucket, key)).toString('utf8'),
+          ) as { logFiles: { s3Object: string }[] };
+          listed.push(...digest.logFiles.map((file) => file.s3Object));
+        }
+        expect(listed.sort()).toEqual(objects);
       } finally {
         destroyClients(clients);
       }
