@@ -262,7 +262,7 @@ export class EventHistory extends Construct {
 
   /**
    * Objects written to the failed-records bucket (S3 request metric, sum): each is a batch the
-   * indexer gave up; `opentrail redrive` puts it back (indexing is idempotent).
+   * indexer gave up; `opentrail redrive` replays it into the indexer (indexing is idempotent).
    */
   public metricFailedBatches(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return failedBatchesMetric(this.failedRecordsBucket, props);

@@ -2,14 +2,17 @@
  * The packager use case: one Kinesis batch in, CloudTrail log files out (FORMATS.md §3, §8).
  *
  * Determinism: a batch is retried whole, and everything it writes is a function of the batch
- * (its records, shard and sequence numbers, newest arrival time) and of dedup claims that the
- * batch itself made. So a retry resolves to the same keys and the same bytes.
+ * (its records, shard and sequence numbers, newest arrival time) and of dedup claims that its
+ * records made. So a retry — or a redrive, which replays the same batch — resolves to the same
+ * keys and the same bytes for every object it reserved. Dedup decides per (record, trail)
+ * (core/dedup.ts, docs/guarantees.md#exactly-once).
  *
  * Crash windows, each closed:
- * - Dedup claims are written before any file. A crash after them: the retry finds its own
- *   claims (batch id) and keeps the same events. A batch abandoned to the on-failure
- *   destination never marked its objects delivered, so its claims do not make a redrive's
- *   records duplicates.
+ * - Dedup claims are written before any file. A crash after them: the retry finds its records'
+ *   own claims and keeps the same events. A batch abandoned to the on-failure destination keeps
+ *   its claims; its redrive finds them and completes what it reserved.
+ * - A resend of content whose object another batch wrote but never marked delivered completes
+ *   that object (marks it delivered, with its notice) instead of writing a second copy.
  * - The manifest row is written (state "pending", with the SHA-256) BEFORE the object: a crash
  *   after the S3 write and before the "delivered" update leaves an object that is in the
  *   manifest (no orphan); the retry finds the object, checks its content hash and marks it
