@@ -18,10 +18,10 @@
  *   suppresses a real one.
  *
  * Flood bound: at most MAX_CLAIMS_PER_TRAIL claims per (eventID, trail). Past it the oldest
- * evictable claim goes; never the first delivered one and never one whose object is not
- * delivered (a batch still retrying or waiting for its redrive). When nothing can go, or the
- * item would pass DynamoDB's item limit, the record is kept without a claim: at least once for
- * that copy. Windows compare stored arrival times, never the clock.
+ * evictable claim goes: never the first delivered one, never one whose object is not delivered
+ * (a batch still retrying or waiting for its redrive), never one within the window. When
+ * nothing can go, or the item would pass DynamoDB's item limit, the record is kept without a
+ * claim: at least once for that copy. Windows compare stored arrival times, never the clock.
  */
 import type { DedupClaim, DedupItem } from './ports';
 
@@ -82,10 +82,17 @@ function dropFor(claim: DedupClaim, stateOf: (key: string) => ObjectState): Deci
   return stateOf(claim.key) === 'written' ? { keep: false, complete: claim.key } : { keep: false };
 }
 
-/** Removes evictable claims of the trail beyond MAX_CLAIMS_PER_TRAIL; false if it cannot. */
+/**
+ * Removes evictable claims of the trail beyond MAX_CLAIMS_PER_TRAIL; undefined if it cannot.
+ * Evictable: delivered, not the trail's first delivered claim, and older than the window
+ * before the new claim — within the window every claim may still decide a copy, so a flood
+ * there cannot evict a real claim, whichever content came first.
+ */
 function bounded(
   claims: DedupClaim[],
   trail: string,
+  nowMs: number,
+  windowMs: number,
   stateOf: (key: string) => ObjectState,
 ): DedupClaim[] | undefined {
   const ofTrail = claims.filter((claim) => claim.trail === trail);
@@ -95,7 +102,12 @@ function bounded(
   const evict = new Set<DedupClaim>();
   for (const claim of ofTrail) {
     if (excess === 0) break;
-    if (claim === firstDelivered || stateOf(claim.key) !== 'delivered') continue;
+    if (
+      claim === firstDelivered ||
+      stateOf(claim.key) !== 'delivered' ||
+      nowMs - claim.arrivalMs <= windowMs
+    )
+      continue;
     evict.add(claim);
     excess--;
   }
@@ -142,6 +154,8 @@ export function decide(
   const next = bounded(
     [...claims.filter((claim) => claim !== own), ours],
     candidate.trail,
+    candidate.arrivalMs,
+    windowMs,
     stateOf,
   );
   const conflict = same.length === 0 && claims.some((claim) => claim.trail === candidate.trail);

@@ -793,6 +793,47 @@ describe('packageBatch: exactly once per trail', () => {
     expect(env.metrics.total('DedupClaimsSkipped')).toBeGreaterThan(0);
   });
 
+  it('a forged content that came first and 25 more within the window cannot evict the real claim', async () => {
+    // Arrange
+    const env = newEnv();
+    const real = record('e1', { eventName: 'DeleteTrail' });
+    await packageBatch(batch([record('e1', { forged: 'first' })], T0), env.deps);
+    await packageBatch(batch([real], T0 + 1), env.deps);
+    for (let i = 0; i < 25; i++)
+      await packageBatch(batch([record('e1', { forged: i })], T0 + 10 + i), env.deps);
+
+    // Act
+    const resend = await packageBatch(batch([real], T0 + HOUR), env.deps);
+
+    // Assert
+    expect(resend.files).toEqual([]);
+    const realCopies = env.objects
+      .keys()
+      .map((id) => fileText(env, id.slice(BUCKET.length + 1)).split(real).length - 1);
+    expect(realCopies.reduce((a, b) => a + b, 0)).toBe(1);
+    expect(env.dedup.items.get('e1')!.claims.length).toBe(MAX_CLAIMS_PER_TRAIL);
+  });
+
+  it('past the window, new contents evict old delivered claims, never the first delivered one', async () => {
+    // Arrange
+    const env = newEnv();
+    const real = record('e1', { eventName: 'DeleteTrail' });
+    await packageBatch(batch([real], T0), env.deps);
+    for (let i = 0; i < 19; i++)
+      await packageBatch(batch([record('e1', { old: i })], T0 + 1 + i), env.deps);
+
+    // Act
+    for (let i = 0; i < 5; i++)
+      await packageBatch(batch([record('e1', { late: i })], T0 + WINDOW_MS + HOUR + i), env.deps);
+    const resend = await packageBatch(batch([real], T0 + 10), env.deps);
+
+    // Assert
+    const claims = env.dedup.items.get('e1')!.claims;
+    expect(claims.length).toBe(MAX_CLAIMS_PER_TRAIL);
+    expect(env.metrics.total('DedupClaimsSkipped')).toBe(0);
+    expect(resend.files).toEqual([]);
+  });
+
   it('an item that would pass the 400 KB limit in UTF-8 bytes is not written; the copy is kept unclaimed', () => {
     // Arrange: 20 claims whose keys are 1,000 three-byte characters each (3,000 UTF-8 bytes)
     const wide = '\u20ac'.repeat(1000);
