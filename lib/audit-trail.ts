@@ -125,6 +125,7 @@ export class AuditTrail extends Construct {
       accessLogsBucket: this.archive.accessLogsBucket,
       ...props.history,
       stream: this.stream.stream,
+      streamRetention: this.stream.retentionPeriod,
     });
     this.history.attachLookupEvents(this.query);
 
@@ -144,6 +145,7 @@ export class AuditTrail extends Construct {
       ...props.fanout,
       trails,
       stream: this.stream.stream,
+      streamRetention: this.stream.retentionPeriod,
     });
     this.fanout.connectPackager(this.packager.handler);
 

@@ -23,7 +23,12 @@ import { acknowledgeIamWildcards } from './private/nag';
 import { OpentrailFunction } from './private/opentrail-function';
 import { createAlarmTopic, createSecurityAlarms } from './private/security-checks';
 import { createAccessLogsBucket, createDataKey, createSecureBucket } from './private/secure-bucket';
-import { requireDurationInRange, requireIntegerInRange, secondsOf } from './private/validate';
+import {
+  requireDurationInRange,
+  requireIntegerInRange,
+  requireRecordAgeWithinRetention,
+  secondsOf,
+} from './private/validate';
 
 /** The metrics namespace of the publisher's EMF metrics (lambda/adapters/observability.ts). */
 const METRICS_NAMESPACE = 'opentrail';
@@ -148,6 +153,11 @@ export interface EventFanoutOptions {
 export interface EventFanoutProps extends EventFanoutOptions {
   /** The stream to read (the publisher has its own event-source mapping on it). */
   readonly stream: kinesis.IStream;
+  /**
+   * The stream's retention, to check `maxRecordAge` against.
+   * @default - not checked
+   */
+  readonly streamRetention?: Duration;
 }
 
 /**
@@ -539,6 +549,7 @@ export class EventFanout extends Construct {
       7 * 24 * 3600,
       'Lambda accepts 60 seconds to 7 days (no infinite age).',
     );
+    requireRecordAgeWithinRetention(this, v.maxRecordAge, props.streamRetention);
     requireIntegerInRange(
       this,
       'INVALID_FUNCTION_SETTINGS',

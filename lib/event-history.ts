@@ -19,7 +19,11 @@ import {
 import { acknowledgeIamWildcards } from './private/nag';
 import { OpentrailFunction } from './private/opentrail-function';
 import { createAccessLogsBucket, createDataKey, createSecureBucket } from './private/secure-bucket';
-import { requireDurationInRange, requireIntegerInRange } from './private/validate';
+import {
+  requireDurationInRange,
+  requireIntegerInRange,
+  requireRecordAgeWithinRetention,
+} from './private/validate';
 
 /** Id of the S3 request-metrics filter on the failed-records bucket. */
 
@@ -71,6 +75,11 @@ export interface EventHistoryOptions {
 export interface EventHistoryProps extends EventHistoryOptions {
   /** The event stream the indexer reads (its own event-source mapping). */
   readonly stream: kinesis.IStream;
+  /**
+   * The stream's retention, to check `maxRecordAge` against.
+   * @default - not checked
+   */
+  readonly streamRetention?: Duration;
 }
 
 /**
@@ -147,6 +156,7 @@ export class EventHistory extends Construct {
       7 * 86400,
       'Lambda accepts 60 seconds to 7 days.',
     );
+    requireRecordAgeWithinRetention(this, maxRecordAge, props.streamRetention);
 
     this.encryptionKey =
       props.encryptionKey ?? createDataKey(this, 'Key', 'opentrail event history');
@@ -252,7 +262,7 @@ export class EventHistory extends Construct {
 
   /**
    * Objects written to the failed-records bucket (S3 request metric, sum): each is a batch the
-   * indexer gave up; `opentrail redrive` puts it back (indexing is idempotent).
+   * indexer gave up; `opentrail redrive` replays it into the indexer (indexing is idempotent).
    */
   public metricFailedBatches(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return failedBatchesMetric(this.failedRecordsBucket, props);

@@ -26,7 +26,12 @@ import {
 } from './private/failed-records-destination';
 import { OpentrailFunction } from './private/opentrail-function';
 import { createAccessLogsBucket, createDataKey, createSecureBucket } from './private/secure-bucket';
-import { requireDurationInRange, requireIntegerInRange, secondsOf } from './private/validate';
+import {
+  requireDurationInRange,
+  requireIntegerInRange,
+  requireRecordAgeWithinRetention,
+  secondsOf,
+} from './private/validate';
 
 /** Kinesis event-source limits Lambda enforces (CreateEventSourceMapping). */
 const MAX_BATCH_SIZE = 10_000;
@@ -334,19 +339,8 @@ export class LogPackager extends Construct {
       MAX_RECORD_AGE_SECONDS,
       'Lambda accepts 60 seconds to 7 days (no infinite age).',
     );
+    requireRecordAgeWithinRetention(this, v.maxRecordAge, v.streamRetention);
     const ageSeconds = secondsOf(v.maxRecordAge);
-    const retentionSeconds = v.streamRetention && secondsOf(v.streamRetention);
-    if (
-      ageSeconds !== undefined &&
-      retentionSeconds !== undefined &&
-      ageSeconds > retentionSeconds
-    ) {
-      throw new OpentrailConfigError(
-        this,
-        'INVALID_RECORD_AGE',
-        `maxRecordAge is ${v.maxRecordAge.toHumanString()} but the stream keeps records only ${v.streamRetention!.toHumanString()}: records would expire from the stream before they could be given up to the failed-records bucket. Lower maxRecordAge or raise the stream's retentionPeriod.`,
-      );
-    }
     requireDurationInRange(
       this,
       'INVALID_DEDUP_WINDOW',

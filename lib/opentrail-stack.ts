@@ -27,8 +27,18 @@ export class OpentrailStack extends Stack {
     new CfnOutput(this, 'StreamName', { value: trail.stream.streamName });
     new CfnOutput(this, 'LogBucketName', { value: trail.archive.bucket.bucketName });
     new CfnOutput(this, 'FailedRecordsBucketName', {
-      description: 'Batches the packager gave up; opentrail redrive re-injects them',
+      description: 'Batches the packager gave up; opentrail redrive replays them into the packager',
       value: trail.packager.failedRecordsBucket.bucketName,
+    });
+    // Every consumer's failed-records bucket: `opentrail redrive --outputs FILE` reads each one.
+    new CfnOutput(this, 'IndexerFailedRecordsBucketName', {
+      description: 'Batches the indexer gave up; opentrail redrive replays them into the indexer',
+      value: trail.history.failedRecordsBucket.bucketName,
+    });
+    new CfnOutput(this, 'PublisherFailedRecordsBucketName', {
+      description:
+        'Batches the publisher gave up; opentrail redrive replays them into the publisher',
+      value: trail.fanout.failedRecordsBucket.bucketName,
     });
     new CfnOutput(this, 'ManifestTableName', { value: trail.packager.manifestTable.tableName });
     new CfnOutput(this, 'DedupTableName', { value: trail.packager.dedupTable.tableName });

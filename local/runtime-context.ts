@@ -104,6 +104,8 @@ export interface Endpoints {
   readonly accountId: string;
   readonly failedBucket: string;
   readonly stream: string;
+  /** Lambda's Invoke API for each stream consumer (the API's URL): `opentrail redrive` uses it. */
+  readonly lambda: string;
   readonly manifestTable: string;
   readonly dedupTable: string;
 }

@@ -5,6 +5,7 @@
  * stream poller (Lambda Kinesis events, retried whole, on-failure records to S3).
  */
 import { randomUUID } from 'node:crypto';
+import type { KinesisStreamEvent } from 'aws-lambda';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
@@ -245,6 +246,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       accountId,
       failedBucket: LOCAL_DEFAULTS.failedBucket,
       stream: LOCAL_DEFAULTS.stream,
+      lambda: api.url,
       manifestTable: LOCAL_DEFAULTS.manifestTable,
       dedupTable: LOCAL_DEFAULTS.dedupTable,
     };
@@ -278,12 +280,20 @@ async function startConsumer(
       }),
     );
   };
+  const functionName = `opentrail-${spec.name}`;
+  const functionArn = `arn:aws:lambda:${region}:${accountId}:function:${functionName}`;
+  // Lambda's Invoke API for this consumer, so `opentrail redrive` replays a given-up batch into
+  // the consumer that gave it up (by name, as redrive calls it against an endpoint override,
+  // and by ARN).
+  const invokeRoute = invocationRoute(spec);
+  for (const id of [functionName, encodeURIComponent(functionArn)])
+    context.route(`POST /2015-03-31/functions/${id}/invocations`, invokeRoute);
   const poller = new StreamPoller({
     kinesis: clients.kinesis,
     streamName: names.stream,
     streamArn: context.streamArn,
     region,
-    functionArn: `arn:aws:lambda:${region}:${accountId}:function:opentrail-${spec.name}`,
+    functionArn,
     batchSize: spec.batchSize,
     batchWindowMs: spec.batchWindowMs,
     pollIntervalMs: spec.pollIntervalMs ?? 1000,
@@ -296,6 +306,45 @@ async function startConsumer(
   });
   await poller.start();
   cleanups.push(() => poller.stop());
+}
+
+/**
+ * `POST /2015-03-31/functions/NAME/invocations` (RequestResponse) for one consumer, answering as
+ * Lambda does: 200 with the handler's response, or 200 with `X-Amz-Function-Error: Unhandled`
+ * and `{errorType, errorMessage}` when it throws; 400 for a body that is not a Kinesis event.
+ */
+function invocationRoute(spec: ConsumerSpec): ProxyHandler {
+  return async (request) => {
+    let event: unknown;
+    try {
+      event = JSON.parse(request.body ?? '');
+    } catch {
+      event = undefined;
+    }
+    const records = (event as { Records?: unknown } | undefined)?.Records;
+    if (!Array.isArray(records) || records.length === 0) {
+      return {
+        statusCode: 400,
+        body: JSON.stringify({
+          __type: 'InvalidRequestContentException',
+          message: `body: a Kinesis event {"Records":[...]} with at least one record is required by ${spec.name}`,
+        }),
+      };
+    }
+    try {
+      const response = await spec.invoke(event as KinesisStreamEvent);
+      return { statusCode: 200, body: JSON.stringify(response ?? null) };
+    } catch (error) {
+      return {
+        statusCode: 200,
+        headers: { 'X-Amz-Function-Error': 'Unhandled' },
+        body: JSON.stringify({
+          errorType: (error as Error).name,
+          errorMessage: (error as Error).message,
+        }),
+      };
+    }
+  };
 }
 
 /** A periodic task; returns its cleanup, which waits for a run in progress. */

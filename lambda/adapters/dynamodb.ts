@@ -8,6 +8,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type {
+  DedupClaim,
   DedupItem,
   DedupStore,
   ManifestEntry,
@@ -155,6 +156,47 @@ export class DynamoManifestStore implements ManifestStore {
   }
 }
 
+/** A claim as stored: short attribute names (core/tables.ts, DEDUP_TABLE). */
+interface StoredClaim {
+  readonly h: string;
+  readonly r: string;
+  readonly s: string;
+  readonly b: string;
+  readonly t: number;
+  readonly k: string;
+}
+
+function toStored(claim: DedupClaim): StoredClaim {
+  return {
+    h: claim.hash,
+    r: claim.trail,
+    s: claim.record,
+    b: claim.batch,
+    t: claim.arrivalMs,
+    k: claim.key,
+  };
+}
+
+/**
+ * A stored claim in the domain's names. Claims written before dedup went per trail (no `r`,
+ * `k` a list) are left out: they name no trail, so they cannot decide for one.
+ */
+function fromStored(value: unknown): DedupClaim[] {
+  const claim = value as Partial<StoredClaim>;
+  if (typeof claim.r !== 'string' || typeof claim.s !== 'string' || typeof claim.k !== 'string')
+    return [];
+  return [
+    {
+      hash: String(claim.h),
+      trail: claim.r,
+      record: claim.s,
+      batch: String(claim.b),
+      arrivalMs: Number(claim.t),
+      key: claim.k,
+    },
+  ];
+}
+
 /** The dedup claims table (see core/tables.ts). */
 export class DynamoDedupStore implements DedupStore {
   constructor(
@@ -173,7 +215,7 @@ export class DynamoDedupStore implements DedupStore {
         item[DEDUP_TABLE.partitionKey] as string,
         {
           eventId: item[DEDUP_TABLE.partitionKey] as string,
-          claims: item.claims as DedupItem['claims'],
+          claims: ((item.claims as unknown[] | undefined) ?? []).flatMap(fromStored),
           ver: item.ver as number,
         },
       ]),
@@ -187,7 +229,7 @@ export class DynamoDedupStore implements DedupStore {
           TableName: this.table,
           Item: {
             [DEDUP_TABLE.partitionKey]: item.eventId,
-            claims: item.claims,
+            claims: item.claims.map(toStored),
             ver: expectedVer + 1,
             [DEDUP_TABLE.ttlAttribute]: expiresAtEpochSeconds,
           },

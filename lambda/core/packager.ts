@@ -2,14 +2,17 @@
  * The packager use case: one Kinesis batch in, CloudTrail log files out (docs/formats.md#log-files, docs/formats.md#event-selectors).
  *
  * Determinism: a batch is retried whole, and everything it writes is a function of the batch
- * (its records, shard and sequence numbers, newest arrival time) and of dedup claims that the
- * batch itself made. So a retry resolves to the same keys and the same bytes.
+ * (its records, shard and sequence numbers, newest arrival time) and of dedup claims that its
+ * records made. So a retry — or a redrive, which replays the same batch — resolves to the same
+ * keys and the same bytes for every object it reserved. Dedup decides per (record, trail)
+ * (core/dedup.ts, docs/guarantees.md#exactly-once).
  *
  * Crash windows, each closed:
- * - Dedup claims are written before any file. A crash after them: the retry finds its own
- *   claims (batch id) and keeps the same events. A batch abandoned to the on-failure
- *   destination never marked its objects delivered, so its claims do not make a redrive's
- *   records duplicates.
+ * - Dedup claims are written before any file. A crash after them: the retry finds its records'
+ *   own claims and keeps the same events. A batch abandoned to the on-failure destination keeps
+ *   its claims; its redrive finds them and completes what it reserved.
+ * - A resend of content whose object another batch wrote but never marked delivered completes
+ *   that object (marks it delivered, with its notice) instead of writing a second copy.
  * - The manifest row is written (state "pending", with the SHA-256) BEFORE the object: a crash
  *   after the S3 write and before the "delivered" update leaves an object that is in the
  *   manifest (no orphan); the retry finds the object, checks its content hash and marks it
@@ -21,7 +24,7 @@
  */
 import { inParallel } from './concurrency';
 import type { TrailConfig } from './config';
-import { decide, type Candidate } from './dedup';
+import { decide, type Candidate, type ObjectState } from './dedup';
 import { logFileKey, PATH_SEGMENT_PATTERN, uniqueFrom } from './layout';
 import { encodeLogFile, sha256Hex, uncompressedSha256 } from './logfile';
 import type {
@@ -213,81 +216,160 @@ function planFiles(
   return [...files.values()];
 }
 
+/** A record's copy for one trail: the record and the file it goes to. */
+interface Copy {
+  readonly parsed: Parsed;
+  readonly file: PlannedFile;
+}
+
+interface DedupOutcome {
+  /** The records kept, per file. */
+  readonly kept: Map<PlannedFile, Set<Parsed>>;
+  /** Copies dropped (a record counts once per trail it was dropped for). */
+  readonly duplicates: number;
+  readonly conflicts: number;
+  /** Copies kept without a claim (flood bound or item size). */
+  readonly unclaimed: number;
+  /** Written objects of other batches that hold copies dropped here: marked delivered now. */
+  readonly complete: readonly ManifestRow[];
+}
+
 /**
- * Applies dedup: returns the records to keep, in stream order, and writes the claims first.
- * `keysOf` gives the object keys (`bucket/key`) a record goes to.
+ * Where each object a claim names stands (see dedup.ts, ObjectState). A pending row of an object
+ * in `probe` is `written` when the object is there with the row's content, else `reserved`;
+ * other pending rows (this batch's own objects, whose bytes are fixed once reserved, and claims
+ * that only eviction looks at) are `reserved` without a look.
  */
-async function applyDedup(
-  batchId: string,
-  records: Parsed[],
-  keysOf: (record: Parsed) => string[],
+async function objectStates(
+  keys: readonly string[],
+  probe: ReadonlySet<string>,
   deps: PackagerDeps,
-): Promise<{ kept: Parsed[]; duplicates: number; conflicts: number }> {
-  const ids = [...new Set(records.map((r) => r.record.eventID))];
-  const stored = await deps.dedup.getMany(ids);
-  const otherKeys = [...stored.values()].flatMap((item) =>
-    item.claims.filter((c) => c.b !== batchId).flatMap((c) => c.k),
+): Promise<{ stateOf: (key: string) => ObjectState; rows: Map<string, ManifestRow> }> {
+  const unique = [...new Set(keys)];
+  const rows = new Map(
+    (unique.length > 0 ? await deps.manifest.getMany(unique.map(splitObjectId)) : []).map((row) => [
+      `${row.bucket}/${row.key}`,
+      row,
+    ]),
   );
-  const rows =
-    otherKeys.length > 0 ? await deps.manifest.getMany(otherKeys.map(splitObjectId)) : [];
-  const delivered = new Set(
-    rows.filter((r: ManifestRow) => r.state === 'delivered').map((r) => `${r.bucket}/${r.key}`),
+  const states = new Map<string, ObjectState>();
+  await inParallel(unique, deps.concurrency ?? 8, async (id) => {
+    const row = rows.get(id);
+    if (row === undefined || row.state === 'delivered' || !probe.has(id)) {
+      states.set(
+        id,
+        row === undefined ? 'none' : row.state === 'delivered' ? 'delivered' : 'reserved',
+      );
+      return;
+    }
+    const body = await deps.objects.get(row.bucket, row.key);
+    states.set(
+      id,
+      body !== undefined && uncompressedSha256(body) === row.sha256 ? 'written' : 'reserved',
+    );
+  });
+  return { stateOf: (key) => states.get(key) ?? 'none', rows };
+}
+
+/** Applies dedup per (record, trail) and writes the claims first (one write per changed item). */
+async function applyDedup(
+  batch: StreamBatch,
+  batchId: string,
+  copies: readonly Copy[],
+  deps: PackagerDeps,
+): Promise<DedupOutcome> {
+  const ids = [...new Set(copies.map((c) => c.parsed.record.eventID))];
+  const stored = await deps.dedup.getMany(ids);
+  const keyOf = (file: PlannedFile): string => `${deps.bucket}/${file.key}`;
+  const ownKeys = new Set(copies.map((c) => keyOf(c.file)));
+  const relevant = new Set(copies.map((c) => `${c.file.trail.name}\n${c.parsed.hash}`));
+  const claims = [...stored.values()].flatMap((item) => item.claims);
+  // Only a claim on the same content for the same trail can hold a copy of ours; the others
+  // matter for eviction alone, where delivered or not is all that counts.
+  const probe = new Set(
+    claims
+      .filter((claim) => relevant.has(`${claim.trail}\n${claim.hash}`))
+      .map((claim) => claim.key)
+      .filter((key) => !ownKeys.has(key)),
+  );
+  const { stateOf, rows } = await objectStates(
+    [...claims.map((claim) => claim.key), ...ownKeys],
+    probe,
+    deps,
   );
 
   const items = new Map<string, DedupItem | undefined>(ids.map((id) => [id, stored.get(id)]));
   const changed = new Set<string>();
-  const kept: Parsed[] = [];
+  const kept = new Map<PlannedFile, Set<Parsed>>();
   const keptInBatch = new Set<string>();
+  const conflicting = new Set<Parsed>();
+  const complete = new Map<string, ManifestRow>();
   let duplicates = 0;
-  let conflicts = 0;
-  for (const parsed of records) {
+  let unclaimed = 0;
+  for (const { parsed, file } of copies) {
     const eventId = parsed.record.eventID;
-    const candidate: Candidate = {
-      eventId,
-      hash: parsed.hash,
-      batchId,
-      arrivalMs: parsed.arrivalMs,
-      keys: keysOf(parsed),
-    };
-    const current = items.get(eventId);
     // A second copy within this batch would meet the first copy's claim, which is ours.
-    const copy = `${eventId}\n${parsed.hash}`;
+    const copy = `${file.trail.name}\n${eventId}\n${parsed.hash}`;
     if (keptInBatch.has(copy)) {
       duplicates++;
       continue;
     }
-    const decision = decide(current, candidate, deps.dedupWindowMs, (claim) =>
-      claim.k.every((k) => delivered.has(k)),
-    );
+    const candidate: Candidate = {
+      eventId,
+      hash: parsed.hash,
+      trail: file.trail.name,
+      record: `${batch.shardId}:${parsed.sequenceNumber}`,
+      batch: batchId,
+      arrivalMs: parsed.arrivalMs,
+      key: keyOf(file),
+    };
+    const decision = decide(items.get(eventId), candidate, deps.dedupWindowMs, stateOf);
     if (!decision.keep) {
       duplicates++;
+      const row = decision.complete === undefined ? undefined : rows.get(decision.complete);
+      if (row) complete.set(decision.complete!, row);
       continue;
     }
-    if (decision.conflict) conflicts++;
+    if (decision.conflict) conflicting.add(parsed);
+    if (decision.unclaimed) unclaimed++;
     if (decision.item) {
       items.set(eventId, decision.item);
       changed.add(eventId);
     }
-    kept.push(parsed);
+    const set = kept.get(file) ?? new Set<Parsed>();
+    set.add(parsed);
+    kept.set(file, set);
     keptInBatch.add(copy);
   }
   const windowSeconds = Math.ceil(deps.dedupWindowMs / 1000);
   await inParallel([...changed], deps.claimConcurrency ?? 32, async (eventId) => {
     const item = items.get(eventId)!;
     const expiresAt =
-      Math.ceil(Math.max(...item.claims.map((c) => c.t)) / 1000) + windowSeconds + 86_400;
+      Math.ceil(Math.max(...item.claims.map((c) => c.arrivalMs)) / 1000) + windowSeconds + 86_400;
     const ok = await deps.dedup.put(item, stored.get(eventId)?.ver ?? 0, expiresAt);
     if (!ok)
       throw new DedupRaceError(
         `dedup claim for eventID ${eventId} changed during the batch; retrying the batch`,
       );
   });
-  return { kept, duplicates, conflicts };
+  return {
+    kept,
+    duplicates,
+    conflicts: conflicting.size,
+    unclaimed,
+    complete: [...complete.values()],
+  };
 }
 
 function splitObjectId(id: string): { bucket: string; key: string } {
   const slash = id.indexOf('/');
   return { bucket: id.slice(0, slash), key: id.slice(slash + 1) };
+}
+
+/** Marks another batch's written object delivered (its records were dropped here as copies). */
+async function completeObject(row: ManifestRow, deps: PackagerDeps): Promise<void> {
+  await deps.manifest.markDelivered(row.bucket, row.key, new Date(deps.now()).toISOString());
+  await deps.notifier?.logFileDelivered({ trail: row.trail, bucket: row.bucket, key: row.key });
 }
 
 async function writeFile(
@@ -348,20 +430,18 @@ export async function packageBatch(
   const batchId = `${batch.shardId}:${batch.records[0]!.sequenceNumber}:${batch.records[batch.records.length - 1]!.sequenceNumber}`;
   // Keys depend on the batch alone, so they are known before dedup decides what goes in.
   const allFiles = planFiles(batch, parsed, deps.trails, deps.bucket);
-  const keysByRecord = new Map<Parsed, string[]>();
-  for (const file of allFiles) {
-    for (const record of file.records)
-      keysByRecord.set(record, [...(keysByRecord.get(record) ?? []), `${deps.bucket}/${file.key}`]);
-  }
-  const { kept, duplicates, conflicts } = await applyDedup(
+  const copies = allFiles.flatMap((file) =>
+    file.records.map((record) => ({ parsed: record, file })),
+  );
+  const { kept, duplicates, conflicts, unclaimed, complete } = await applyDedup(
+    batch,
     batchId,
-    parsed,
-    (r) => keysByRecord.get(r) ?? [],
+    copies,
     deps,
   );
-  const keptSet = new Set(kept);
+  await inParallel(complete, deps.concurrency ?? 8, (row) => completeObject(row, deps));
   const files = allFiles
-    .map((file) => ({ ...file, records: file.records.filter((r) => keptSet.has(r)) }))
+    .map((file) => ({ ...file, records: file.records.filter((r) => kept.get(file)?.has(r)) }))
     .filter((file) => file.records.length > 0);
   const written: { key: string; records: number; sha256: string }[] = [];
   await inParallel(files, deps.concurrency ?? 8, async (file) => {
@@ -369,6 +449,7 @@ export async function packageBatch(
   });
   deps.metrics.count('DuplicatesDropped', duplicates);
   deps.metrics.count('DedupConflicts', conflicts);
+  deps.metrics.count('DedupClaimsSkipped', unclaimed);
   deps.metrics.count('LogFilesDelivered', written.length);
   deps.metrics.count(
     'RecordsDelivered',

@@ -71,16 +71,26 @@ export interface ManifestStore {
   ): Promise<ManifestRow[]>;
 }
 
-/** One content seen for an eventID (see tables.ts, DEDUP_TABLE). */
+/**
+ * One stream record's claim on an eventID for one trail (see docs/guarantees.md#exactly-once).
+ * The adapter stores it under short attribute names (tables.ts, DEDUP_TABLE).
+ */
 export interface DedupClaim {
   /** hex SHA-256 of the record's bytes as stored. */
-  readonly h: string;
-  /** Batch id of the packager batch that claimed it. */
-  readonly b: string;
+  readonly hash: string;
+  /** The trail the claim is for: dedup decides per trail. */
+  readonly trail: string;
+  /**
+   * The claiming stream record, `shardId:sequenceNumber`: a retry, a bisected retry and a
+   * redrive of the same record all carry it, whatever the batch boundaries.
+   */
+  readonly record: string;
+  /** Batch id of the packager batch that claimed it last. */
+  readonly batch: string;
   /** Arrival time (epoch ms) of the claimed copy. */
-  readonly t: number;
-  /** Object keys (`bucket/key`) the claimed copy was written to. */
-  readonly k: readonly string[];
+  readonly arrivalMs: number;
+  /** The object (`bucket/key`) the claimed copy goes to for this trail. */
+  readonly key: string;
 }
 
 export interface DedupItem {

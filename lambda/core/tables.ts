@@ -27,8 +27,11 @@ export const MANIFEST_TABLE = {
  * Dedup claims: one item per eventID.
  *
  * - `pk` (S): the eventID
- * - `claims` (L of M): one entry per distinct content seen for this eventID:
- *   `{h: hex SHA-256 of the record, b: batch id, t: arrival epoch ms, k: [object keys]}`
+ * - `claims` (L of M): one entry per (content, trail) a stream record claimed for this eventID:
+ *   `{h: hex SHA-256 of the record, r: trail name, s: claiming record "shardId:sequenceNumber",
+ *   b: batch id, t: arrival epoch ms, k: "bucket/key" of the trail's object}`. At most
+ *   MAX_CLAIMS_PER_TRAIL evictable entries per trail, and the item is checked against
+ *   DynamoDB's 400 KB item limit in UTF-8 bytes before every write (core/dedup.ts).
  * - `ver` (N): optimistic-concurrency version, bumped on every write
  * - `expiresAt` (N, epoch seconds): TTL attribute; correctness never depends on it (windows are
  *   compared on stored arrival times).

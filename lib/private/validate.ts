@@ -55,6 +55,27 @@ export function requireDurationInRange(
   }
 }
 
+/**
+ * A consumer's `maxRecordAge` must not pass the stream's retention: a record older than the
+ * retention is gone from the stream before the mapping could give it up to its failed-records
+ * bucket, so nothing could ever redrive it. Tokens and an unknown retention pass.
+ */
+export function requireRecordAgeWithinRetention(
+  scope: IConstruct,
+  maxRecordAge: Duration,
+  streamRetention: Duration | undefined,
+): void {
+  const ageSeconds = secondsOf(maxRecordAge);
+  const retentionSeconds = streamRetention && secondsOf(streamRetention);
+  if (ageSeconds === undefined || retentionSeconds === undefined || ageSeconds <= retentionSeconds)
+    return;
+  throw new OpentrailConfigError(
+    scope,
+    'INVALID_RECORD_AGE',
+    `maxRecordAge is ${maxRecordAge.toHumanString()} but the stream keeps records only ${streamRetention!.toHumanString()}: records would expire from the stream before they could be given up to the failed-records bucket. Lower maxRecordAge or raise the stream's retentionPeriod.`,
+  );
+}
+
 const ACCOUNT_ID = /^\d{12}$/;
 const ORGANIZATION_ID = /^o-[a-z0-9]{10,32}$/;
 

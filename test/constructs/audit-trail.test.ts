@@ -1,3 +1,4 @@
+import { Duration } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as sns from 'aws-cdk-lib/aws-sns';
@@ -122,5 +123,40 @@ describe('AuditTrail', () => {
       MetricName: 'IteratorAge',
       Threshold: (300 + 900) * 1000,
     });
+  });
+});
+
+describe('AuditTrail: record age against stream retention', () => {
+  it.each(['packager', 'history', 'fanout'] as const)(
+    "refuses a %s maxRecordAge longer than the stream's retention, naming both",
+    (part) => {
+      // Arrange
+      const stack = testStack();
+
+      // Act
+      const build = () =>
+        new AuditTrail(stack, 'Trail', {
+          stream: { retentionPeriod: Duration.hours(24) },
+          [part]: { maxRecordAge: Duration.hours(48) },
+        });
+
+      // Assert
+      expect(build).toThrow(
+        "maxRecordAge is 2 days but the stream keeps records only 1 day: records would expire from the stream before they could be given up to the failed-records bucket. Lower maxRecordAge or raise the stream's retentionPeriod.",
+      );
+    },
+  );
+
+  it('accepts every maxRecordAge up to the retention', () => {
+    const stack = testStack();
+    expect(
+      () =>
+        new AuditTrail(stack, 'Trail', {
+          stream: { retentionPeriod: Duration.hours(48) },
+          packager: { maxRecordAge: Duration.hours(48) },
+          history: { maxRecordAge: Duration.hours(48) },
+          fanout: { maxRecordAge: Duration.hours(48) },
+        }),
+    ).not.toThrow();
   });
 });

@@ -1,4 +1,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import {
@@ -8,7 +10,6 @@ import {
   GetShardIteratorCommand,
   ListShardsCommand,
   PutRecordsCommand,
-  type KinesisClient,
 } from '@aws-sdk/client-kinesis';
 import {
   CreateBucketCommand,
@@ -23,7 +24,7 @@ import {
   EMULATOR_CREDENTIALS,
   type Clients,
 } from '../../lambda/adapters/clients';
-import { redrive, register, type RedriveReport } from '../../cli/redrive';
+import { lambdaInvoker, redrive, register, type RedriveReport } from '../../cli/redrive';
 import { startEmulators, type Emulators } from '../../local/emulators';
 
 const REGION = 'us-east-1';
@@ -37,19 +38,25 @@ interface TestRecord {
   data: Buffer;
 }
 
-function failureObject(records: readonly TestRecord[], payloadAsObject = false): string {
+function failureObject(
+  records: readonly TestRecord[],
+  payloadAsObject = false,
+  consumer = 'opentrail-packager',
+  withPayload = true,
+  firstSequence = 49_000,
+): string {
   const event = {
     Records: records.map((r, i) => ({
       kinesis: {
         kinesisSchemaVersion: '1.0',
         partitionKey: r.partitionKey,
-        sequenceNumber: String(49_000 + i),
+        sequenceNumber: String(firstSequence + i),
         data: r.data.toString('base64'),
         approximateArrivalTimestamp: 1_714_564_800 + i,
       },
       eventSource: 'aws:kinesis',
       eventVersion: '1.0',
-      eventID: `shardId-000000000000:${49_000 + i}`,
+      eventID: `shardId-000000000000:${firstSequence + i}`,
       eventName: 'aws:kinesis:record',
       invokeIdentityArn: 'arn:aws:iam::000000000000:role/packager',
       awsRegion: REGION,
@@ -59,7 +66,7 @@ function failureObject(records: readonly TestRecord[], payloadAsObject = false):
   return JSON.stringify({
     requestContext: {
       requestId: 'req',
-      functionArn: `arn:aws:lambda:${REGION}:000000000000:function:packager`,
+      functionArn: `arn:aws:lambda:${REGION}:000000000000:function:${consumer}`,
       condition: 'RetryAttemptsExhausted',
       approximateInvokeCount: 6,
     },
@@ -68,14 +75,14 @@ function failureObject(records: readonly TestRecord[], payloadAsObject = false):
     timestamp: '2024-05-01T12:00:00.000Z',
     KinesisBatchInfo: {
       shardId: 'shardId-000000000000',
-      startSequenceNumber: '49000',
-      endSequenceNumber: String(49_000 + records.length - 1),
+      startSequenceNumber: String(firstSequence),
+      endSequenceNumber: String(firstSequence + records.length - 1),
       approximateArrivalOfFirstRecord: '2024-05-01T11:59:00.000Z',
       approximateArrivalOfLastRecord: '2024-05-01T11:59:01.000Z',
       batchSize: records.length,
       streamArn: STREAM_ARN,
     },
-    payload: payloadAsObject ? event : JSON.stringify(event),
+    ...(withPayload ? { payload: payloadAsObject ? event : JSON.stringify(event) } : {}),
   });
 }
 
@@ -91,6 +98,11 @@ function records(prefix: string, count: number): TestRecord[] {
 }
 
 const KEY_PREFIX = 'aws/lambda/packager/shardId-000000000000/2024/05/01/';
+
+/** The payload an on-failure object holds, parsed. */
+function payloadOf(text: string): unknown {
+  return JSON.parse((JSON.parse(text) as { payload: string }).payload) as unknown;
+}
 
 async function readStream(clients: Clients): Promise<TestRecord[]> {
   const shards = await clients.kinesis.send(new ListShardsCommand({ StreamName: STREAM }));
@@ -118,12 +130,12 @@ async function readStream(clients: Clients): Promise<TestRecord[]> {
   return out;
 }
 
-async function listKeys(clients: Clients): Promise<string[]> {
+async function listKeys(clients: Clients, bucket = BUCKET): Promise<string[]> {
   const keys: string[] = [];
   let token: string | undefined;
   do {
     const page = await clients.s3.send(
-      new ListObjectsV2Command({ Bucket: BUCKET, ...(token ? { ContinuationToken: token } : {}) }),
+      new ListObjectsV2Command({ Bucket: bucket, ...(token ? { ContinuationToken: token } : {}) }),
     );
     for (const object of page.Contents ?? []) keys.push(object.Key!);
     token = page.NextContinuationToken;
@@ -153,15 +165,63 @@ async function runCli(args: string[]): Promise<{ stdout: string; exitCode: numbe
   }
 }
 
-describe('redrive against s3rver and kinesalite', () => {
+interface Invocation {
+  readonly functionName: string;
+  readonly event: unknown;
+}
+
+/**
+ * Lambda's Invoke API on 127.0.0.1: records each invocation; `answer` decides the reply
+ * (default: 200 with a null response).
+ */
+class FakeLambda {
+  readonly invocations: Invocation[] = [];
+  answer: (invocation: Invocation) => { status: number; body: string; error?: string } = () => ({
+    status: 200,
+    body: 'null',
+  });
+  private server?: Server;
+  url = '';
+
+  async start(): Promise<void> {
+    this.server = createServer((request, response) => {
+      const chunks: Buffer[] = [];
+      request.on('data', (chunk: Buffer) => chunks.push(chunk));
+      request.on('end', () => {
+        const match = /^\/2015-03-31\/functions\/([^/]+)\/invocations$/.exec(request.url ?? '');
+        const invocation = {
+          functionName: decodeURIComponent(match?.[1] ?? ''),
+          event: JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown,
+        };
+        this.invocations.push(invocation);
+        const reply = this.answer(invocation);
+        response.writeHead(reply.status, {
+          'content-type': 'application/json',
+          ...(reply.error ? { 'x-amz-function-error': reply.error } : {}),
+        });
+        response.end(reply.body);
+      });
+    });
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server?.close(() => resolve()) ?? resolve());
+  }
+}
+
+describe('redrive against s3rver and kinesalite, into a Lambda Invoke endpoint', () => {
   let dataDir: string;
   let emulators: Emulators;
   let clients: Clients;
   let endpointsFile: string;
+  const lambda = new FakeLambda();
 
   beforeAll(async () => {
     dataDir = mkdtempSync(path.join(tmpdir(), 'opentrail-redrive-'));
     emulators = await startEmulators({ dataDir });
+    await lambda.start();
     clients = createClients({
       region: REGION,
       s3Endpoint: emulators.s3Endpoint,
@@ -169,6 +229,7 @@ describe('redrive against s3rver and kinesalite', () => {
       credentials: EMULATOR_CREDENTIALS,
     });
     await clients.s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
+    await clients.s3.send(new CreateBucketCommand({ Bucket: 'indexer-failed' }));
     await clients.kinesis.send(new CreateStreamCommand({ StreamName: STREAM, ShardCount: 1 }));
     for (let i = 0; ; i++) {
       const summary = await clients.kinesis.send(
@@ -182,9 +243,10 @@ describe('redrive against s3rver and kinesalite', () => {
     writeFileSync(
       endpointsFile,
       JSON.stringify({
-        api: 'http://127.0.0.1:1',
+        api: lambda.url,
         s3: emulators.s3Endpoint,
         kinesis: emulators.kinesisEndpoint,
+        lambda: lambda.url,
         dynamodb: 'http://127.0.0.1:1',
         bucket: 'opentrail-logs',
         region: REGION,
@@ -197,38 +259,43 @@ describe('redrive against s3rver and kinesalite', () => {
 
   afterAll(async () => {
     if (clients) destroyClients(clients);
+    await lambda.close();
     await emulators?.close();
     rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  beforeEach(() => {
+    lambda.invocations.length = 0;
+    lambda.answer = () => ({ status: 200, body: 'null' });
   });
 
   const objects = {
     a: { key: `${KEY_PREFIX}2024-05-01T12.00.00-a`, records: records('a', 3) },
     b: { key: `${KEY_PREFIX}2024-05-01T12.00.01-b`, records: records('b', 1_200), asObject: true },
-    c: { key: `${KEY_PREFIX}2024-05-01T12.00.02-c`, records: records('c', 2) },
+    c: {
+      key: 'aws/lambda/indexer/shardId-000000000000/2024/05/01/2024-05-01T12.00.02-c',
+      records: records('c', 2),
+      consumer: 'opentrail-indexer',
+    },
   };
   const brokenKey = `${KEY_PREFIX}2024-05-01T12.00.03-broken`;
   const alreadyRedriven = `redriven/${KEY_PREFIX}2024-04-30T00.00.00-old`;
+  const put = (bucket: string, key: string, body: string) =>
+    clients.s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
 
-  it('lists what it would re-inject in a dry run, and changes nothing', async () => {
-    for (const object of Object.values(objects)) {
-      await clients.s3.send(
-        new PutObjectCommand({
-          Bucket: BUCKET,
-          Key: object.key,
-          Body: failureObject(object.records, 'asObject' in object),
-        }),
+  it('lists what it would replay, into which consumer, and how old the batch is, in a dry run, and changes nothing', async () => {
+    for (const object of Object.values(objects))
+      await put(
+        BUCKET,
+        object.key,
+        failureObject(
+          object.records,
+          'asObject' in object,
+          'consumer' in object ? object.consumer : undefined,
+        ),
       );
-    }
-    await clients.s3.send(
-      new PutObjectCommand({ Bucket: BUCKET, Key: brokenKey, Body: 'this is not JSON' }),
-    );
-    await clients.s3.send(
-      new PutObjectCommand({
-        Bucket: BUCKET,
-        Key: alreadyRedriven,
-        Body: failureObject(records('old', 1)),
-      }),
-    );
+    await put(BUCKET, brokenKey, 'this is not JSON');
+    await put(BUCKET, alreadyRedriven, failureObject(records('old', 1)));
     const before = await listKeys(clients);
 
     const { stdout, exitCode } = await runCli([
@@ -244,23 +311,29 @@ describe('redrive against s3rver and kinesalite', () => {
     expect(report).toEqual(
       expect.objectContaining({ dryRun: true, objects: 3, records: 1_205, failed: 1 }),
     );
-    expect(report.redriven.map((o) => [o.key, o.records, o.stream, o.movedTo])).toEqual([
-      [objects.a.key, 3, STREAM, null],
-      [objects.b.key, 1_200, STREAM, null],
-      [objects.c.key, 2, STREAM, null],
-    ]);
+    const arn = (name: string) => `arn:aws:lambda:${REGION}:000000000000:function:${name}`;
+    expect(
+      report.redriven.map((o) => [o.key, o.records, o.consumer, o.firstArrival, o.movedTo]),
+    ).toEqual(
+      [
+        [objects.a.key, 3, arn('opentrail-packager'), '2024-05-01T11:59:00.000Z', null],
+        [objects.b.key, 1_200, arn('opentrail-packager'), '2024-05-01T11:59:00.000Z', null],
+        [objects.c.key, 2, arn('opentrail-indexer'), '2024-05-01T11:59:00.000Z', null],
+      ].sort((x, y) => (String(x[0]) < String(y[0]) ? -1 : 1)),
+    );
     expect(report.failures).toEqual([
       {
+        bucket: BUCKET,
         key: brokenKey,
         stage: 'read',
         errorMessage: expect.stringContaining('not a usable on-failure object: not JSON'),
       },
     ]);
     expect(await listKeys(clients)).toEqual(before);
-    expect(await readStream(clients)).toEqual([]);
+    expect(lambda.invocations).toEqual([]);
   });
 
-  it('re-injects every record with its partition key and bytes, then moves each object under redriven/', async () => {
+  it("replays each batch's original event, unchanged, into the consumer that gave it up, puts nothing into the stream, then moves each object under redriven/", async () => {
     const originals = new Map(
       await Promise.all(
         Object.values(objects).map(async (o) => [o.key, await getText(clients, o.key)] as const),
@@ -270,10 +343,16 @@ describe('redrive against s3rver and kinesalite', () => {
     const { stdout, exitCode } = await runCli(['--endpoints', endpointsFile]);
 
     expect(exitCode).toBe(1); // the broken object
-    expect(stdout).toContain('objects redriven: 3, records re-injected: 1205, failed: 1');
+    expect(stdout).toContain('objects replayed: 3, records replayed: 1205, failed: 1');
     expect(stdout).toContain(`FAILED s3://${BUCKET}/${brokenKey} (read)`);
-    const inStream = await readStream(clients);
-    expect(inStream).toEqual([...objects.a.records, ...objects.b.records, ...objects.c.records]);
+    const byConsumer = (name: string) =>
+      lambda.invocations.filter((i) => i.functionName === name).map((i) => i.event);
+    expect(byConsumer('opentrail-packager')).toEqual([
+      payloadOf(originals.get(objects.a.key)!),
+      JSON.parse(originals.get(objects.b.key)!).payload,
+    ]);
+    expect(byConsumer('opentrail-indexer')).toEqual([payloadOf(originals.get(objects.c.key)!)]);
+    expect(await readStream(clients)).toEqual([]);
     expect(await listKeys(clients)).toEqual(
       [
         brokenKey,
@@ -285,124 +364,151 @@ describe('redrive against s3rver and kinesalite', () => {
       expect(await getText(clients, `redriven/${key}`)).toBe(text);
   });
 
-  it('re-injects nothing more on a second run', async () => {
+  it('replays nothing more on a second run', async () => {
     const { stdout, exitCode } = await runCli(['--endpoints', endpointsFile, '--output', 'json']);
     const report = JSON.parse(stdout) as RedriveReport;
     expect(exitCode).toBe(1);
     expect(report).toEqual(expect.objectContaining({ objects: 0, records: 0, failed: 1 }));
-    expect(await readStream(clients)).toHaveLength(1_205);
+    expect(lambda.invocations).toEqual([]);
   });
 
-  it('pages through the listing, takes the stream from each object when no --stream is given, and retries records Kinesis refuses', async () => {
-    const prefix = 'aws/lambda/indexer/';
-    const keys = Array.from({ length: 7 }, (_, i) => `${prefix}obj-${i}`);
+  it('leaves an object in place when the consumer fails or reports failed records, and retries throttling', async () => {
+    const prefix = 'aws/lambda/opentrail-publisher/';
+    const keys = ['err', 'partial', 'throttled'].map((k) => `${prefix}${k}`);
     for (const key of keys)
-      await clients.s3.send(
-        new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: failureObject(records(key, 2)) }),
-      );
-    // Kinesis refuses the first record of every first call (ProvisionedThroughputExceeded).
-    const calls: { stream?: string; count: number }[] = [];
-    const flaky = {
-      send: async (command: PutRecordsCommand) => {
-        calls.push({
-          ...(command.input.StreamARN ? { stream: command.input.StreamARN } : {}),
-          count: command.input.Records!.length,
-        });
-        const refuse = calls.length % 2 === 1;
-        const real = await clients.kinesis.send(
-          new PutRecordsCommand({
-            StreamName: STREAM,
-            Records: command.input.Records!.slice(refuse ? 1 : 0),
-          }),
-        );
-        const results = [...(real.Records ?? [])];
-        if (refuse)
-          results.unshift({
-            ErrorCode: 'ProvisionedThroughputExceededException',
-            ErrorMessage: 'Rate exceeded',
-          });
-        return { ...real, FailedRecordCount: refuse ? 1 : 0, Records: results };
-      },
-    } as unknown as KinesisClient;
+      await put(BUCKET, key, failureObject(records(key, 2), false, 'opentrail-publisher'));
+    let throttles = 0;
+    lambda.answer = (invocation) => {
+      const first = (invocation.event as { Records: { kinesis: { partitionKey: string } }[] })
+        .Records[0]!;
+      if (first.kinesis.partitionKey.startsWith(keys[0]!))
+        return {
+          status: 200,
+          error: 'Unhandled',
+          body: '{"errorType":"Error","errorMessage":"bus down"}',
+        };
+      if (first.kinesis.partitionKey.startsWith(keys[1]!))
+        return { status: 200, body: '{"batchItemFailures":[{"itemIdentifier":"49001"}]}' };
+      return ++throttles < 3
+        ? { status: 429, body: '{"message":"Rate exceeded"}' }
+        : { status: 200, body: 'null' };
+    };
 
     const report = await redrive({
       s3: clients.s3,
-      kinesis: flaky,
-      bucket: BUCKET,
+      buckets: [BUCKET],
       prefix,
-      pageSize: 3,
-      retry: FAST_RETRY,
-    });
-
-    expect(report).toEqual(expect.objectContaining({ objects: 7, records: 14, failed: 0 }));
-    expect(report.redriven.map((o) => o.key)).toEqual(keys);
-    expect(calls).toHaveLength(14);
-    expect(calls.every((c) => c.stream === STREAM_ARN)).toBe(true);
-    expect(calls.map((c) => c.count)).toEqual(Array.from({ length: 7 }, () => [2, 1]).flat());
-    expect((await listKeys(clients)).filter((k) => k.startsWith(prefix))).toEqual([]);
-  });
-
-  it('takes its settings from flags, and the stream from the object by name when the Kinesis endpoint is an emulator', async () => {
-    const key = 'aws/lambda/flags/obj';
-    const sent = records('flags', 2);
-    await clients.s3.send(
-      new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: failureObject(sent) }),
-    );
-    const before = (await readStream(clients)).length;
-
-    const { stdout, exitCode } = await runCli([
-      '--bucket',
-      BUCKET,
-      '--prefix',
-      'aws/lambda/flags/',
-      '--region',
-      REGION,
-      '--s3-endpoint',
-      emulators.s3Endpoint,
-      '--kinesis-endpoint',
-      emulators.kinesisEndpoint,
-    ]);
-
-    expect(stdout).toContain(
-      `redriven s3://${BUCKET}/${key}: 2 records -> ${STREAM}; moved to s3://${BUCKET}/redriven/${key}`,
-    );
-    expect(exitCode).toBe(0);
-    expect((await readStream(clients)).slice(before)).toEqual(sent);
-  });
-
-  it('leaves an object in place when its records are still refused after the last attempt', async () => {
-    const key = 'aws/lambda/publisher/obj';
-    await clients.s3.send(
-      new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: failureObject(records('p', 2)) }),
-    );
-    const refusing = {
-      send: (command: PutRecordsCommand) =>
-        Promise.resolve({
-          FailedRecordCount: command.input.Records!.length,
-          Records: command.input.Records!.map(() => ({
-            ErrorCode: 'InternalFailure',
-            ErrorMessage: 'boom',
-          })),
-        }),
-    } as unknown as KinesisClient;
-
-    const report = await redrive({
-      s3: clients.s3,
-      kinesis: refusing,
-      bucket: BUCKET,
-      prefix: 'aws/lambda/publisher/',
-      stream: STREAM,
-      retry: FAST_RETRY,
+      pageSize: 2,
+      invoke: lambdaInvoker({ endpoint: lambda.url, retry: FAST_RETRY }),
     });
 
     expect(report.failures).toEqual([
       {
-        key,
-        stage: 'put',
+        bucket: BUCKET,
+        key: keys[0],
+        stage: 'invoke',
+        errorMessage: 'the consumer failed: Unhandled: bus down; the object stays in place',
+      },
+      {
+        bucket: BUCKET,
+        key: keys[1],
+        stage: 'invoke',
         errorMessage:
-          '2 of 2 records not accepted after 4 attempts (InternalFailure: boom); the object stays in place',
+          'the consumer reported 1 records failed (batchItemFailures); the object stays in place',
       },
     ]);
-    expect(await listKeys(clients)).toContain(key);
+    expect(report.redriven.map((o) => o.key)).toEqual([keys[2]]);
+    expect(throttles).toBe(3);
+    expect((await listKeys(clients)).filter((k) => k.startsWith(prefix))).toEqual(keys.slice(0, 2));
+  });
+
+  it('replays an object without payload only with --force, reading its batch back from the stream', async () => {
+    const sent = records('nopayload', 3);
+    const put3 = await clients.kinesis.send(
+      new PutRecordsCommand({
+        StreamName: STREAM,
+        Records: sent.map((r) => ({ PartitionKey: r.partitionKey, Data: r.data })),
+      }),
+    );
+    const sequences = put3.Records!.map((r) => r.SequenceNumber!);
+    const key = 'aws/lambda/nopayload/obj';
+    const info = JSON.parse(failureObject(sent, false, 'opentrail-packager', false)) as {
+      KinesisBatchInfo: Record<string, unknown>;
+    };
+    info.KinesisBatchInfo.startSequenceNumber = sequences[0];
+    info.KinesisBatchInfo.endSequenceNumber = sequences[2];
+    await put(BUCKET, key, JSON.stringify(info));
+    const flags = [
+      '--bucket',
+      BUCKET,
+      '--prefix',
+      'aws/lambda/nopayload/',
+      '--region',
+      REGION,
+      '--s3-endpoint',
+      emulators.s3Endpoint,
+      '--lambda-endpoint',
+      lambda.url,
+      '--kinesis-endpoint',
+      emulators.kinesisEndpoint,
+    ];
+
+    const refused = await runCli(flags);
+    const forced = await runCli([...flags, '--force']);
+
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stdout).toContain('carries no payload');
+    expect(forced.exitCode).toBe(0);
+    expect(forced.stdout).toContain(
+      `replayed s3://${BUCKET}/${key}: 3 records from the stream -> arn:aws:lambda:${REGION}:000000000000:function:opentrail-packager`,
+    );
+    const event = lambda.invocations[0]!.event as {
+      Records: {
+        eventID: string;
+        kinesis: { data: string; sequenceNumber: string; approximateArrivalTimestamp: number };
+      }[];
+    };
+    expect(event.Records.map((r) => [r.eventID, Buffer.from(r.kinesis.data, 'base64')])).toEqual(
+      sent.map((r, i) => [`shardId-000000000000:${sequences[i]}`, r.data]),
+    );
+    expect(event.Records.every((r) => r.kinesis.approximateArrivalTimestamp > 1_700_000_000)).toBe(
+      true,
+    );
+  });
+
+  it("reads every consumer's bucket a cdk deploy --outputs-file names", async () => {
+    const outputs = path.join(dataDir, 'outputs.json');
+    writeFileSync(
+      outputs,
+      JSON.stringify({
+        Opentrail: {
+          FailedRecordsBucketName: BUCKET,
+          IndexerFailedRecordsBucketName: 'indexer-failed',
+        },
+      }),
+    );
+    await put(
+      'indexer-failed',
+      'aws/lambda/x/obj',
+      failureObject(records('idx', 2), false, 'opentrail-indexer'),
+    );
+
+    const { stdout, exitCode } = await runCli([
+      '--outputs',
+      outputs,
+      '--prefix',
+      'aws/lambda/x/',
+      '--region',
+      REGION,
+      '--s3-endpoint',
+      emulators.s3Endpoint,
+      '--lambda-endpoint',
+      lambda.url,
+    ]);
+
+    expect(exitCode).toBe(0);
+    expect(stdout).toContain('objects replayed: 1, records replayed: 2, failed: 0');
+    expect(lambda.invocations.map((i) => i.functionName)).toEqual(['opentrail-indexer']);
+    expect(await listKeys(clients, 'indexer-failed')).toEqual(['redriven/aws/lambda/x/obj']);
   });
 });

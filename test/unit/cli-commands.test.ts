@@ -39,12 +39,14 @@ describe('CLI commands', () => {
 
   it.each([
     ['--bucket <name>'],
+    ['--outputs <file>'],
     ['--prefix <prefix>'],
-    ['--stream <name>'],
     ['--region <region>'],
     ['--s3-endpoint <url>'],
+    ['--lambda-endpoint <url>'],
     ['--kinesis-endpoint <url>'],
     ['--endpoints <file>'],
+    ['--force'],
     ['--dry-run'],
     ['--max-attempts <n>'],
     ['--output <format>'],
@@ -93,11 +95,18 @@ describe('CLI commands', () => {
     expect(errors.join('')).toContain('--prefix must not start with redriven/');
   });
 
+  it('redrive --help says it replays into the consumer that gave the batch up, never into the stream', () => {
+    expect(help('redrive')).toContain('into the consumer that gave it up');
+    expect(help('redrive')).toContain('Nothing goes back into the stream');
+  });
+
   it('redrive without a bucket names --bucket', async () => {
     const { program: root, errors } = program();
     await expect(
       root.parseAsync(['redrive', '--region', 'us-east-1'], { from: 'user' }),
     ).rejects.toBeInstanceOf(CommanderError);
-    expect(errors.join('')).toContain('--bucket is required');
+    expect(errors.join('')).toContain(
+      'no failed-records bucket: pass --endpoints FILE (embedded runtime), --outputs FILE (cdk deploy --outputs-file) or --bucket',
+    );
   });
 });

@@ -12,6 +12,12 @@ import {
 } from '../../lambda/core/packager';
 import type { DedupItem } from '../../lambda/core/ports';
 import {
+  decide,
+  dedupItemBytes,
+  DYNAMODB_ITEM_MAX_BYTES,
+  MAX_CLAIMS_PER_TRAIL,
+} from '../../lambda/core/dedup';
+import {
   MemoryDedupStore,
   MemoryManifestStore,
   MemoryMetrics,
@@ -112,6 +118,22 @@ function eventIdsIn(env: Env, key: string): string[] {
 
 function allStoredEventIds(env: Env): string[] {
   return env.objects.keys().flatMap((id) => eventIdsIn(env, id.slice(BUCKET.length + 1)));
+}
+
+/** How many times each eventID is stored, over every object under every prefix. */
+function storedCounts(env: Env, prefix?: string): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const id of env.objects.keys()) {
+    const key = id.slice(BUCKET.length + 1);
+    if (prefix !== undefined && !key.startsWith(`${prefix}/`)) continue;
+    for (const eventId of eventIdsIn(env, key)) counts.set(eventId, (counts.get(eventId) ?? 0) + 1);
+  }
+  return new Map([...counts].sort(([a], [b]) => (a < b ? -1 : 1)));
+}
+
+/** Objects whose manifest row is missing or not delivered (in no digest). */
+function objectsOutsideDelivered(env: Env): string[] {
+  return env.objects.keys().filter((id) => env.manifest.rows.get(id)?.state !== 'delivered');
 }
 
 function snapshot(env: Env): Map<string, string> {
@@ -396,7 +418,7 @@ describe('packageBatch: retries', () => {
     ['all of its records', ['e1', 'e2']],
     ['one of its records', ['e1']],
   ])(
-    'a batch retried after a resend of %s was delivered in between completes with its first bytes, delivered',
+    'a resend of %s while the batch retries completes its written object instead of writing a second copy',
     async (_, resent) => {
       // Arrange: attempt 1 writes its object and dies before marking it delivered
       const env = newEnv();
@@ -404,8 +426,8 @@ describe('packageBatch: retries', () => {
       env.manifest.faults.inject('markDelivered');
       await expect(packageBatch(first, env.deps)).rejects.toThrow('injected failure');
       const written = snapshot(env);
-      // ...a producer resends events of it, and that batch is delivered
-      await packageBatch(
+      // ...a producer resends events of it (new stream records)
+      const resend = await packageBatch(
         batch(
           resent.map((id) => record(id)),
           T0 + HOUR,
@@ -420,11 +442,15 @@ describe('packageBatch: retries', () => {
       await expect(retry).resolves.toMatchObject({
         files: [expect.objectContaining({ records: 2 })],
       });
-      for (const [key, body] of written) expect(snapshot(env).get(key)).toBe(body);
-      expect([...env.manifest.rows.values()].map((r) => r.state)).toEqual([
-        'delivered',
-        'delivered',
-      ]);
+      expect(resend.files).toEqual([]);
+      expect(snapshot(env)).toEqual(written);
+      expect(storedCounts(env)).toEqual(
+        new Map([
+          ['e1', 1],
+          ['e2', 1],
+        ]),
+      );
+      expect([...env.manifest.rows.values()].map((r) => r.state)).toEqual(['delivered']);
     },
   );
 });
@@ -534,29 +560,59 @@ describe('packageBatch: deduplication', () => {
     expect(eventIdsIn(env, result.files[0]!.key)).toEqual(['e1', 'e1']);
   });
 
-  it.each<[string, (env: Env) => void]>([
+  const abandoned: [string, (env: Env) => void][] = [
     ['failed before writing its object', (env) => env.objects.faults.inject('putIfAbsent')],
     [
       'died after writing its object, before marking it delivered',
       (env) => env.manifest.faults.inject('markDelivered'),
     ],
-  ])(
-    'a batch that %s and was abandoned does not make a redrive of its records duplicates',
+  ];
+
+  it.each(abandoned)(
+    'a batch that %s and was given up is completed by its redrive: every event stored once, every object delivered',
     async (_, inject) => {
       // Arrange
       const env = newEnv();
       inject(env);
-      await expect(packageBatch(batch([record('e1'), record('e2')], T0), env.deps)).rejects.toThrow(
-        'injected failure',
-      );
+      const given = batch([record('e1'), record('e2')], T0);
+      await expect(packageBatch(given, env.deps)).rejects.toThrow('injected failure');
 
-      // Act: the redrive re-enters the stream as a new batch
-      const redrive = await packageBatch(batch([record('e1'), record('e2')], T0 + HOUR), env.deps);
+      // Act: the redrive replays the original batch (same records, same arrival times)
+      const redrive = await packageBatch(given, env.deps);
 
       // Assert
       expect(redrive.duplicates).toBe(0);
-      expect(eventIdsIn(env, redrive.files[0]!.key)).toEqual(['e1', 'e2']);
-      expect(env.manifest.rows.get(`${BUCKET}/${redrive.files[0]!.key}`)!.state).toBe('delivered');
+      expect(storedCounts(env)).toEqual(
+        new Map([
+          ['e1', 1],
+          ['e2', 1],
+        ]),
+      );
+      expect(objectsOutsideDelivered(env)).toEqual([]);
+    },
+  );
+
+  it.each(abandoned)(
+    'a batch that %s, then a resend of its records, then its redrive: every event stored once, every object delivered',
+    async (_, inject) => {
+      // Arrange
+      const env = newEnv();
+      inject(env);
+      const given = batch([record('e1'), record('e2')], T0);
+      await expect(packageBatch(given, env.deps)).rejects.toThrow('injected failure');
+      await packageBatch(batch([record('e1'), record('e2')], T0 + HOUR), env.deps);
+
+      // Act
+      await packageBatch(given, env.deps);
+
+      // Assert
+      expect(storedCounts(env)).toEqual(
+        new Map([
+          ['e1', 1],
+          ['e2', 1],
+        ]),
+      );
+      expect(objectsOutsideDelivered(env)).toEqual([]);
     },
   );
 
@@ -577,6 +633,239 @@ describe('packageBatch: deduplication', () => {
     // Assert
     await expect(attempt).rejects.toBeInstanceOf(DedupRaceError);
     expect(env.objects.keys()).toEqual([]);
+  });
+});
+
+describe('packageBatch: exactly once per trail', () => {
+  const twoTrails: TrailConfig[] = [
+    { name: 'first', prefix: 'one' },
+    { name: 'second', prefix: 'two' },
+  ];
+  const ids = ['e1', 'e2', 'e3'];
+  const once = new Map(ids.map((id) => [id, 1]));
+  /** Fails every write under the second trail's prefix `times` times. */
+  const failSecond = (env: Env, times: number): void => {
+    for (let i = 0; i < times; i++)
+      env.objects.faults.inject('putIfAbsent', (key) => String(key).startsWith('two/'));
+  };
+
+  it("the second trail's writes fail until the batch is given up, then its redrive: each trail holds each event once", async () => {
+    // Arrange
+    const env = newEnv(twoTrails);
+    failSecond(env, 3);
+    const given = batch(
+      ids.map((id) => record(id)),
+      T0,
+    );
+    for (let attempt = 0; attempt < 3; attempt++)
+      await expect(packageBatch(given, env.deps)).rejects.toThrow('injected failure');
+
+    // Act
+    await packageBatch(given, env.deps);
+
+    // Assert
+    expect(storedCounts(env, 'one')).toEqual(once);
+    expect(storedCounts(env, 'two')).toEqual(once);
+    expect(objectsOutsideDelivered(env)).toEqual([]);
+    expect([...env.manifest.rows.values()].filter((r) => r.state !== 'delivered')).toEqual([]);
+  });
+
+  it('a resend while the second trail is failing is dropped for the trail that holds it, and the redrive completes the other', async () => {
+    // Arrange
+    const env = newEnv(twoTrails);
+    failSecond(env, 1);
+    const given = batch(
+      ids.map((id) => record(id)),
+      T0,
+    );
+    await expect(packageBatch(given, env.deps)).rejects.toThrow('injected failure');
+
+    // Act
+    const resend = await packageBatch(
+      batch(
+        ids.map((id) => record(id)),
+        T0 + HOUR,
+      ),
+      env.deps,
+    );
+    await packageBatch(given, env.deps);
+
+    // Assert
+    expect(resend.duplicates).toBe(6);
+    expect(storedCounts(env, 'one')).toEqual(once);
+    expect(storedCounts(env, 'two')).toEqual(once);
+    expect(objectsOutsideDelivered(env)).toEqual([]);
+  });
+
+  it('a resend of events one trail delivered and another never saw is kept for that other trail only', async () => {
+    // Arrange: the second trail starts selecting writes only after the first delivery
+    const env = newEnv([{ name: 'first', prefix: 'one' }]);
+    await packageBatch(batch([record('e1')], T0), env.deps);
+    const deps: PackagerDeps = {
+      ...env.deps,
+      trails: twoTrails,
+    };
+
+    // Act
+    const result = await packageBatch(batch([record('e1')], T0 + HOUR), deps);
+
+    // Assert
+    expect(result.duplicates).toBe(1);
+    expect(storedCounts(env, 'one')).toEqual(new Map([['e1', 1]]));
+    expect(storedCounts(env, 'two')).toEqual(new Map([['e1', 1]]));
+  });
+
+  it.each(['failed before writing its objects', 'wrote its objects and died before marking them'])(
+    'a batch that %s, retried with other boundaries (bisected), leaves no second copy',
+    async (how) => {
+      // Arrange
+      const env = newEnv(twoTrails);
+      if (how.startsWith('failed')) failSecond(env, 1);
+      else {
+        env.manifest.faults.inject('markDelivered');
+      }
+      const whole = batch(
+        ids.map((id) => record(id)),
+        T0,
+      );
+      await expect(packageBatch(whole, env.deps)).rejects.toThrow('injected failure');
+
+      // Act: the event-source mapping bisects the batch; each half is the same stream records
+      await packageBatch({ shardId: SHARD, records: whole.records.slice(0, 1) }, env.deps);
+      await packageBatch({ shardId: SHARD, records: whole.records.slice(1) }, env.deps);
+
+      // Assert
+      expect(storedCounts(env, 'one')).toEqual(once);
+      expect(storedCounts(env, 'two')).toEqual(once);
+      expect(objectsOutsideDelivered(env)).toEqual([]);
+    },
+  );
+
+  it('21 forged contents arrive while the real batch retries, then a resend: the real event is stored once', async () => {
+    // Arrange: the real batch writes its object and dies before marking it delivered
+    const env = newEnv();
+    const real = record('e1', { eventName: 'DeleteTrail' });
+    const realBatch = batch([real], T0);
+    env.manifest.faults.inject('markDelivered');
+    await expect(packageBatch(realBatch, env.deps)).rejects.toThrow('injected failure');
+    for (let i = 0; i < 21; i++)
+      await packageBatch(batch([record('e1', { forged: i })], T0 + i + 1), env.deps);
+
+    // Act
+    const early = await packageBatch(batch([real], T0 + HOUR), env.deps);
+    await packageBatch(realBatch, env.deps);
+    const late = await packageBatch(batch([real], T0 + 2 * HOUR), env.deps);
+
+    // Assert
+    expect([early.files, late.files]).toEqual([[], []]);
+    const realCopies = env.objects
+      .keys()
+      .flatMap((id) => fileText(env, id.slice(BUCKET.length + 1)).split(real).length - 1);
+    expect(realCopies.reduce((a, b) => a + b, 0)).toBe(1);
+    expect(storedCounts(env)).toEqual(new Map([['e1', 22]]));
+    expect(objectsOutsideDelivered(env)).toEqual([]);
+  });
+
+  it('a flood of forged contents keeps the first delivered claim and at most MAX_CLAIMS_PER_TRAIL per trail', async () => {
+    // Arrange
+    const env = newEnv();
+    const real = record('e1', { eventName: 'DeleteTrail' });
+    await packageBatch(batch([real], T0), env.deps);
+
+    // Act: 40 forged contents, then 500 in one batch
+    for (let i = 0; i < 40; i++)
+      await packageBatch(batch([record('e1', { forged: i })], T0 + i + 1), env.deps);
+    const flood = await packageBatch(
+      batch(
+        Array.from({ length: 500 }, (_, i) => record('e1', { flood: i })),
+        T0 + 100,
+      ),
+      env.deps,
+    );
+    const resend = await packageBatch(batch([real], T0 + HOUR), env.deps);
+
+    // Assert
+    const item = env.dedup.items.get('e1')!;
+    expect(item.claims.length).toBeLessThanOrEqual(MAX_CLAIMS_PER_TRAIL);
+    expect(dedupItemBytes(item)).toBeLessThanOrEqual(DYNAMODB_ITEM_MAX_BYTES);
+    expect(resend.duplicates).toBe(1);
+    expect(flood.files[0]!.records).toBe(500);
+    expect(env.metrics.total('DedupClaimsSkipped')).toBeGreaterThan(0);
+  });
+
+  it('a forged content that came first and 25 more within the window cannot evict the real claim', async () => {
+    // Arrange
+    const env = newEnv();
+    const real = record('e1', { eventName: 'DeleteTrail' });
+    await packageBatch(batch([record('e1', { forged: 'first' })], T0), env.deps);
+    await packageBatch(batch([real], T0 + 1), env.deps);
+    for (let i = 0; i < 25; i++)
+      await packageBatch(batch([record('e1', { forged: i })], T0 + 10 + i), env.deps);
+
+    // Act
+    const resend = await packageBatch(batch([real], T0 + HOUR), env.deps);
+
+    // Assert
+    expect(resend.files).toEqual([]);
+    const realCopies = env.objects
+      .keys()
+      .map((id) => fileText(env, id.slice(BUCKET.length + 1)).split(real).length - 1);
+    expect(realCopies.reduce((a, b) => a + b, 0)).toBe(1);
+    expect(env.dedup.items.get('e1')!.claims.length).toBe(MAX_CLAIMS_PER_TRAIL);
+  });
+
+  it('past the window, new contents evict old delivered claims, never the first delivered one', async () => {
+    // Arrange
+    const env = newEnv();
+    const real = record('e1', { eventName: 'DeleteTrail' });
+    await packageBatch(batch([real], T0), env.deps);
+    for (let i = 0; i < 19; i++)
+      await packageBatch(batch([record('e1', { old: i })], T0 + 1 + i), env.deps);
+
+    // Act
+    for (let i = 0; i < 5; i++)
+      await packageBatch(batch([record('e1', { late: i })], T0 + WINDOW_MS + HOUR + i), env.deps);
+    const resend = await packageBatch(batch([real], T0 + 10), env.deps);
+
+    // Assert
+    const claims = env.dedup.items.get('e1')!.claims;
+    expect(claims.length).toBe(MAX_CLAIMS_PER_TRAIL);
+    expect(env.metrics.total('DedupClaimsSkipped')).toBe(0);
+    expect(resend.files).toEqual([]);
+  });
+
+  it('an item that would pass the 400 KB limit in UTF-8 bytes is not written; the copy is kept unclaimed', () => {
+    // Arrange: 20 claims whose keys are 1,000 three-byte characters each (3,000 UTF-8 bytes)
+    const wide = '\u20ac'.repeat(1000);
+    const claims = Array.from({ length: 19 * 8 }, (_, i) => ({
+      hash: String(i).padStart(64, '0'),
+      trail: `t${i % 8}`,
+      record: `${SHARD}:${i}`,
+      batch: `${SHARD}:${i}:${i}`,
+      arrivalMs: T0,
+      key: `${BUCKET}/${wide}${i}`,
+    }));
+    const stored: DedupItem = { eventId: 'e1', claims, ver: 3 };
+
+    // Act
+    const decision = decide(
+      stored,
+      {
+        eventId: 'e1',
+        hash: 'f'.repeat(64),
+        trail: 't0',
+        record: `${SHARD}:999`,
+        batch: 'b',
+        arrivalMs: T0,
+        key: `${BUCKET}/${wide}x`,
+      },
+      WINDOW_MS,
+      () => 'delivered',
+    );
+
+    // Assert
+    expect(dedupItemBytes(stored)).toBeGreaterThan(400_000);
+    expect(decision).toEqual({ keep: true, conflict: true, unclaimed: true });
   });
 });
 
