@@ -340,10 +340,16 @@ describe('digest signer chain', () => {
     await expect(
       signDueDigests(w.deps(T0 + 3 * PERIOD_MS + 1, { chain: crashing })),
     ).rejects.toThrow('crash before the head moves');
-    const adopted = await signDueDigests(w.deps(T0 + 3 * PERIOD_MS + 1, { signer: next }));
+    // The old key signed every digest up to the change (3 periods in), the new one after it.
+    const change = {
+      signer: next,
+      signerValidFromMs: T0 + 3 * PERIOD_MS,
+      previousKeys: [{ signer, validFromMs: 0, validUntilMs: T0 + 3 * PERIOD_MS }],
+    };
+    const adopted = await signDueDigests(w.deps(T0 + 3 * PERIOD_MS + 1, change));
     expect(adopted.map((d) => d.created)).toEqual([false]);
     await w.deliver('after', T0 + 3 * PERIOD_MS + 1000);
-    await signDueDigests(w.deps(T0 + 5 * PERIOD_MS + 1, { signer: next }));
+    await signDueDigests(w.deps(T0 + 5 * PERIOD_MS + 1, change));
 
     const chain = await checkedChain(region, [signer, next]);
     const oldPrint = fingerprintOfPublicKey(await signer.publicKeySpki());
