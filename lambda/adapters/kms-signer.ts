@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { GetPublicKeyCommand, KMSClient, SignCommand } from '@aws-sdk/client-kms';
 import { ENV, type DigestKeyConfig } from '../core/config';
+import type { PreviousSigningKey } from '../core/digest-signing';
 import type { DigestSigner } from '../core/ports';
 import { createListPublicKeys, keyWindows, type PublicKeySource } from '../core/public-keys';
 
@@ -73,4 +74,37 @@ export function listPublicKeysFromEnvironment():
     kmsPublicKeySources(client, keyWindows(JSON.parse(raw) as DigestKeyConfig[])),
     Date.now,
   );
+}
+
+/**
+ * The signer's keys from configuration (JSON DigestKeyConfig[], as ListPublicKeys serves
+ * them): the current key's window start and every previous key with its window, each a KMS
+ * signer. Throws naming the key when the current key of the list is not `currentKeyId`.
+ */
+export function kmsSigningKeys(
+  client: KMSClient,
+  currentKeyId: string,
+  configs: readonly DigestKeyConfig[],
+): { signerValidFromMs?: number; previousKeys: PreviousSigningKey[] } {
+  const windows = keyWindows(configs);
+  const current = windows.find((k) => k.validUntilMs === undefined);
+  if (current && current.keyId !== currentKeyId) {
+    throw new Error(
+      `the current digest key of ${ENV.DIGEST_PUBLIC_KEYS} is ${current.keyId}, not ${ENV.DIGEST_KEY_ID} ${currentKeyId}`,
+    );
+  }
+  return {
+    ...(current ? { signerValidFromMs: current.validFromMs } : {}),
+    previousKeys: windows.flatMap((k) =>
+      k.validUntilMs === undefined
+        ? []
+        : [
+            {
+              signer: new KmsDigestSigner(client, k.keyId),
+              validFromMs: k.validFromMs,
+              validUntilMs: k.validUntilMs,
+            },
+          ],
+    ),
+  };
 }

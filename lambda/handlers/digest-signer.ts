@@ -4,12 +4,12 @@
  * failure throws (the scheduler retries); a re-run never forks the chain.
  */
 import { KMSClient } from '@aws-sdk/client-kms';
-import { ENV, type TrailConfig } from '../core/config';
+import { ENV, type DigestKeyConfig, type TrailConfig } from '../core/config';
 import { signDueDigests, type DigestSigningDeps, type SignedDigest } from '../core/digest-signing';
 import { createClients } from '../adapters/clients';
 import { documentClient } from '../adapters/dynamodb';
 import { DynamoDigestChainStore, DynamoDigestManifest } from '../adapters/dynamodb-digests';
-import { KmsDigestSigner } from '../adapters/kms-signer';
+import { KmsDigestSigner, kmsSigningKeys } from '../adapters/kms-signer';
 import { createLogger, createMetrics, metricsSink } from '../adapters/observability';
 import { S3DigestStore } from '../adapters/s3-digests';
 import { requiredEnv } from './env';
@@ -47,6 +47,9 @@ function fromEnvironment(): DigestSigningDeps {
   const region = requiredEnv('AWS_REGION');
   const clients = createClients({ region });
   const documents = documentClient(clients.dynamodb);
+  const kms = new KMSClient({ region });
+  const keyId = requiredEnv(ENV.DIGEST_KEY_ID);
+  const keyList = process.env[ENV.DIGEST_PUBLIC_KEYS];
   return {
     trails: JSON.parse(requiredEnv(ENV.TRAILS)) as TrailConfig[],
     bucket: requiredEnv(ENV.LOG_BUCKET),
@@ -55,7 +58,9 @@ function fromEnvironment(): DigestSigningDeps {
     chain: new DynamoDigestChainStore(documents, requiredEnv(ENV.CHAIN_TABLE)),
     manifest: new DynamoDigestManifest(documents, requiredEnv(ENV.MANIFEST_TABLE)),
     objects: new S3DigestStore(clients.s3),
-    signer: new KmsDigestSigner(new KMSClient({ region }), requiredEnv(ENV.DIGEST_KEY_ID)),
+    signer: new KmsDigestSigner(kms, keyId),
+    // Every key and its window: a period is signed with the key whose window holds its end.
+    ...(keyList ? kmsSigningKeys(kms, keyId, JSON.parse(keyList) as DigestKeyConfig[]) : {}),
     metrics: metricsSink(metrics),
     now: Date.now,
   };
