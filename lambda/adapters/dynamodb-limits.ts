@@ -110,7 +110,7 @@ export function checkItemLimits(
   const size = itemBytes(item);
   if (size > MAX_ITEM_BYTES) {
     throw new DynamoLimitError(
-      `${table}: item ${String(pk)} / ${String(sk ?? '')} is ${size} bytes; DynamoDB allows ${MAX_ITEM_BYTES} per item`,
+      `${table}: item ${JSON.stringify(pk)}${sk === undefined ? '' : ` / ${JSON.stringify(sk)}`} is ${size} bytes; DynamoDB allows ${MAX_ITEM_BYTES} per item`,
       table,
       'item',
       size,
