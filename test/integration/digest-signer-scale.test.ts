@@ -108,6 +108,8 @@ describe('digest signer at scale', () => {
     expect(run.cost.largestChainItemBytes).toBeLessThanOrEqual(MAX_ITEM_BYTES);
     expect(run.cost.dynamodbRequests['UpdateItem manifest']).toBe(FILES);
     expect(run.cost.kmsSignRequests).toBe(1);
+    // One digest object, written once: S3 requests do not grow with the files it lists.
+    expect(run.cost.s3Requests).toEqual({ ListObjectsV2: 1, PutObject: 1 });
 
     // The reservation reads back whole from its parts.
     const reservation = await new DynamoDigestChainStore(
