@@ -45,6 +45,7 @@ import type { TrailConfig } from './config';
 import {
   buildDigest,
   digestFolderFor,
+  digestKeyFor,
   digestKeysOf,
   makeReservation,
   newestDigestKey,
@@ -253,6 +254,8 @@ async function signStream(
     const startMs = nextStart(head, stream, deps.periodMs);
     const endMs = nextEnd(startMs, nowMs, deps.periodMs, closeAtMs);
     if (endMs === undefined) break;
+    // Before anything is written for this period: no key, no reservation.
+    const key = keyForEnd(keys, endMs, `s3://${place.bucket}/${digestKeyFor(place, endMs)}`);
     await deps.pause?.('after-read-head', id);
     const reservation =
       (await deps.chain.getReservation(id, startMs)) ??
@@ -269,7 +272,6 @@ async function signStream(
           ),
         ),
       ));
-    const key = keyForEnd(keys, endMs, `s3://${reservation.bucket}/${reservation.key}`);
     const written = await writeDigest(deps, reservation, stream.account, key);
     await deps.pause?.('before-move-head', id);
     const moved = await deps.chain.moveHead(id, written.head, head?.endMs);
