@@ -1,8 +1,8 @@
 /**
  * DynamoDB's size limits, checked by the adapters before they write (see
- * docs/guarantees.md#digest-chain). The emulator (dynalite) enforces none of them in UTF-8
- * bytes, so an adapter that could exceed one must check it itself, or tests pass on code that
- * fails on AWS.
+ * docs/guarantees.md#digest-chain). The emulator (dynalite) does not enforce them as DynamoDB
+ * does (key sizes in characters, not UTF-8 bytes), so an adapter that could exceed one checks
+ * it itself, or tests pass on code that fails on AWS.
  */
 
 /** Largest item: 400 KB, attribute names included. */
