@@ -272,7 +272,7 @@ async function signStream(
           ),
         ),
       ));
-    const written = await writeDigest(deps, reservation, stream.account, key);
+    const written = await writeDigest(deps, reservation, stream.account, key, keys);
     await deps.pause?.('before-move-head', id);
     const moved = await deps.chain.moveHead(id, written.head, head?.endMs);
     // Lost the race: someone moved the head (to this very digest: positions are unique).
@@ -287,6 +287,7 @@ async function writeDigest(
   reservation: DigestReservation,
   account: string,
   key: HeldKey,
+  keys: readonly HeldKey[],
 ): Promise<{ head: DigestChainHead; result: SignedDigest }> {
   const digestId = `${reservation.bucket}/${reservation.key}`;
   const claimed = new Set<string>();
@@ -315,7 +316,7 @@ async function writeDigest(
     sha256,
     signature,
   };
-  if (outcome === 'exists') head = await checkExisting(deps, reservation, json, head);
+  if (outcome === 'exists') head = await checkExisting(deps, reservation, json, head, keys);
   return {
     head,
     result: {
@@ -330,12 +331,16 @@ async function writeDigest(
   };
 }
 
-/** The stored digest must be ours byte for byte (or differ only by a changed signing key). */
+/**
+ * The stored digest must be ours byte for byte with our signature, or differ only by a changed
+ * signing key and verify under that deployment key.
+ */
 async function checkExisting(
   deps: DigestSigningDeps,
   reservation: DigestReservation,
   json: Buffer,
   ours: DigestChainHead,
+  keys: readonly HeldKey[],
 ): Promise<DigestChainHead> {
   const stored = await deps.objects.getWithMetadata(reservation.bucket, reservation.key);
   if (!stored)
@@ -343,8 +348,9 @@ async function checkExisting(
       `s3://${ours.bucket}/${ours.key} vanished after a conditional create refused`,
     );
   const storedJson = gunzipSync(stored.body);
-  if (storedJson.equals(json)) return ours;
   const signature = stored.metadata.signature;
+  // Signatures are deterministic: the same bytes signed with the same key carry ours.
+  if (storedJson.equals(json) && signature === ours.signature) return ours;
   try {
     const theirs = parseDigest(storedJson);
     const mine = JSON.parse(json.toString('utf8')) as { digestPublicKeyFingerprint: string };
@@ -352,14 +358,28 @@ async function checkExisting(
       ...theirs,
       digestPublicKeyFingerprint: mine.digestPublicKeyFingerprint,
     });
-    if (same.equals(json) && signature && storedJson.equals(serializeDigest(theirs))) {
-      return { ...ours, sha256: sha256Hex(storedJson), signature };
+    const theirKey = keys.find((k) => k.fingerprint === theirs.digestPublicKeyFingerprint);
+    const sha256 = sha256Hex(storedJson);
+    if (
+      same.equals(json) &&
+      signature &&
+      storedJson.equals(serializeDigest(theirs)) &&
+      theirKey &&
+      reservation.endMs >= theirKey.fromMs &&
+      reservation.endMs <= theirKey.untilMs &&
+      verifyDigestSignature(
+        signingString(theirs, sha256, theirs.previousDigestSignature),
+        signature,
+        theirKey.pkcs1,
+      )
+    ) {
+      return { ...ours, sha256, signature };
     }
   } catch {
     // Not a digest at all: reported below.
   }
   throw new DigestConflictError(
-    `s3://${ours.bucket}/${ours.key} exists with other content than its reservation gives; a digest is never overwritten (inspect it and the chain state)`,
+    `s3://${ours.bucket}/${ours.key} exists with other content or signature than its reservation gives; a digest is never overwritten (inspect it and the chain state)`,
   );
 }
 
