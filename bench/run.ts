@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { gzipSync } from 'node:zlib';
 import { putEvents } from '../cli/put-events';
+import { runDigestSignerBench } from './digest-signer';
 import { runFanoutBench } from './fanout';
 import type { BenchFigure } from './lib';
 import { runHistoryBench } from './history';
@@ -447,11 +448,13 @@ async function main(): Promise<void> {
     ...(await ingestFigures(settings, texts)),
     await replayFigure(settings, real.length),
   ];
-  // The other areas' benches: validate-logs (issue 3), event history (issue 4), fan-out (5).
+  // The other areas' benches: validate-logs (issue 3), event history (issue 4), fan-out (5),
+  // digest signing at 1,000 and 50,000 log files per period (issue 9).
   const quick = settings.mode === 'quick';
   const areaFigures: BenchFigure[] = [];
   for (const [area, run] of [
     ['validate-logs', runValidateLogsBench],
+    ['digest-signer', runDigestSignerBench],
     ['history', runHistoryBench],
     ['fanout', runFanoutBench],
   ] as const) {

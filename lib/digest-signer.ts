@@ -27,7 +27,11 @@ const METRICS_NAMESPACE = 'opentrail';
 
 /** A key digests were signed with before the current one, kept listed by ListPublicKeys. */
 export interface PreviousDigestKey {
-  /** The retired key (RSA_2048, SIGN_VERIFY). Keep it: validators fetch its public key. */
+  /**
+   * The retired key (RSA_2048, SIGN_VERIFY). Keep it: validators fetch its public key, and the
+   * signer signs with it the periods that ended inside its window but were not yet signed at
+   * the key change (an outage).
+   */
   readonly key: kms.IKey;
   /** ISO-8601 start of the window in which it signed. */
   readonly validFrom: string;
@@ -111,14 +115,20 @@ export interface DigestSignerProps extends DigestSignerOptions {
  * on-demand, PITR, SSE-KMS, deletion protection, retained. The head can be rebuilt from the
  * newest digest in S3.
  *
- * Grants, and nothing else: `kms:Sign` and `kms:GetPublicKey` on the signing key;
+ * Keys: each digest is signed with the key whose validity window contains its end, so after
+ * an outage across a key change the periods that ended before it are signed with the previous
+ * key (see docs/guarantees.md#digest-chain).
+ *
+ * Grants, and nothing else: `kms:Sign` and `kms:GetPublicKey` on the signing key and the
+ * previous keys;
  * `s3:PutObject` and `s3:GetObject` on the digest prefixes only (get: a re-run compares what
  * it finds; the head rebuild reads the newest digest) and `s3:ListBucket` limited to those
  * prefixes; the log bucket's key for those objects; `dynamodb:Query`/`UpdateItem` on the
  * manifest (read delivered rows, claim them); `GetItem`/`PutItem`/`Query` on the chain table.
  *
  * Environment: OPENTRAIL_TRAILS, OPENTRAIL_LOG_BUCKET, OPENTRAIL_MANIFEST_TABLE,
- * OPENTRAIL_CHAIN_TABLE, OPENTRAIL_DIGEST_KEY_ID, OPENTRAIL_DIGEST_PERIOD_SECONDS.
+ * OPENTRAIL_CHAIN_TABLE, OPENTRAIL_DIGEST_KEY_ID, OPENTRAIL_DIGEST_PERIOD_SECONDS,
+ * OPENTRAIL_DIGEST_PUBLIC_KEYS.
  */
 export class DigestSigner extends Construct {
   /** The signer function and its role and log group. */
@@ -199,6 +209,8 @@ export class DigestSigner extends Construct {
         [ENV.CHAIN_TABLE]: this.chainTable.tableName,
         [ENV.DIGEST_KEY_ID]: this.signingKey.keyArn,
         [ENV.DIGEST_PERIOD_SECONDS]: String(DEFAULT_DIGEST_PERIOD_SECONDS),
+        // Every key and its window: a period is signed with the key whose window holds its end.
+        [ENV.DIGEST_PUBLIC_KEYS]: Stack.of(this).toJsonString(this.publicKeys.map((k) => k.config)),
       },
     });
 
@@ -292,7 +304,10 @@ export class DigestSigner extends Construct {
     manifestTable: dynamodb.ITable,
   ): void {
     const fn = this.handler;
-    this.signingKey.grant(fn, 'kms:Sign', 'kms:GetPublicKey');
+    // Previous keys too: after an outage across a key change, a period that ended inside a
+    // previous key's window is signed with that key (the function never signs a period outside
+    // a key's window). Disable a retired key in KMS to stop that.
+    for (const { key } of this.publicKeys) key.grant(fn, 'kms:Sign', 'kms:GetPublicKey');
 
     const prefixes = [
       ...new Set(

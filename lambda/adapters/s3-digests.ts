@@ -28,12 +28,17 @@ export class S3DigestStore extends S3ObjectStore implements DigestObjectStore {
     }
   }
 
-  async listKeys(bucket: string, prefix: string): Promise<string[]> {
+  async listKeys(bucket: string, prefix: string, startAfter?: string): Promise<string[]> {
     const keys: string[] = [];
     let token: string | undefined;
     do {
       const page = await this.s3.send(
-        new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+        new ListObjectsV2Command({
+          Bucket: bucket,
+          Prefix: prefix,
+          ContinuationToken: token,
+          ...(token === undefined && startAfter !== undefined ? { StartAfter: startAfter } : {}),
+        }),
       );
       keys.push(...(page.Contents ?? []).map((o) => o.Key!));
       token = page.NextContinuationToken;

@@ -185,16 +185,20 @@ export function validatedTrails(trails: readonly TrailConfig[]): TrailConfig[] {
  * undefined. Keys of one folder sort by date folder then stamp, so byte order is time order.
  */
 export function newestDigestKey(keys: readonly string[], place: DigestPlace): string | undefined {
+  const ours = digestKeysOf(keys, place);
+  return ours[ours.length - 1];
+}
+
+/**
+ * The digest keys of one trail among `keys` (a listing of its region folder, where other
+ * trails' digests may lie too), oldest first.
+ */
+export function digestKeysOf(keys: readonly string[], place: DigestPlace): string[] {
   const suffix = new RegExp(
     `/${escape(place.account)}_CloudTrail-Digest_${escape(place.region)}_${escape(place.trail.name)}_${escape(place.homeRegion)}_\\d{8}T\\d{6}Z\\.json\\.gz$`,
   );
   const folder = digestFolderFor(place);
-  let newest: string | undefined;
-  for (const key of keys) {
-    if (!key.startsWith(folder) || !suffix.test(key)) continue;
-    if (newest === undefined || key > newest) newest = key;
-  }
-  return newest;
+  return keys.filter((key) => key.startsWith(folder) && suffix.test(key)).sort(compare);
 }
 
 function escape(text: string): string {

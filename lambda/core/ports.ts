@@ -224,8 +224,8 @@ export interface DigestObjectStore {
     bucket: string,
     key: string,
   ): Promise<{ body: Uint8Array; metadata: Record<string, string> } | undefined>;
-  /** Every key under `prefix`, in byte order. */
-  listKeys(bucket: string, prefix: string): Promise<string[]>;
+  /** Every key under `prefix` (only those after `startAfter`, when given), in byte order. */
+  listKeys(bucket: string, prefix: string, startAfter?: string): Promise<string[]>;
 }
 
 /** Outcome of one entry of a PutEvents call, in request order. */

@@ -50,7 +50,12 @@ export const DEDUP_TABLE = {
  * - chain head: `pk` = `head#<stream>`, `sk` = "head"; `endMs` (N), `bucket`, `key`,
  *   `sha256`, `signature` (S). Moved only forward, conditionally on its previous `endMs`.
  * - reservation: `pk` = `res#<stream>`, `sk` = startMs (13 digits, zero-padded); `endMs` (N),
- *   `bucket`, `key` (S), `previous` (M or NULL), `candidates` (L of M). Created once.
+ *   `bucket`, `key` (S), `previous` (M or NULL), and its candidates by reference: `nonce` (S),
+ *   `parts`, `count` (N), `candidatesSha256` (S). Created once, after its parts. (Items
+ *   written before parts existed hold the candidates inline instead: `candidatesGz` (B).)
+ * - reservation part: `pk` = `res#<stream>`, `sk` = `<startMs, 13 digits>#part#<nonce>#<index,
+ *   6 digits>`; `gz` (B): gzip'd JSON array of candidates. Any number per reservation, each
+ *   under 400 KB (see docs/guarantees.md#digest-chain).
  *
  * Manifest rows claimed by a digest get `digest` (S, `<bucket>/<key>` of the digest).
  */

@@ -4,8 +4,14 @@
  * failure throws (the scheduler retries); a re-run never forks the chain.
  */
 import { KMSClient } from '@aws-sdk/client-kms';
-import { ENV, type TrailConfig } from '../core/config';
-import { signDueDigests, type DigestSigningDeps, type SignedDigest } from '../core/digest-signing';
+import { ENV, type DigestKeyConfig, type TrailConfig } from '../core/config';
+import {
+  signDueDigests,
+  type DigestSigningDeps,
+  type PreviousSigningKey,
+  type SignedDigest,
+} from '../core/digest-signing';
+import { keyWindows } from '../core/public-keys';
 import { createClients } from '../adapters/clients';
 import { documentClient } from '../adapters/dynamodb';
 import { DynamoDigestChainStore, DynamoDigestManifest } from '../adapters/dynamodb-digests';
@@ -15,6 +21,39 @@ import { S3DigestStore } from '../adapters/s3-digests';
 import { requiredEnv } from './env';
 
 const logger = createLogger('digest-signer');
+
+/**
+ * The signer's keys from configuration (JSON DigestKeyConfig[], as ListPublicKeys serves
+ * them): the current key's window start and every previous key with its window, each a KMS
+ * signer. Throws naming the key when the current key of the list is not `currentKeyId`.
+ */
+export function kmsSigningKeys(
+  client: KMSClient,
+  currentKeyId: string,
+  configs: readonly DigestKeyConfig[],
+): { signerValidFromMs?: number; previousKeys: PreviousSigningKey[] } {
+  const windows = keyWindows(configs);
+  const current = windows.find((k) => k.validUntilMs === undefined);
+  if (current && current.keyId !== currentKeyId) {
+    throw new Error(
+      `the current digest key of ${ENV.DIGEST_PUBLIC_KEYS} is ${current.keyId}, not ${ENV.DIGEST_KEY_ID} ${currentKeyId}`,
+    );
+  }
+  return {
+    ...(current ? { signerValidFromMs: current.validFromMs } : {}),
+    previousKeys: windows.flatMap((k) =>
+      k.validUntilMs === undefined
+        ? []
+        : [
+            {
+              signer: new KmsDigestSigner(client, k.keyId),
+              validFromMs: k.validFromMs,
+              validUntilMs: k.validUntilMs,
+            },
+          ],
+    ),
+  };
+}
 
 /** What one run did. */
 export interface DigestSignerResult {
@@ -47,6 +86,9 @@ function fromEnvironment(): DigestSigningDeps {
   const region = requiredEnv('AWS_REGION');
   const clients = createClients({ region });
   const documents = documentClient(clients.dynamodb);
+  const kms = new KMSClient({ region });
+  const keyId = requiredEnv(ENV.DIGEST_KEY_ID);
+  const keyList = process.env[ENV.DIGEST_PUBLIC_KEYS];
   return {
     trails: JSON.parse(requiredEnv(ENV.TRAILS)) as TrailConfig[],
     bucket: requiredEnv(ENV.LOG_BUCKET),
@@ -55,7 +97,9 @@ function fromEnvironment(): DigestSigningDeps {
     chain: new DynamoDigestChainStore(documents, requiredEnv(ENV.CHAIN_TABLE)),
     manifest: new DynamoDigestManifest(documents, requiredEnv(ENV.MANIFEST_TABLE)),
     objects: new S3DigestStore(clients.s3),
-    signer: new KmsDigestSigner(new KMSClient({ region }), requiredEnv(ENV.DIGEST_KEY_ID)),
+    signer: new KmsDigestSigner(kms, keyId),
+    // Every key and its window: a period is signed with the key whose window holds its end.
+    ...(keyList ? kmsSigningKeys(kms, keyId, JSON.parse(keyList) as DigestKeyConfig[]) : {}),
     metrics: metricsSink(metrics),
     now: Date.now,
   };

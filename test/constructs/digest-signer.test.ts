@@ -250,6 +250,25 @@ describe('DigestSigner key change', () => {
     );
     expect(getPublicKey.map(resourceText).join()).toContain('OldKey');
     expect(getPublicKey.map(resourceText).join()).toContain('DigestsSigningKey');
+
+    // The signer knows every window and may sign with the previous key (an outage across the
+    // change: periods that ended inside its window); the query function may not sign at all.
+    const signerEnv = Object.values(template.findResources('AWS::Lambda::Function'))
+      .map(
+        (f) =>
+          (f as { Properties: { Environment?: { Variables?: Record<string, unknown> } } })
+            .Properties.Environment?.Variables ?? {},
+      )
+      .find((v) => v[ENV.DIGEST_KEY_ID] !== undefined)!;
+    expect(JSON.stringify(stack.resolve(signerEnv[ENV.DIGEST_PUBLIC_KEYS]))).toContain('OldKey');
+    const signs = (prefix: string) =>
+      statementsOf(template, prefix)
+        .filter((st) => actionsOf(st).includes('kms:Sign'))
+        .map(resourceText)
+        .join();
+    expect(signs('DigestsHandlerRole')).toContain('OldKey');
+    expect(signs('DigestsHandlerRole')).toContain('DigestsSigningKey');
+    expect(signs('QueryRole')).toBe('');
   });
 
   it('refuses a key window that ends before it starts', () => {

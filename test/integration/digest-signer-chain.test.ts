@@ -10,7 +10,10 @@ import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { DeleteCommand } from '@aws-sdk/lib-dynamodb';
+import { generateKeyPairSync, sign } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { documentClient, DynamoManifestStore } from '../../lambda/adapters/dynamodb';
 import {
   DynamoDigestChainStore,
@@ -23,16 +26,22 @@ import {
   fingerprintOfPublicKey,
   parseDigest,
   pkcs1FromSpki,
+  serializeDigest,
   signingString,
   verifyDigestSignature,
   type DigestFile,
 } from '../../lambda/core/digest-format';
-import { signDueDigests, type DigestSigningDeps } from '../../lambda/core/digest-signing';
+import {
+  DigestAdoptionError,
+  DigestKeyWindowError,
+  signDueDigests,
+  type DigestSigningDeps,
+} from '../../lambda/core/digest-signing';
 import { encodeLogFile, sha256Hex } from '../../lambda/core/logfile';
 import { CHAIN_TABLE } from '../../lambda/core/tables';
 import { DIGEST_CHAIN_TABLE, ensureChainTable } from '../../local/components/digest';
 import { startRuntime, type Runtime } from '../../local/runtime';
-import { clientsFor, destroyClients, runCli } from '../e2e/harness';
+import { clientsFor, destroyClients, getObject, listKeys, runCli } from '../e2e/harness';
 import type { Clients } from '../../lambda/adapters/clients';
 
 const PERIOD_MS = 10_000;
@@ -340,10 +349,16 @@ describe('digest signer chain', () => {
     await expect(
       signDueDigests(w.deps(T0 + 3 * PERIOD_MS + 1, { chain: crashing })),
     ).rejects.toThrow('crash before the head moves');
-    const adopted = await signDueDigests(w.deps(T0 + 3 * PERIOD_MS + 1, { signer: next }));
+    // The old key signed every digest up to the change (3 periods in), the new one after it.
+    const change = {
+      signer: next,
+      signerValidFromMs: T0 + 3 * PERIOD_MS,
+      previousKeys: [{ signer, validFromMs: 0, validUntilMs: T0 + 3 * PERIOD_MS }],
+    };
+    const adopted = await signDueDigests(w.deps(T0 + 3 * PERIOD_MS + 1, change));
     expect(adopted.map((d) => d.created)).toEqual([false]);
     await w.deliver('after', T0 + 3 * PERIOD_MS + 1000);
-    await signDueDigests(w.deps(T0 + 5 * PERIOD_MS + 1, { signer: next }));
+    await signDueDigests(w.deps(T0 + 5 * PERIOD_MS + 1, change));
 
     const chain = await checkedChain(region, [signer, next]);
     const oldPrint = fingerprintOfPublicKey(await signer.publicKeySpki());
@@ -385,5 +400,267 @@ describe('digest signer chain', () => {
     expect(validated.stdout).toContain('5/5 digest files valid');
     expect(validated.stdout).toContain('2/2 log files valid');
     expect(validated.code).toBe(0);
+  });
+});
+
+/** Every chain-table item of one stream (its head and reservations), as a backup holds them. */
+async function chainItems(stream: string): Promise<Record<string, unknown>[]> {
+  const items: Record<string, unknown>[] = [];
+  for (const pk of [`head#${stream}`, `res#${stream}`]) {
+    const page = await documentsOf().send(
+      new QueryCommand({
+        TableName: DIGEST_CHAIN_TABLE,
+        KeyConditionExpression: '#pk = :pk',
+        ExpressionAttributeNames: { '#pk': CHAIN_TABLE.partitionKey },
+        ExpressionAttributeValues: { ':pk': pk },
+        ConsistentRead: true,
+      }),
+    );
+    items.push(...(page.Items ?? []));
+  }
+  return items;
+}
+
+/** A point-in-time restore of the stream's chain state: now exactly `backup`. */
+async function restoreChainItems(stream: string, backup: Record<string, unknown>[]) {
+  for (const item of await chainItems(stream)) {
+    await documentsOf().send(
+      new DeleteCommand({
+        TableName: DIGEST_CHAIN_TABLE,
+        Key: {
+          [CHAIN_TABLE.partitionKey]: item[CHAIN_TABLE.partitionKey],
+          [CHAIN_TABLE.sortKey]: item[CHAIN_TABLE.sortKey],
+        },
+      }),
+    );
+  }
+  for (const item of backup) {
+    await documentsOf().send(new PutCommand({ TableName: DIGEST_CHAIN_TABLE, Item: item }));
+  }
+}
+
+/** Every object under a region's log and digest folders: key → bytes. */
+async function storedObjects(region: string): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  for (const folder of ['CloudTrail', 'CloudTrail-Digest']) {
+    for (const key of await listKeys(clients, bucket, `AWSLogs/${ACCOUNT}/${folder}/${region}/`)) {
+      out.set(key, await getObject(clients, bucket, key));
+    }
+  }
+  return out;
+}
+
+/** Every log file under the region's log prefix is listed by exactly one digest. */
+async function expectEveryLogFileListedOnce(region: string, chain: StoredDigest[]) {
+  const logKeys = await listKeys(clients, bucket, `AWSLogs/${ACCOUNT}/CloudTrail/${region}/`);
+  expect(listed(chain).sort()).toEqual(logKeys.sort());
+}
+
+function validateCli(region: string, endSeconds: number, keyFiles: string[]) {
+  return runCli([
+    'validate-logs',
+    '--s3-endpoint',
+    runtime.endpoints.s3,
+    '--s3-bucket',
+    bucket,
+    '--trail-name',
+    `audit-${region}`,
+    '--account-id',
+    ACCOUNT,
+    '--region',
+    region,
+    '--start-time',
+    '2026-01-01T00:00:00Z',
+    '--end-time',
+    new Date(T0 + endSeconds * 1000).toISOString().replace('.000', ''),
+    ...keyFiles.flatMap((f) => ['--public-key', f]),
+  ]);
+}
+
+async function publicKeyFiles(signers: readonly LocalRsaSigner[]): Promise<string[]> {
+  return Promise.all(
+    signers.map(async (s) => {
+      const file = join(dataDir, `public-${fingerprintOfPublicKey(await s.publicKeySpki())}.der`);
+      await writeFile(file, await s.publicKeySpki());
+      return file;
+    }),
+  );
+}
+
+describe('digest signer after a point-in-time restore of the chain table', () => {
+  it('adopts the digests written after the restore point (each verified and linked), then continues the chain, and validate-logs passes', async () => {
+    const region = 'eu-central-1';
+    const w = world(region);
+    await w.register(T0);
+    await w.deliver('a', T0 + 1000);
+    await signDueDigests(w.deps(T0 + PERIOD_MS + 1));
+    const backup = await chainItems(w.stream);
+    await w.deliver('b', T0 + PERIOD_MS + 1000);
+    await signDueDigests(w.deps(T0 + 2 * PERIOD_MS + 1));
+    await w.deliver('c', T0 + 2 * PERIOD_MS + 1000);
+    await signDueDigests(w.deps(T0 + 3 * PERIOD_MS + 1));
+    await restoreChainItems(w.stream, backup);
+    await w.deliver('d', T0 + 3 * PERIOD_MS + 1000);
+
+    const result = await signDueDigests(w.deps(T0 + 4 * PERIOD_MS + 1));
+
+    expect(result.map((d) => [(d.endMs - T0) / PERIOD_MS, d.logFiles, d.created])).toEqual([
+      [2, 1, false],
+      [3, 1, false],
+      [4, 1, true],
+    ]);
+    const chain = await checkedChain(region);
+    expect(chain).toHaveLength(4);
+    expect(chain.map((d) => d.digest.logFiles.length)).toEqual([1, 1, 1, 1]);
+    await expectEveryLogFileListedOnce(region, chain);
+    expect((await w.chain.getHead(w.stream))?.key).toBe(chain[3]!.key);
+    const validated = await validateCli(region, 40, await publicKeyFiles([signer]));
+    expect(validated.stdout).toContain('4/4 digest files valid');
+    expect(validated.stdout).toContain('4/4 log files valid');
+    expect(validated.code).toBe(0);
+  });
+
+  it.each([
+    ['signed with a key that is no deployment key', 'forged', /is no deployment key/],
+    [
+      'signed with the deployment key but not linked to the digest before it',
+      'unlinked',
+      /does not link to it: previousDigestHashValue/,
+    ],
+  ] as const)(
+    'refuses a newest digest %s: a clear error, nothing signed over it, and again on the next run',
+    async (_, kind, message) => {
+      const region = kind === 'forged' ? 'eu-west-3' : 'me-south-1';
+      const w = world(region);
+      await w.register(T0);
+      await w.deliver('a', T0 + 1000);
+      await signDueDigests(w.deps(T0 + PERIOD_MS + 1));
+      const backup = await chainItems(w.stream);
+      await w.deliver('b', T0 + PERIOD_MS + 1000);
+      await signDueDigests(w.deps(T0 + 2 * PERIOD_MS + 1));
+      const [, second] = await checkedChain(region);
+      // A third digest appears in S3 that this deployment did not write.
+      const key3 = second!.key.replace('T000020Z', 'T000030Z');
+      const digest: DigestFile = {
+        ...second!.digest,
+        digestStartTime: second!.digest.digestEndTime,
+        digestEndTime: '2026-01-01T00:00:30Z',
+        digestS3Object: key3,
+        previousDigestS3Object: second!.key,
+        previousDigestHashValue: kind === 'unlinked' ? 'f'.repeat(64) : sha256Hex(second!.json),
+        previousDigestSignature: second!.signature,
+        logFiles: [],
+        newestEventTime: null,
+        oldestEventTime: null,
+      };
+      const forger =
+        kind === 'forged' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : undefined;
+      if (forger) {
+        digest.digestPublicKeyFingerprint = fingerprintOfPublicKey(
+          forger.publicKey.export({ type: 'spki', format: 'der' }),
+        );
+      }
+      const json = serializeDigest(digest);
+      const text = Buffer.from(
+        signingString(digest, sha256Hex(json), digest.previousDigestSignature),
+      );
+      const signature = forger
+        ? sign('sha256', text, forger.privateKey).toString('hex')
+        : (await signer.sign(text)).toString('hex');
+      await clients.s3.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: key3,
+          Body: gzipSync(json),
+          Metadata: { signature, 'signature-algorithm': 'SHA256withRSA' },
+        }),
+      );
+      await restoreChainItems(w.stream, backup);
+      await w.deliver('c', T0 + 3 * PERIOD_MS + 1000);
+      const before = await storedObjects(region);
+      const headBefore = await w.chain.getHead(w.stream);
+
+      for (const now of [T0 + 4 * PERIOD_MS + 1, T0 + 5 * PERIOD_MS + 1]) {
+        const run = signDueDigests(w.deps(now));
+        await expect(run).rejects.toThrow(DigestAdoptionError);
+        await expect(run).rejects.toThrow(message);
+        await expect(run).rejects.toThrow(key3);
+      }
+
+      const after = await storedObjects(region);
+      expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
+      for (const [key, bytes] of before) expect(after.get(key)!.equals(bytes)).toBe(true);
+      expect(await w.chain.getHead(w.stream)).toEqual(headBefore);
+    },
+  );
+});
+
+describe('digest signer keys across a key change', () => {
+  const ROTATION = T0 + 2 * PERIOD_MS;
+
+  it('after an outage across a key change, signs each period with the key whose window contains its end, and validate-logs passes', async () => {
+    const region = 'ap-northeast-1';
+    const w = world(region);
+    const next = await LocalRsaSigner.open(join(dataDir, 'keys-rotation'));
+    await w.register(T0);
+    for (const [i, name] of ['w', 'x', 'y', 'z'].entries()) {
+      await w.deliver(name, T0 + i * PERIOD_MS + 1000);
+    }
+
+    // Nothing was signed during the outage; the key changed at ROTATION meanwhile.
+    const result = await signDueDigests(
+      w.deps(T0 + 4 * PERIOD_MS + 1, {
+        signer: next,
+        signerValidFromMs: ROTATION,
+        previousKeys: [{ signer, validFromMs: 0, validUntilMs: ROTATION }],
+      }),
+    );
+
+    expect(result.map((d) => d.created)).toEqual([true, true, true, true]);
+    const chain = await checkedChain(region, [signer, next]);
+    const oldPrint = fingerprintOfPublicKey(await signer.publicKeySpki());
+    const newPrint = fingerprintOfPublicKey(await next.publicKeySpki());
+    expect(chain.map((d) => [d.digest.digestEndTime, d.digest.digestPublicKeyFingerprint])).toEqual(
+      [
+        ['2026-01-01T00:00:10Z', oldPrint],
+        ['2026-01-01T00:00:20Z', newPrint], // ends at the change: both windows hold it, the new key signs
+        ['2026-01-01T00:00:30Z', newPrint],
+        ['2026-01-01T00:00:40Z', newPrint],
+      ],
+    );
+    await expectEveryLogFileListedOnce(region, chain);
+    const validated = await validateCli(region, 40, await publicKeyFiles([signer, next]));
+    expect(validated.stdout).toContain('4/4 digest files valid');
+    expect(validated.code).toBe(0);
+  });
+
+  it('stops with a clear error, signing nothing, when no key window contains a due period’s end; resumes once the previous key is given', async () => {
+    const region = 'ap-southeast-2';
+    const w = world(region);
+    const next = await LocalRsaSigner.open(join(dataDir, 'keys-rotation'));
+    await w.register(T0);
+    await w.deliver('early', T0 + 1000);
+    const onlyNew = { signer: next, signerValidFromMs: ROTATION };
+
+    const run = signDueDigests(w.deps(T0 + 3 * PERIOD_MS + 1, onlyNew));
+
+    await expect(run).rejects.toThrow(DigestKeyWindowError);
+    await expect(run).rejects.toThrow(
+      /no signing key's validity window contains digestEndTime 2026-01-01T00:00:10Z of s3:\/\/.*_20260101T000010Z\.json\.gz/,
+    );
+    expect(
+      await listKeys(clients, bucket, `AWSLogs/${ACCOUNT}/CloudTrail-Digest/${region}/`),
+    ).toEqual([]);
+    expect(await w.chain.getHead(w.stream)).toBeUndefined();
+
+    const resumed = await signDueDigests(
+      w.deps(T0 + 3 * PERIOD_MS + 1, {
+        ...onlyNew,
+        previousKeys: [{ signer, validFromMs: 0, validUntilMs: ROTATION }],
+      }),
+    );
+    expect(resumed.map((d) => d.created)).toEqual([true, true, true]);
+    const chain = await checkedChain(region, [signer, next]);
+    await expectEveryLogFileListedOnce(region, chain);
   });
 });

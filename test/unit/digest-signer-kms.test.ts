@@ -10,6 +10,7 @@ import {
 import { GetPublicKeyCommand, KMSClient, SignCommand } from '@aws-sdk/client-kms';
 import { mockClient } from 'aws-sdk-client-mock';
 import { KmsDigestSigner, kmsPublicKeySources } from '../../lambda/adapters/kms-signer';
+import { kmsSigningKeys } from '../../lambda/handlers/digest-signer';
 import { fingerprintOfPublicKey } from '../../lambda/core/digest-format';
 import { createListPublicKeys } from '../../lambda/core/public-keys';
 
@@ -87,5 +88,34 @@ describe('KmsDigestSigner', () => {
         Fingerprint: createHash('md5').update(pkcs1).digest('hex'),
       },
     ]);
+  });
+});
+
+describe('kmsSigningKeys (the deployed signer’s key list)', () => {
+  const OLD = 'arn:aws:kms:us-east-1:123456789012:key/0000aaaa-0000-0000-0000-000000000000';
+  const configs = [
+    { keyId: OLD, validFrom: '2026-01-01T00:00:00Z', validUntil: '2026-06-01T00:00:00Z' },
+    { keyId: KEY, validFrom: '2026-06-01T00:00:00Z' },
+  ];
+
+  it('gives the current key’s window start and each previous key as a KMS signer with its window', async () => {
+    const keys = kmsSigningKeys(new KMSClient({ region: 'us-east-1' }), KEY, configs);
+
+    expect(keys.signerValidFromMs).toBe(Date.UTC(2026, 5, 1));
+    expect(
+      keys.previousKeys.map((k) => [
+        (k.signer as KmsDigestSigner).keyId,
+        k.validFromMs,
+        k.validUntilMs,
+      ]),
+    ).toEqual([[OLD, Date.UTC(2026, 0, 1), Date.UTC(2026, 5, 1)]]);
+    await keys.previousKeys[0]!.signer.sign(Buffer.from('m'));
+    expect(kms.commandCalls(SignCommand)[0]!.args[0].input.KeyId).toBe(OLD);
+  });
+
+  it('refuses a list whose current key is not the key the signer signs with', () => {
+    expect(() => kmsSigningKeys(new KMSClient({ region: 'us-east-1' }), OLD, configs)).toThrow(
+      `the current digest key of OPENTRAIL_DIGEST_PUBLIC_KEYS is ${KEY}, not OPENTRAIL_DIGEST_KEY_ID ${OLD}`,
+    );
   });
 });

@@ -173,6 +173,22 @@ describe('signDueDigests', () => {
     expect(w.chain.heads.size).toBe(0);
   });
 
+  it('never adopts a stored digest whose bytes are ours but whose signature is not', async () => {
+    const w = setup(T0 + P);
+    await w.chain.register({ trail: 'on', account: '111111111111', region: 'r1', firstSeenMs: T0 });
+    const [written] = await signDueDigests(w.deps());
+    // The signature metadata is replaced, the head lost, and the listing misses the object.
+    const stored = w.objects.objects.get(`logs/${written!.key}`)!;
+    stored.metadata.signature = 'ab'.repeat(256);
+    w.chain.heads.clear();
+    w.objects.listKeys = () => Promise.resolve([]);
+
+    await expect(signDueDigests(w.deps())).rejects.toThrow(
+      /exists with other content or signature than its reservation gives/,
+    );
+    expect(w.chain.heads.size).toBe(0);
+  });
+
   it('a file claimed by an earlier digest is not listed again by a later reservation', async () => {
     const w = setup(T0 + P);
     await w.chain.register({ trail: 'on', account: '111111111111', region: 'r1', firstSeenMs: T0 });
