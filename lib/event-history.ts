@@ -18,7 +18,12 @@ import {
 } from './private/failed-records-destination';
 import { acknowledgeIamWildcards } from './private/nag';
 import { OpentrailFunction } from './private/opentrail-function';
-import { createAccessLogsBucket, createDataKey, createSecureBucket } from './private/secure-bucket';
+import {
+  createAccessLogsBucket,
+  createDataKey,
+  createSecureBucket,
+  useBucketPolicyForAccessLogs,
+} from './private/secure-bucket';
 import { requireDurationInRange, requireIntegerInRange } from './private/validate';
 
 /** Id of the S3 request-metrics filter on the failed-records bucket. */
@@ -107,6 +112,7 @@ export class EventHistory extends Construct {
 
   constructor(scope: Construct, id: string, props: EventHistoryProps) {
     super(scope, id);
+    useBucketPolicyForAccessLogs(this);
     const batchSize = props.batchSize ?? 500;
     const window = props.maxBatchingWindow ?? Duration.seconds(0);
     const retryAttempts = props.retryAttempts ?? 10;
