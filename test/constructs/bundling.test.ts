@@ -1,9 +1,14 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { OpentrailStack } from '../../lib';
-import { handlerBundleDir, OPENTRAIL_HANDLER_NAMES } from '../../lib/private/handler-bundles';
-import { testApp } from './support/app';
+import { OpentrailConfigError, OpentrailStack } from '../../lib';
+import {
+  handlerBundleDir,
+  OPENTRAIL_HANDLER_NAMES,
+  type OpentrailHandlerName,
+} from '../../lib/private/handler-bundles';
+import { OpentrailFunction } from '../../lib/private/opentrail-function';
+import { testApp, testStack } from './support/app';
 
 /**
  * The one construct test that stages the function code for real: each function deploys its
@@ -48,5 +53,17 @@ describe('bundling', () => {
       expect(code.split('\n').length).toBeLessThan(50);
       expect(Buffer.byteLength(code)).toBeLessThan(1024 * 1024);
     }
+  });
+
+  it('a missing bundle fails at construction, naming the handler, the path and `npm run build`', () => {
+    const build = () =>
+      new OpentrailFunction(testStack(), 'Fn', {
+        handlerName: 'not-built' as OpentrailHandlerName,
+        description: 'a handler with no bundle',
+      });
+    expect(build).toThrow(OpentrailConfigError);
+    expect(build).toThrow(
+      `the prebuilt bundle of the not-built handler is missing (${path.join(handlerBundleDir('not-built' as OpentrailHandlerName), 'index.js')}). In a checkout of opentrail, run \`npm run build\``,
+    );
   });
 });
