@@ -16,18 +16,16 @@ import { EMULATOR_PACKAGES } from '../../local/emulator-packages';
  * synthesized with neither Docker nor esbuild reachable, and its CLI run through `npx`.
  *
  * The app's package-lock.json is cut from this repository's: the same versions of opentrail's
- * dependencies, aws-cdk-lib and constructs, which is what makes an offline install possible (npm
- * resolves ranges from full registry documents, which `npm ci` never caches). The cut follows
- * npm's rules (dependencies, optional dependencies and required peers, nearest node_modules
- * first); npm itself refuses a lock that misses something the tarball requires.
+ * dependencies, aws-cdk-lib and constructs, which is what makes an offline install possible
+ * (without a lock, npm 11 resolves ranges from full registry documents, and `npm ci` caches only
+ * the abbreviated ones). The cut follows npm's rules (dependencies, optional dependencies and
+ * required peers, nearest node_modules first); were it to miss something the tarball requires,
+ * npm would have to resolve it from the registry, and the offline install would fail.
  */
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const repoPackage = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
-  name: string;
   version: string;
-  peerDependencies: Record<string, string>;
-  peerDependenciesMeta: Record<string, { optional?: boolean }>;
 };
 
 /** Nowhere in a CDK consumer's install: the emulators and the build tooling. */
@@ -155,7 +153,7 @@ function run(
   args: string[],
   options: { cwd: string; env: NodeJS.ProcessEnv },
 ): SpawnSyncReturns<string> {
-  return spawnSync(command, args, { ...options, encoding: 'utf8', timeout: 120_000 });
+  return spawnSync(command, args, { ...options, encoding: 'utf8', timeout: 240_000 });
 }
 
 function sha512(file: string): string {
@@ -200,7 +198,12 @@ describe('the packed package, installed into a fresh CDK app', () => {
     const { NODE_PATH: _nodePath, ...inherited } = process.env;
     env = {
       ...Object.fromEntries(
-        Object.entries(inherited).filter(([key]) => !key.toLowerCase().startsWith('npm_')),
+        // npm's per-run variables stay out (npm test sets many); its cache and config stay in.
+        Object.entries(inherited).filter(
+          ([key]) =>
+            !key.toLowerCase().startsWith('npm_') ||
+            ['npm_config_cache', 'npm_config_userconfig'].includes(key.toLowerCase()),
+        ),
       ),
       PATH: binDir,
       npm_config_offline: 'true',
@@ -294,7 +297,8 @@ describe('the packed package, installed into a fresh CDK app', () => {
       throw new Error(`npm install --offline failed:\n${install.stdout}\n${install.stderr}`);
     }
     cdkOut = path.join(work, 'cdk.out');
-  });
+    // An offline install of aws-cdk-lib and the AWS SDK clients: most of this test's time.
+  }, 300_000);
 
   afterAll(() => {
     if (work) fs.rmSync(work, { recursive: true, force: true });
