@@ -24,7 +24,8 @@ import {
   type Clients,
 } from '../../lambda/adapters/clients';
 import { redrive, register, type RedriveReport } from '../../cli/redrive';
-import { startEmulators, type Emulators } from '../../local/emulators';
+import type { Emulators } from '../../local/emulators';
+import { startLimitedEmulators } from '../support/limited-dynalite';
 
 const REGION = 'us-east-1';
 const BUCKET = 'opentrail-failed-records';
@@ -161,7 +162,7 @@ describe('redrive against s3rver and kinesalite', () => {
 
   beforeAll(async () => {
     dataDir = mkdtempSync(path.join(tmpdir(), 'opentrail-redrive-'));
-    emulators = await startEmulators({ dataDir });
+    emulators = await startLimitedEmulators({ dataDir });
     clients = createClients({
       region: REGION,
       s3Endpoint: emulators.s3Endpoint,

@@ -22,7 +22,8 @@ import { ENV } from '../../lambda/core/config';
 import { indexBatch, LOOKUP_EVENTS_TARGET } from '../../lambda/core/history';
 // Operations are built from the environment on the first call, after beforeAll set it.
 import { handler } from '../../lambda/handlers/query';
-import { startEmulators, type Emulators } from '../../local/emulators';
+import type { Emulators } from '../../local/emulators';
+import { startLimitedEmulators } from '../support/limited-dynalite';
 import { ensureHistoryTable } from '../../local/components/history';
 import '../fixtures/quiet-powertools';
 
@@ -45,7 +46,7 @@ describe('the deployed query handler: LookupEvents with KMS page tokens', () => 
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'opentrail-query-'));
-    emulators = await startEmulators({ dataDir: dir });
+    emulators = await startLimitedEmulators({ dataDir: dir });
     const clients = createClients({
       region: 'us-east-1',
       dynamodbEndpoint: emulators.dynamodbEndpoint,
