@@ -153,6 +153,8 @@ async function checkRequest(
 /** A running limits proxy in front of a DynamoDB endpoint. */
 export interface LimitsProxy {
   readonly endpoint: string;
+  /** The endpoint behind the proxy (dynalite itself, unchecked). */
+  readonly target: string;
   /** Requests answered with ValidationException by the proxy (not forwarded). */
   readonly refused: { operation: string; message: string }[];
   close(): Promise<void>;
@@ -247,6 +249,7 @@ export async function startLimitsProxy(target: string): Promise<LimitsProxy> {
   });
   return {
     endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    target,
     refused,
     close: () =>
       new Promise<void>((resolve, reject) => {
