@@ -15,6 +15,7 @@
  * the size an UpdateItem's result would have (the proxy does not read the stored item).
  */
 import {
+  Agent,
   createServer,
   request as httpRequest,
   type IncomingHttpHeaders,
@@ -39,7 +40,21 @@ interface TableSchemas {
 interface Upstream {
   readonly host: string;
   readonly port: number;
+  /** Keep-alive connections to dynalite: the proxy adds no connection setup per request. */
+  readonly agent: Agent;
 }
+
+/** The operations whose requests carry keys or items (the others are forwarded unread). */
+const CHECKED = new Set([
+  'PutItem',
+  'GetItem',
+  'DeleteItem',
+  'UpdateItem',
+  'BatchWriteItem',
+  'BatchGetItem',
+  'Query',
+  'Scan',
+]);
 
 function send(
   upstream: Upstream,
@@ -53,6 +68,7 @@ function send(
       {
         host: upstream.host,
         port: upstream.port,
+        agent: upstream.agent,
         method,
         path,
         headers: {
@@ -163,7 +179,11 @@ export interface LimitsProxy {
 /** Starts the proxy on 127.0.0.1 (port 0) in front of `target` (an http:// endpoint). */
 export async function startLimitsProxy(target: string): Promise<LimitsProxy> {
   const url = new URL(target);
-  const upstream: Upstream = { host: url.hostname, port: Number(url.port) };
+  const upstream: Upstream = {
+    host: url.hostname,
+    port: Number(url.port),
+    agent: new Agent({ keepAlive: true }),
+  };
   const cache = new Map<string, TableSchemas | undefined>();
   const refused: { operation: string; message: string }[] = [];
 
@@ -211,7 +231,9 @@ export async function startLimitsProxy(target: string): Promise<LimitsProxy> {
           if (operation === 'CreateTable' || operation === 'DeleteTable') cache.clear();
           let input: Request | undefined;
           try {
-            input = JSON.parse(body.toString('utf8')) as Request;
+            input = CHECKED.has(operation)
+              ? (JSON.parse(body.toString('utf8')) as Request)
+              : undefined;
           } catch {
             input = undefined; // dynalite answers malformed JSON itself
           }
@@ -255,6 +277,7 @@ export async function startLimitsProxy(target: string): Promise<LimitsProxy> {
       new Promise<void>((resolve, reject) => {
         server.close((error) => (error ? reject(error) : resolve()));
         server.closeAllConnections();
+        upstream.agent.destroy();
       }),
   };
 }
@@ -264,12 +287,12 @@ export interface LimitedEmulators extends Emulators {
   readonly limits: LimitsProxy;
 }
 
-/**
- * local/emulators.ts's startEmulators with `dynamodbEndpoint` behind the limits proxy: the
- * helper integration tests use, so their DynamoDB fails where DynamoDB would.
- */
-export async function startLimitedEmulators(options: EmulatorOptions): Promise<LimitedEmulators> {
-  const emulators = await startEmulators(options);
+/** Starts emulators with `start` and puts the limits proxy in front of their DynamoDB. */
+export async function withLimitsProxy(
+  start: (options: EmulatorOptions) => Promise<Emulators>,
+  options: EmulatorOptions,
+): Promise<LimitedEmulators> {
+  const emulators = await start(options);
   let limits: LimitsProxy;
   try {
     limits = await startLimitsProxy(emulators.dynamodbEndpoint);
@@ -287,4 +310,13 @@ export async function startLimitedEmulators(options: EmulatorOptions): Promise<L
       await emulators.close();
     },
   };
+}
+
+/**
+ * local/emulators.ts's startEmulators with `dynamodbEndpoint` behind the limits proxy: what
+ * integration tests that start the emulators themselves use. (The embedded runtime started
+ * in-process by startRuntime still talks to dynalite directly.)
+ */
+export function startLimitedEmulators(options: EmulatorOptions): Promise<LimitedEmulators> {
+  return withLimitsProxy(startEmulators, options);
 }
