@@ -155,7 +155,7 @@ describe('dynalite behind the limits proxy', () => {
           const problem = wireProblem(await call(lookupEvent(body)));
           if (problem) throw new Error(`${problem}\nrequest: ${body.slice(0, 300)}`);
         }),
-        { seed, numRuns: 80 },
+        { seed, numRuns: 400 },
       );
       // Nothing the core sent was refused by the proxy: it checks limits before DynamoDB would.
       expect(emulators.limits.refused.slice(refusedBefore)).toEqual([]);
