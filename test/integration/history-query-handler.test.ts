@@ -120,4 +120,21 @@ describe('the deployed query handler: LookupEvents with KMS page tokens', () => 
     expect(refused.statusCode).toBe(400);
     expect(JSON.parse(refused.body)).toMatchObject({ __type: 'InvalidNextTokenException' });
   });
+
+  it('refuses a token whose MAC is not 32 bytes without asking KMS', async () => {
+    const first = JSON.parse((await handler(request({ MaxResults: 2 }))).body) as {
+      NextToken: string;
+    };
+    const [body] = first.NextToken.split('.') as [string];
+    const verifies = kms.commandCalls(VerifyMacCommand).length;
+    for (const tag of ['AAAA', 'A'.repeat(4000)]) {
+      const refused = await handler(request({ MaxResults: 2, NextToken: `${body}.${tag}` }));
+      expect(refused.statusCode).toBe(400);
+      expect(JSON.parse(refused.body)).toEqual({
+        __type: 'InvalidNextTokenException',
+        message: 'NextToken: is not a token this API issued',
+      });
+    }
+    expect(kms.commandCalls(VerifyMacCommand)).toHaveLength(verifies);
+  });
 });
