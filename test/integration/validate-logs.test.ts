@@ -15,7 +15,8 @@ import {
   type DigestFile,
 } from '../../lambda/core/digest-format';
 import { encodeLogFile } from '../../lambda/core/logfile';
-import { ensureBucket, startEmulators, type Emulators } from '../../local/emulators';
+import { ensureBucket, type Emulators } from '../../local/emulators';
+import { startLimitedEmulators } from '../support/limited-dynalite';
 import { resolveValidateSettings, runValidateLogs } from '../../cli/validate-logs';
 import {
   buildChain,
@@ -40,7 +41,7 @@ let publicKeyFile: string;
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'opentrail-validate-'));
-  emulators = await startEmulators({ dataDir: join(work, 'emulators') });
+  emulators = await startLimitedEmulators({ dataDir: join(work, 'emulators') });
   clients = createClients({
     region: 'us-east-1',
     s3Endpoint: emulators.s3Endpoint,
