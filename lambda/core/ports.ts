@@ -338,3 +338,9 @@ export interface ObjectReader {
     options?: { readonly metadata?: boolean },
   ): Promise<OpenedObject | undefined>;
 }
+
+/** When log files were last delivered (GetTrailStatus's LatestDeliveryTime). */
+export interface DeliveryLog {
+  /** deliveredAt of the newest delivered file of `stream` (epoch ms), or undefined. */
+  latestDeliveryMs(stream: string): Promise<number | undefined>;
+}

@@ -10,6 +10,11 @@ import { listPublicKeysFromEnvironment } from '../adapters/kms-signer';
 import { LIST_PUBLIC_KEYS_TARGET } from '../core/public-keys';
 import { LOOKUP_EVENTS_TARGET } from '../core/history';
 import { lookupEventsFromEnvironment } from '../adapters/history';
+import {
+  describeTrailsFromEnvironment,
+  getTrailStatusFromEnvironment,
+} from '../adapters/dynamodb-deliveries';
+import { DESCRIBE_TRAILS_TARGET, GET_TRAIL_STATUS_TARGET } from '../core/trail-status';
 
 const logger = createLogger('query');
 
@@ -29,6 +34,8 @@ export const OPERATION_FACTORIES: readonly (readonly [
 ])[] = [
   [LIST_PUBLIC_KEYS_TARGET, listPublicKeysFromEnvironment],
   [LOOKUP_EVENTS_TARGET, lookupEventsFromEnvironment],
+  [GET_TRAIL_STATUS_TARGET, getTrailStatusFromEnvironment],
+  [DESCRIBE_TRAILS_TARGET, describeTrailsFromEnvironment],
 ];
 
 const THROTTLING_ERRORS = new Set([

@@ -5,6 +5,8 @@
  *
  * Operations it adds behind `POST /`:
  * - `com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.ListPublicKeys` (FORMATS.md §4);
+ * - `…GetTrailStatus` and `…DescribeTrails` (lambda/core/trail-status.ts), with a grace of
+ *   LOCAL_DIGEST_GRACE_SECONDS: what validate-logs needs to find every missing digest;
  * - `Opentrail.CloseDigestPeriod` (local only; what `opentrail digest` calls): closes the open
  *   period of every stream at the next whole second and answers `{"Digests":[{"Stream",
  *   "S3Bucket","S3Object","DigestStartTime","DigestEndTime","LogFiles"}]}` — every digest
@@ -20,6 +22,13 @@ import { DEFAULT_DIGEST_PERIOD_SECONDS } from '../../lambda/core/config';
 import { CLOSE_DIGEST_PERIOD_TARGET, periodEnd } from '../../lambda/core/digest-chain';
 import { formatDigestTime } from '../../lambda/core/digest-format';
 import { createListPublicKeys, LIST_PUBLIC_KEYS_TARGET } from '../../lambda/core/public-keys';
+import {
+  createDescribeTrails,
+  createGetTrailStatus,
+  DESCRIBE_TRAILS_TARGET,
+  GET_TRAIL_STATUS_TARGET,
+} from '../../lambda/core/trail-status';
+import { DynamoDeliveryLog } from '../../lambda/adapters/dynamodb-deliveries';
 import { CHAIN_TABLE } from '../../lambda/core/tables';
 import {
   DynamoDigestChainStore,
@@ -38,6 +47,12 @@ export const DIGEST_CHAIN_TABLE = 'opentrail-digest-chain';
 
 /** How often the signer looks for closed periods. */
 const CHECK_INTERVAL_MS = 1000;
+
+/**
+ * How long after a period ends its digest may still be missing here: the signer looks every
+ * second, and a run over a busy machine's emulators takes seconds, never half a minute.
+ */
+export const LOCAL_DIGEST_GRACE_SECONDS = 30;
 
 /** Creates the chain-state table unless it exists, and waits until it is active. */
 export async function ensureChainTable(dynamodb: DynamoDBClient): Promise<void> {
@@ -87,12 +102,13 @@ export const digestComponent: RuntimeComponent = {
     await ensureChainTable(context.clients.dynamodb);
     const signer = await LocalRsaSigner.open(join(context.dataDir, 'keys'));
     const periodSeconds = options.digestPeriodSeconds ?? DEFAULT_DIGEST_PERIOD_SECONDS;
+    const chain = new DynamoDigestChainStore(context.documents, DIGEST_CHAIN_TABLE);
     const sign = createDigestSignerHandler({
       trails: context.trails,
       bucket: names.bucket,
       homeRegion: context.region,
       periodMs: periodSeconds * 1000,
-      chain: new DynamoDigestChainStore(context.documents, DIGEST_CHAIN_TABLE),
+      chain,
       manifest: new DynamoDigestManifest(context.documents, names.manifestTable),
       objects: new S3DigestStore(context.clients.s3),
       signer,
@@ -137,6 +153,17 @@ export const digestComponent: RuntimeComponent = {
         Date.now,
       ),
     );
+    const statusDeps = {
+      trails: context.trails,
+      bucket: names.bucket,
+      homeRegion: context.region,
+      chain,
+      deliveries: new DynamoDeliveryLog(context.documents, names.manifestTable),
+      periodMs: periodSeconds * 1000,
+      graceMs: LOCAL_DIGEST_GRACE_SECONDS * 1000,
+    };
+    context.operation(GET_TRAIL_STATUS_TARGET, createGetTrailStatus(statusDeps));
+    context.operation(DESCRIBE_TRAILS_TARGET, createDescribeTrails(statusDeps));
     context.endpoint('digestChainTable', DIGEST_CHAIN_TABLE);
     context.endpoint('digestPeriodSeconds', String(periodSeconds));
   },

@@ -135,6 +135,13 @@ function resigned(
   return { key: original.key, body: signed.body, metadata: digestMetadata(signed.signature) };
 }
 
+/** The lines for log files no digest names, in key order (as reported, after the digests). */
+function unlisted(bucket: string, keys: readonly string[]): string[] {
+  return [...keys]
+    .sort()
+    .map((key) => `Log file\ts3://${bucket}/${key}\tINVALID: not listed in any digest file`);
+}
+
 type Tamper = (chain: BuiltChain, sink: ObjectSink, bucket: string) => Promise<string[]>;
 
 const TAMPERS: [string, Tamper][] = [
@@ -194,7 +201,11 @@ const TAMPERS: [string, Tamper][] = [
         body: gzipSync('not json'),
         metadata: digestMetadata(d.signature),
       });
-      return [`Digest file\ts3://${bucket}/${d.key}\tINVALID: invalid format`];
+      // Its log files are then named by no readable digest.
+      return [
+        `Digest file\ts3://${bucket}/${d.key}\tINVALID: invalid format`,
+        ...unlisted(bucket, d.logKeys),
+      ];
     },
   ],
   [
@@ -202,7 +213,8 @@ const TAMPERS: [string, Tamper][] = [
     async (chain, sink, bucket) => {
       await sink.remove(chain.digests[2]!.key);
       return [
-        `Digest file\ts3://${bucket}/${chain.digests[2]!.key}\tINVALID: digest file for period 2024-03-05T02:00:00Z to 2024-03-05T03:00:00Z not found`,
+        `Digest file\ts3://${bucket}/${chain.digests[2]!.key}\tINVALID: not found`,
+        ...unlisted(bucket, chain.digests[2]!.logKeys),
       ];
     },
   ],
@@ -211,7 +223,8 @@ const TAMPERS: [string, Tamper][] = [
     async (chain, sink, bucket) => {
       await sink.remove(chain.digests[0]!.key);
       return [
-        `Digest file\ts3://${bucket}/${chain.digests[0]!.key}\tINVALID: digest file for period 2024-03-04T22:00:00Z to 2024-03-05T01:00:00Z not found`,
+        `Digest file\ts3://${bucket}/${chain.digests[0]!.key}\tINVALID: not found`,
+        ...unlisted(bucket, chain.digests[0]!.logKeys),
       ];
     },
   ],
