@@ -50,7 +50,7 @@ function trailStatusDeps(): TrailStatusDeps | undefined {
   ];
   if (!trails || !bucket || !manifest || !chain) return undefined;
   const account = env[ENV.ACCOUNT_ID];
-  const documents = documentClient(createClients({ region: env.AWS_REGION }).dynamodb);
+  const documents = documentClient(createClients({ region: env.AWS_REGION ?? 'us-east-1' }).dynamodb);
   const seconds = (name: string, fallback: number): number => {
     const value = Number(env[name]);
     return Number.isFinite(value) && value > 0 ? value : fallback;
