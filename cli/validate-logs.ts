@@ -28,6 +28,7 @@ import { FAR_FUTURE_EPOCH_SECONDS } from '../lambda/core/public-keys';
 import {
   DESCRIBE_TRAILS_TARGET,
   GET_TRAIL_STATUS_TARGET,
+  type DigestChainStatus,
   type TrailDescription,
   type TrailStatus,
 } from '../lambda/core/trail-status';
@@ -346,7 +347,8 @@ export async function fetchChainStatus(
     const status = (await callApi(endpoint, signer, GET_TRAIL_STATUS_TARGET, {
       Name: name,
     })) as Partial<TrailStatus>;
-    if (!Array.isArray(status.OpentrailDigestChains)) {
+    const chains: unknown = status.OpentrailDigestChains;
+    if (!Array.isArray(chains)) {
       result.unknown.push(name);
       continue;
     }
@@ -354,7 +356,8 @@ export async function fetchChainStatus(
       result.periodSeconds = status.OpentrailDigestPeriodSeconds;
     if (typeof status.OpentrailDigestGraceSeconds === 'number')
       result.graceSeconds = status.OpentrailDigestGraceSeconds;
-    for (const chain of status.OpentrailDigestChains) {
+    for (const chain of chains as DigestChainStatus[]) {
+      if (typeof chain.FirstDigestStartTime !== 'number') continue;
       if (settings.account !== undefined && chain.AccountId !== settings.account) continue;
       if (settings.region !== undefined && chain.Region !== settings.region) continue;
       result.expectations.push({

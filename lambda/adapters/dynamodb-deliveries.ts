@@ -34,7 +34,7 @@ export class DynamoDeliveryLog implements DeliveryLog {
         Limit: 1,
       }),
     );
-    const at = page.Items?.[0]?.[MANIFEST_TABLE.indexSortKey];
+    const at: unknown = page.Items?.[0]?.[MANIFEST_TABLE.indexSortKey];
     return typeof at === 'string' && !Number.isNaN(Date.parse(at)) ? Date.parse(at) : undefined;
   }
 }
@@ -50,7 +50,9 @@ function trailStatusDeps(): TrailStatusDeps | undefined {
   ];
   if (!trails || !bucket || !manifest || !chain) return undefined;
   const account = env[ENV.ACCOUNT_ID];
-  const documents = documentClient(createClients({ region: env.AWS_REGION ?? 'us-east-1' }).dynamodb);
+  const documents = documentClient(
+    createClients({ region: env.AWS_REGION ?? 'us-east-1' }).dynamodb,
+  );
   const seconds = (name: string, fallback: number): number => {
     const value = Number(env[name]);
     return Number.isFinite(value) && value > 0 ? value : fallback;
