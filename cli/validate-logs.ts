@@ -369,6 +369,9 @@ export async function fetchChainStatus(
         ...(chain.LatestDigestEndTime !== undefined
           ? { headEndMs: chain.LatestDigestEndTime * 1000 }
           : {}),
+        ...(Array.isArray(chain.EarlyClosedDigestEndTimes)
+          ? { earlyClosedEndsMs: chain.EarlyClosedDigestEndTimes.map((t) => t * 1000) }
+          : {}),
       });
     }
   }

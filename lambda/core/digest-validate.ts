@@ -148,6 +148,8 @@ export interface ChainExpectation {
   readonly firstStartMs: number;
   /** digestEndTime of the newest digest the signer recorded (its head), when known. */
   readonly headEndMs?: number;
+  /** Ends of the periods closed early (`opentrail digest`): boundaries besides the aligned ones. */
+  readonly earlyClosedEndsMs?: readonly number[];
 }
 
 /**
@@ -166,21 +168,23 @@ export interface Period {
 
 /**
  * The periods of a gap between a digest ending at `fromMs` (or the chain's first period start)
- * and one starting at `toMs`, newest first. Regular periods end on aligned boundaries, so
- * walking back from `toMs` names each missing digest by its end (an early-closed period
- * deleted with its neighbours is named as the aligned period holding it). Periods ending at or
- * before `afterMs` (the range start) are left out.
+ * and one starting at `toMs`, newest first. Regular periods end on aligned boundaries, or at an
+ * early close (`earlyEndsMs`), so walking back from `toMs` names each missing digest by its end
+ * (an early close not in `earlyEndsMs`, deleted with its neighbours, is named as the aligned
+ * period holding it). Periods ending at or before `afterMs` (the range start) are left out.
  */
 export function gapPeriods(
   fromMs: number,
   toMs: number,
   periodMs: number,
   afterMs = -Infinity,
+  earlyEndsMs: readonly number[] = [],
 ): Period[] {
   const periods: Period[] = [];
   let endMs = toMs;
   while (endMs > fromMs && endMs > afterMs) {
-    const startMs = Math.max(fromMs, Math.floor((endMs - 1) / periodMs) * periodMs);
+    let startMs = Math.max(fromMs, Math.floor((endMs - 1) / periodMs) * periodMs);
+    for (const early of earlyEndsMs) if (early > startMs && early < endMs) startMs = early;
     periods.push({ startMs, endMs });
     endMs = startMs;
   }
@@ -190,20 +194,30 @@ export function gapPeriods(
 /**
  * The periods after a chain's newest digest found (ending at `fromMs`) that are due: each ends
  * at or before `dueMs` (now − grace) or at or before `headEndMs` (the signer recorded it) and
- * starts before `beforeMs` (the range end). Oldest first; an early close at `headEndMs` is
- * followed.
+ * starts before `beforeMs` (the range end). Oldest first; early closes (`headEndMs`,
+ * `earlyEndsMs`) are followed.
  */
 export function tailPeriods(
   fromMs: number,
-  options: { periodMs: number; dueMs: number; beforeMs: number; headEndMs?: number },
+  options: {
+    periodMs: number;
+    dueMs: number;
+    beforeMs: number;
+    headEndMs?: number;
+    earlyEndsMs?: readonly number[];
+  },
 ): Period[] {
   const { periodMs, headEndMs } = options;
   const limitMs = Math.max(options.dueMs, headEndMs ?? -Infinity);
+  const boundaries = [
+    ...(options.earlyEndsMs ?? []),
+    ...(headEndMs !== undefined ? [headEndMs] : []),
+  ];
   const periods: Period[] = [];
   let startMs = fromMs;
   for (;;) {
     let endMs = Math.floor(startMs / periodMs) * periodMs + periodMs;
-    if (headEndMs !== undefined && headEndMs > startMs && headEndMs < endMs) endMs = headEndMs;
+    for (const early of boundaries) if (early > startMs && early < endMs) endMs = early;
     if (endMs > limitMs || startMs >= options.beforeMs) return periods;
     periods.push({ startMs, endMs });
     startMs = endMs;
@@ -592,6 +606,7 @@ export async function validateLogs(options: ValidateLogsOptions): Promise<Valida
     older: LoadedDigest | undefined,
   ): ValidationResult[] {
     const { id } = chain;
+    const early = chain.expectation?.earlyClosedEndsMs ?? [];
     const line = (valid: boolean, reason?: string): ValidationResult => ({
       kind: 'digest',
       bucket,
@@ -608,7 +623,7 @@ export async function validateLogs(options: ValidateLogsOptions): Promise<Valida
       if (chain.floorMs !== undefined)
         return [
           line(true),
-          ...missing(id, gapPeriods(chain.floorMs, startMs, periodMs, options.startMs)),
+          ...missing(id, gapPeriods(chain.floorMs, startMs, periodMs, options.startMs, early)),
         ];
       if (d.previousDigestS3Object !== null && startMs > options.startMs)
         return [
@@ -629,7 +644,10 @@ export async function validateLogs(options: ValidateLogsOptions): Promise<Valida
     const namesOlder =
       d.previousDigestS3Bucket === bucket && d.previousDigestS3Object === older.entry.key;
     if (olderEndMs < startMs && !namesOlder)
-      return [line(true), ...missing(id, gapPeriods(olderEndMs, startMs, periodMs))];
+      return [
+        line(true),
+        ...missing(id, gapPeriods(olderEndMs, startMs, periodMs, -Infinity, early)),
+      ];
     if (!namesOlder) return [line(false, REASONS.previousLocation)];
     if (older.status !== 'valid') return [line(true)];
     if (d.previousDigestHashValue !== older.sha256) return [line(false, REASONS.previousHash)];
@@ -652,6 +670,9 @@ export async function validateLogs(options: ValidateLogsOptions): Promise<Valida
         beforeMs: options.endMs,
         ...(chain.expectation.headEndMs !== undefined
           ? { headEndMs: chain.expectation.headEndMs }
+          : {}),
+        ...(chain.expectation.earlyClosedEndsMs
+          ? { earlyEndsMs: chain.expectation.earlyClosedEndsMs }
           : {}),
       }).filter((p) => p.endMs > options.startMs);
       for (const result of missing(id, tail.reverse())) emitter.now(result);

@@ -10,7 +10,8 @@
  * (epoch seconds, each absent until there is one), "TimeLoggingStarted" (ISO-8601),
  * "OpentrailLogFileValidation", "OpentrailDigestPeriodSeconds", "OpentrailDigestGraceSeconds",
  * "OpentrailDigestChains": [{"AccountId", "Region", "HomeRegion", "FirstDigestStartTime",
- * "LatestDigestEndTime"?, "LatestDigestS3Bucket"?, "LatestDigestS3Object"?}]}` — one chain per
+ * "LatestDigestEndTime"?, "LatestDigestS3Bucket"?, "LatestDigestS3Object"?,
+ * "EarlyClosedDigestEndTimes"? (embedded runtime: periods `opentrail digest` closed early)}]}` — one chain per
  * (account, region) the trail has delivered for; clients that do not know the `Opentrail*`
  * fields ignore them. LatestDigestDeliveryTime is the end of the newest digest's period (the
  * chain head), not the moment it was written (within the grace after that).
@@ -23,7 +24,7 @@
 import { ApiError } from './api-error';
 import type { TrailConfig } from './config';
 import { periodStart, streamId } from './digest-chain';
-import type { DeliveryLog, DigestChainStore } from './ports';
+import type { DeliveryLog, DigestChainStore, EarlyCloseLog } from './ports';
 
 export const GET_TRAIL_STATUS_TARGET =
   'com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.GetTrailStatus';
@@ -39,6 +40,8 @@ export interface TrailStatusDeps {
   /** The stream registry and chain heads. */
   readonly chain: Pick<DigestChainStore, 'listStreams' | 'getHead'>;
   readonly deliveries: DeliveryLog;
+  /** Early closes (embedded runtime); absent: periods are never closed early (deployed). */
+  readonly earlyCloses?: EarlyCloseLog;
   /** The deployment's region (HOMEREGION of digest keys). */
   readonly homeRegion: string;
   readonly periodMs: number;
@@ -54,6 +57,8 @@ export interface DigestChainStatus {
   readonly LatestDigestEndTime?: number;
   readonly LatestDigestS3Bucket?: string;
   readonly LatestDigestS3Object?: string;
+  /** Ends (epoch seconds) of periods closed early by `opentrail digest`. */
+  readonly EarlyClosedDigestEndTimes?: readonly number[];
 }
 
 export interface TrailStatus {
@@ -108,6 +113,7 @@ export function createGetTrailStatus(
       if (!validated) continue;
       const head = await deps.chain.getHead(id);
       if (head) latestDigestMs = Math.max(latestDigestMs ?? 0, head.endMs);
+      const early = (await deps.earlyCloses?.endsMs(id)) ?? [];
       chains.push({
         AccountId: stream.account,
         Region: stream.region,
@@ -120,6 +126,9 @@ export function createGetTrailStatus(
               LatestDigestS3Bucket: head.bucket,
               LatestDigestS3Object: head.key,
             }
+          : {}),
+        ...(early.length > 0
+          ? { EarlyClosedDigestEndTimes: early.map(seconds).sort((a, b) => a - b) }
           : {}),
       });
     }

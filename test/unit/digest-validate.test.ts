@@ -365,6 +365,32 @@ describe('expected periods', () => {
     expect(gapPeriods(from, to, H, after).map((p) => [p.startMs, p.endMs])).toEqual(expected);
   });
 
+  it('gapPeriods: an early close known from GetTrailStatus splits its hour, so both digests are named', () => {
+    expect(
+      gapPeriods(at(1), at(3), H, -Infinity, [at(2, 20)]).map((p) => [p.startMs, p.endMs]),
+    ).toEqual([
+      [at(2, 20), at(3)],
+      [at(2), at(2, 20)],
+      [at(1), at(2)],
+    ]);
+  });
+
+  it('tailPeriods: an early close known from GetTrailStatus is followed', () => {
+    expect(
+      tailPeriods(at(6), {
+        periodMs: H,
+        dueMs: at(9),
+        beforeMs: at(99),
+        earlyEndsMs: [at(6, 30)],
+      }).map((p) => [p.startMs, p.endMs]),
+    ).toEqual([
+      [at(6), at(6, 30)],
+      [at(6, 30), at(7)],
+      [at(7), at(8)],
+      [at(8), at(9)],
+    ]);
+  });
+
   it.each<
     [string, number, { dueMs: number; beforeMs: number; headEndMs?: number }, [number, number][]]
   >([
