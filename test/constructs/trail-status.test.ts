@@ -61,11 +61,13 @@ describe('GetTrailStatus on the query function', () => {
 
   it('lets the query function only read the chain table and query the manifest', () => {
     const { template } = build();
-    const actions = queryStatements(template).flatMap((s) =>
-      Array.isArray(s.Action) ? s.Action : [s.Action],
-    );
+    const statements = queryStatements(template);
+    const on = (table: RegExp): string[] =>
+      statements
+        .filter((s) => table.test(JSON.stringify(s.Resource)))
+        .flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]));
 
-    expect(actions).toEqual(expect.arrayContaining(['dynamodb:GetItem', 'dynamodb:Query']));
-    expect(actions.filter((a) => /^dynamodb:(Put|Update|Delete|BatchWrite)/.test(a))).toEqual([]);
+    expect(on(/ChainTable/).sort()).toEqual(['dynamodb:GetItem', 'dynamodb:Query']);
+    expect(on(/ManifestTable/)).toEqual(['dynamodb:Query']);
   });
 });
