@@ -10,7 +10,7 @@
  * - Spike (call or error rate up): over the last 1, 5 or 15 minutes, the count is at least
  *   `MARGIN` times the baseline expectation, at least `MIN_CALLS`, and less likely than
  *   e^LOG_ALPHA under a Poisson law scaled by the series' own dispersion. It ends when the
- *   last few minutes (enough for 10 expected calls, 3 to 15) are no longer clearly elevated.
+ *   last few minutes (enough for 10 expected calls, 3 to 10) are no longer clearly elevated.
  * - Drop (call rate to zero): a steady series (called in ≥ 95 % of its baseline hours, longest
  *   gap ≤ 6 hours) stays silent longer than its longest normal gap plus a tolerance; it ends
  *   with the next call.
@@ -60,13 +60,13 @@ const WARM_UP_MARGIN = 1;
  */
 export const LOG_ALPHA = Math.log(1e-7);
 /** A spike needs at least this many calls in its window: two stray calls are not an Insight. */
-export const MIN_CALLS = 8;
+export const MIN_CALLS = 10;
 const WINDOWS = [1, 5, 15] as const;
 const END_MARGIN = 1.5;
 const END_LOG_ALPHA = Math.log(0.01);
 const END_EXPECTED_CALLS = 10;
 const END_MIN_WINDOW = 3;
-const END_MAX_WINDOW = 15;
+const END_MAX_WINDOW = 10;
 /** Minutes kept per series for the windows and start/end dating. */
 const RECENT_MINUTES = 16;
 const TOP_ATTRIBUTIONS = 5;
@@ -140,6 +140,8 @@ interface SeriesState {
   readonly recent: Map<number, RecentMinute>;
   readonly days: Map<number, AttributeCounts>;
   lastCall?: number;
+  /** The End minute of the last Insight: a new one never reaches back before it. */
+  lastEnd?: number;
   open?: OpenInsight;
   cached?: { hour: number; baseline: Baseline };
 }
@@ -346,12 +348,13 @@ export class InsightsDetector {
   ): void {
     const phi = baseline.dispersion;
     for (const width of WINDOWS) {
-      const { calls, expected } = this.window(state, minute - width + 1, minute);
+      const from = Math.max(minute - width + 1, state.lastEnd ?? -Infinity);
+      const { calls, expected } = this.window(state, from, minute);
       if (calls < MIN_CALLS || calls < margin * expected) continue;
       if (logPoissonTail(calls / phi, expected / phi) > logAlpha) continue;
       // Date the start at the first minute from which the rest of the window is elevated.
       let start = minute;
-      for (let m = minute - width + 1; m < minute; m += 1) {
+      for (let m = from; m < minute; m += 1) {
         const r = state.recent.get(m);
         if (!r || r.calls <= r.rate) continue;
         const rest = this.window(state, m, minute);
@@ -420,6 +423,7 @@ export class InsightsDetector {
     if (open.kind === 'drop') {
       if (recent.calls > 0 || !baseline.steady) {
         state.open = undefined;
+        state.lastEnd = minute;
         out.push(this.record(state, open, 'End', minute));
       }
       return;
@@ -438,11 +442,15 @@ export class InsightsDetector {
     const calm =
       calls <= END_MARGIN * expected || logPoissonTail(calls / phi, expected / phi) > END_LOG_ALPHA;
     if (!calm) return;
-    // The insight ended after the last minute in the window that was still elevated.
+    // The insight ended after the last minute in the window that was still clearly elevated.
     let end = from;
     for (let m = minute; m >= from; m -= 1) {
       const r = state.recent.get(m);
-      if (r && r.calls > END_MARGIN * r.rate) {
+      if (
+        r &&
+        r.calls > END_MARGIN * r.rate &&
+        logPoissonTail(r.calls / phi, r.rate / phi) <= END_LOG_ALPHA
+      ) {
         end = m + 1;
         break;
       }
@@ -454,7 +462,8 @@ export class InsightsDetector {
       mergeAttributions(open.attributions, r.attributions, -1);
     }
     state.open = undefined;
-    out.push(this.record(state, open, 'End', Math.max(end, open.start + 1)));
+    state.lastEnd = Math.max(end, open.start + 1);
+    out.push(this.record(state, open, 'End', state.lastEnd));
   }
 
   /** A Start (dated at the insight's start, covering it up to `until`) or End record. */
