@@ -27,6 +27,7 @@ import { putEvents } from '../cli/put-events';
 import { runFanoutBench } from './fanout';
 import type { BenchFigure } from './lib';
 import { runHistoryBench } from './history';
+import { runInsightsBench } from './insights';
 import { runValidateLogsBench } from './validate-logs';
 import type { Progress } from '../cli/shared/progress';
 import { DEFAULT_DEDUP_WINDOW_SECONDS, DEFAULT_TRAIL } from '../lambda/core/config';
@@ -447,13 +448,15 @@ async function main(): Promise<void> {
     ...(await ingestFigures(settings, texts)),
     await replayFigure(settings, real.length),
   ];
-  // The other areas' benches: validate-logs (issue 3), event history (issue 4), fan-out (5).
+  // The other areas' benches: validate-logs (issue 3), event history (issue 4), fan-out (5),
+  // Insights (12).
   const quick = settings.mode === 'quick';
   const areaFigures: BenchFigure[] = [];
   for (const [area, run] of [
     ['validate-logs', runValidateLogsBench],
     ['history', runHistoryBench],
     ['fanout', runFanoutBench],
+    ['insights', runInsightsBench],
   ] as const) {
     progress(`${area} bench`);
     areaFigures.push(...(await run({ quick, log: (line) => progress(`${area}: ${line}`) })));
