@@ -12,7 +12,6 @@
 import {
   MinuteAggregator,
   MINUTE_MS,
-  eventTimeMs,
   seriesId,
   type CountableRecord,
   type InsightType,
@@ -55,7 +54,7 @@ export class InsightsBacktest {
   addBatch(batch: readonly CountableRecord[]): InsightRecord[] {
     for (const record of batch) {
       this.events += 1;
-      const ms = eventTimeMs(record.eventTime);
+      const ms = this.aggregator.timeOf(record.eventTime);
       if (ms === undefined) continue;
       const id = (record as { eventID?: unknown }).eventID;
       if (typeof id === 'string' && this.isDuplicate(id, ms)) {
@@ -64,7 +63,7 @@ export class InsightsBacktest {
       }
       if (ms < this.firstMs) this.firstMs = ms;
       if (ms > this.clockMs) this.clockMs = ms;
-      this.counted += this.aggregator.add(record) > 0 ? 1 : 0;
+      this.counted += this.aggregator.add(record, ms) > 0 ? 1 : 0;
     }
     const counts = this.aggregator.drain();
     if (counts.length === 0) return [];

@@ -162,28 +162,60 @@ export class MinuteAggregator {
     { key: SeriesKey; minute: number; calls: number; attributions: AttributeCounts }
   >();
 
+  /** The minute of the last eventTime parsed, so records in time order parse cheaply. */
+  private lastPrefix = '';
+  private lastMinuteMs = 0;
+
+  /** Epoch ms of an eventTime, fast for runs of records within one minute. */
+  timeOf(value: unknown): number | undefined {
+    if (typeof value !== 'string') return undefined;
+    const prefix = value.slice(0, 16);
+    if (prefix === this.lastPrefix && value.length === 20 && value[19] === 'Z') {
+      const seconds = Number(value.slice(17, 19));
+      if (seconds >= 0 && seconds < 60) return this.lastMinuteMs + seconds * 1000;
+    }
+    const ms = eventTimeMs(value);
+    if (ms !== undefined) {
+      this.lastPrefix = prefix;
+      this.lastMinuteMs = Math.floor(ms / MINUTE_MS) * MINUTE_MS;
+    }
+    return ms;
+  }
+
   /** Counts one record; returns the number of series it counted in. */
-  add(record: CountableRecord): number {
-    const keys = seriesOf(record);
-    if (keys.length === 0) return 0;
-    const ms = eventTimeMs(record.eventTime);
+  add(record: CountableRecord, ms = this.timeOf(record.eventTime)): number {
     if (ms === undefined) return 0;
+    if (record.eventType === 'AwsCloudTrailInsight' || !isManagement(record)) return 0;
+    const write = record.readOnly === false;
+    const errorCode = text(record.errorCode);
+    if (!write && !errorCode) return 0;
     const minute = Math.floor(ms / MINUTE_MS);
-    const values = attributeValues(record);
-    for (const key of keys) {
-      const id = `${seriesId(key)}@${minute}`;
+    // The series' identity as a string first: objects only for a (series, minute) not seen yet.
+    const identity = (record.userIdentity ?? {}) as { accountId?: unknown };
+    const base = `${minute}|${String(record.recipientAccountId ?? identity.accountId)}|${String(record.awsRegion)}|${String(record.eventSource)}|${String(record.eventName)}`;
+    let keys: SeriesKey[] | undefined;
+    let counted = 0;
+    let values: Record<Attribute, string> | undefined;
+    for (const type of INSIGHT_TYPES) {
+      if (type === 'ApiCallRateInsight' ? !write : !errorCode) continue;
+      const id = type === 'ApiCallRateInsight' ? `C|${base}` : `E|${base}|${errorCode!}`;
       let entry = this.counts.get(id);
       if (!entry) {
+        keys ??= seriesOf(record);
+        const key = keys.find((k) => k.insightType === type);
+        if (!key) continue;
         entry = { key, minute, calls: 0, attributions: emptyAttributions() };
         this.counts.set(id, entry);
       }
+      counted += 1;
       entry.calls += 1;
+      values ??= attributeValues(record);
       for (const attribute of ATTRIBUTES) {
         const bucket = entry.attributions[attribute];
         bucket[values[attribute]] = (bucket[values[attribute]] ?? 0) + 1;
       }
     }
-    return keys.length;
+    return counted;
   }
 
   get size(): number {
