@@ -10,6 +10,7 @@
 import { writeFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import { InsightsBacktest } from '../lambda/core/insights-backtest';
+import { MAX_FUTURE_SKEW_MS } from '../lambda/core/records';
 import { INSIGHT_TYPES, MINUTE_MS, type InsightType } from '../lambda/core/insights-counts';
 import type { InsightRecord } from '../lambda/core/insights-detector';
 import { renderReport } from './insights-report';
@@ -78,6 +79,7 @@ export async function runBacktest(
   progress: Progress = createProgress(
     'insights backtest {bar} {value}/{total} files | {events} events | {insights} Insights | eta {eta_formatted}',
   ),
+  now: () => number = Date.now,
 ): Promise<number> {
   let plan;
   try {
@@ -91,6 +93,7 @@ export async function runBacktest(
   }
   const backtest = new InsightsBacktest({
     keepSeries: flags.report !== undefined,
+    notAfterMs: now() + MAX_FUTURE_SKEW_MS,
     ...(flags.insightType ? { insightTypes: flags.insightType } : {}),
   });
   const skipped: Record<string, number> = {};
@@ -127,7 +130,8 @@ export async function runBacktest(
   else out.stdout.write(`${tableLines(records).join('\n')}\n`);
   const starts = records.filter((r) => r.insightDetails.state === 'Start').length;
   out.stderr.write(
-    `read ${backtest.events} records (${backtest.counted} counted, ${backtest.duplicates} duplicate eventIDs)` +
+    `read ${backtest.events} records (${backtest.counted} counted, ${backtest.duplicates} duplicate eventIDs` +
+      `, ${backtest.future} more than 15 minutes in the future)` +
       ` from ${plan.files.length} files; ${starts} Insights` +
       (Object.keys(skipped).length > 0 ? `; skipped ${formatCounts(skipped)}` : '') +
       '\n',
@@ -173,7 +177,8 @@ export function register(program: Command): void {
       `
 Events are judged by eventTime in the order read: minute M is judged once an event of M + 5
 minutes or later has been read, and nothing is judged before 24 hours of events. A record whose
-eventID was already read (within 2 hours of eventTime) counts once. Exit 1 when a file or
+eventID was already read (within 2 hours of eventTime) counts once; records more than 15
+minutes in the future are skipped, as ingest refuses them. Exit 1 when a file or
 record could not be read, 2 when an input does not exist.`,
     )
     .action(async (inputs: string[], flags: BacktestFlags) => {

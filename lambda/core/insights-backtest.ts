@@ -27,6 +27,11 @@ export interface BacktestOptions {
   readonly insightTypes?: readonly InsightType[];
   /** Keep per-minute series for a report. @default false */
   readonly keepSeries?: boolean;
+  /**
+   * Records with a later eventTime are skipped (counted in `future`), as ingest refuses them:
+   * one bogus timestamp would otherwise move the clock years ahead. @default no limit
+   */
+  readonly notAfterMs?: number;
 }
 
 export interface SeriesTrace {
@@ -46,6 +51,7 @@ export class InsightsBacktest {
   events = 0;
   counted = 0;
   duplicates = 0;
+  future = 0;
   firstMs = Infinity;
 
   constructor(private readonly options: BacktestOptions = {}) {}
@@ -56,6 +62,10 @@ export class InsightsBacktest {
       this.events += 1;
       const ms = this.aggregator.timeOf(record.eventTime);
       if (ms === undefined) continue;
+      if (this.options.notAfterMs !== undefined && ms > this.options.notAfterMs) {
+        this.future += 1;
+        continue;
+      }
       const id = (record as { eventID?: unknown }).eventID;
       if (typeof id === 'string' && this.isDuplicate(id, ms)) {
         this.duplicates += 1;

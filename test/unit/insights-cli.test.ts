@@ -164,6 +164,34 @@ describe('opentrail insights backtest', () => {
     expect(html).toContain(`${time} – `);
   });
 
+  it('skips a record dated in the future (as ingest does) instead of moving the clock to it', async () => {
+    const future = join(dir, 'future');
+    mkdirSync(future);
+    const record = {
+      ...(recordsOf(
+        {
+          key: {
+            account: ACCOUNT,
+            region: 'eu-west-1',
+            eventSource: 'app.example.com',
+            eventName: 'PutWidget',
+            insightType: 'ApiCallRateInsight',
+          },
+          minute: START,
+          calls: 1,
+          attributions: emptyAttributions(),
+        },
+        () => 999_999_999,
+      )[0] as object),
+      eventTime: '2099-01-01T00:00:00Z',
+    };
+    writeFileSync(join(future, 'a-future.json'), JSON.stringify({ Records: [record] }));
+    const once = await backtest([logs], { output: 'json' });
+    const { stdout, stderr } = await backtest([logs, future], { output: 'json' });
+    expect(stdout).toBe(once.stdout);
+    expect(stderr).toContain('1 more than 15 minutes in the future');
+  });
+
   it('exits 2 naming an input that does not exist, printing nothing on stdout', async () => {
     const { code, stdout, stderr } = await backtest([join(dir, 'missing')], { output: 'json' });
     expect(code).toBe(2);
