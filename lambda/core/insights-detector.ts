@@ -200,16 +200,44 @@ export class InsightsDetector {
     return this.judged;
   }
 
-  /** Adds one minute count. Counts for judged minutes feed the baseline only. */
-  add(count: MinuteCount): void {
-    if (!this.types.has(count.key.insightType) || count.calls <= 0) return;
-    const id = seriesId(count.key);
+  private stateFor(key: SeriesKey): SeriesState {
+    const id = seriesId(key);
     let state = this.series.get(id);
     if (!state) {
-      state = { key: count.key, id, slots: emptySlots(), recent: new Map(), days: new Map() };
+      state = { key, id, slots: emptySlots(), recent: new Map(), days: new Map() };
       this.series.set(id, state);
       this.stats.series += 1;
     }
+    return state;
+  }
+
+  /**
+   * Warm-up (docs/formats.md#how-opentrail-raises-insights): minute counts from the event
+   * history, up to and including the minute of `throughMs`, go straight into the baseline —
+   * gaps between calls included — and are never judged, so an old anomaly raises nothing.
+   * Judging resumes with the minute after. `sinceMs` should be the start of the history read.
+   */
+  seed(counts: readonly MinuteCount[], throughMs: number): void {
+    const through = Math.floor(throughMs / MINUTE_MS);
+    const ordered = counts
+      .filter((c) => c.minute <= through && c.calls > 0 && this.types.has(c.key.insightType))
+      .sort((a, b) => a.minute - b.minute);
+    for (const count of ordered) {
+      const state = this.stateFor(count.key);
+      addCalls(state.slots, count.minute, count.calls, 0);
+      if (state.lastCall !== undefined && count.minute > state.lastCall)
+        addGap(state.slots, count.minute, count.minute - state.lastCall);
+      if (state.lastCall === undefined || count.minute > state.lastCall)
+        state.lastCall = count.minute;
+      this.addDay(state, count.minute, count.attributions);
+    }
+    this.judged = Math.max(this.judged ?? through, through);
+  }
+
+  /** Adds one minute count. Counts for judged minutes feed the baseline only. */
+  add(count: MinuteCount): void {
+    if (!this.types.has(count.key.insightType) || count.calls <= 0) return;
+    const state = this.stateFor(count.key);
     if (this.newest === undefined || count.minute > this.newest) this.newest = count.minute;
     if (this.judged === undefined) this.judged = count.minute - 1;
     if (count.minute > this.judged) {

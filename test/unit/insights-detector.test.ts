@@ -272,3 +272,43 @@ describe('late counts and warm-up', () => {
     expect(simulate({ rate: 10, days: 9, extra: rise(8) }).records.length).toBeGreaterThan(0);
   });
 });
+
+describe('warm-up from the event history', () => {
+  const historyDays = 7;
+  const now = START_MINUTE + historyDays * DAY;
+  const spikeAt = now + 120;
+  const random = rng(3);
+  const history: MinuteCount[] = [];
+  for (let m = START_MINUTE; m < now; m += 1) {
+    const calls =
+      poisson(random, 10) +
+      (m >= START_MINUTE + 3 * DAY && m < START_MINUTE + 3 * DAY + 30 ? 300 : 0);
+    if (calls > 0) history.push(count(m, calls));
+  }
+  const live = (detector: InsightsDetector): InsightRecord[] => {
+    const out: InsightRecord[] = [];
+    const traffic = rng(4);
+    for (let m = now; m < now + 180; m += 1) {
+      const calls = poisson(traffic, 10) + (m >= spikeAt && m < spikeAt + 10 ? 200 : 0);
+      if (calls > 0) detector.add(count(m, calls));
+      out.push(...detector.advance((m + 1) * MINUTE_MS));
+    }
+    return out;
+  };
+
+  it('judges from the first minute after enabling once 7 days of history are seeded, and raises nothing for anomalies inside the history', () => {
+    const detector = new InsightsDetector({ sinceMs: SCENARIO_START_MS });
+    detector.seed(history, (now - 1) * MINUTE_MS);
+    const records = live(detector);
+    expect(records.map((r) => [r.insightDetails.state, minuteOf(r)])).toEqual([
+      ['Start', spikeAt],
+      ['End', spikeAt + 10],
+    ]);
+    expect(records[0]!.insightDetails.insightContext.statistics.baselineDuration).toBe(7 * DAY);
+  });
+
+  it('without the history, the same spike two hours after enabling is not judged (under 24 hours of baseline)', () => {
+    const detector = new InsightsDetector({ sinceMs: now * MINUTE_MS });
+    expect(live(detector)).toEqual([]);
+  });
+});
