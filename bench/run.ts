@@ -28,6 +28,7 @@ import { runDigestSignerBench } from './digest-signer';
 import { runFanoutBench } from './fanout';
 import type { BenchFigure } from './lib';
 import { runHistoryBench } from './history';
+import { runInsightsBench } from './insights';
 import { runValidateLogsBench } from './validate-logs';
 import type { Progress } from '../cli/shared/progress';
 import { DEFAULT_DEDUP_WINDOW_SECONDS, DEFAULT_TRAIL } from '../lambda/core/config';
@@ -449,7 +450,7 @@ async function main(): Promise<void> {
     await replayFigure(settings, real.length),
   ];
   // The other areas' benches: validate-logs (issue 3), event history (issue 4), fan-out (5),
-  // digest signing at 1,000 and 50,000 log files per period (issue 9).
+  // digest signing at 1,000 and 50,000 log files per period (issue 9), Insights (12).
   const quick = settings.mode === 'quick';
   const areaFigures: BenchFigure[] = [];
   for (const [area, run] of [
@@ -457,6 +458,7 @@ async function main(): Promise<void> {
     ['digest-signer', runDigestSignerBench],
     ['history', runHistoryBench],
     ['fanout', runFanoutBench],
+    ['insights', runInsightsBench],
   ] as const) {
     progress(`${area} bench`);
     areaFigures.push(...(await run({ quick, log: (line) => progress(`${area}: ${line}`) })));

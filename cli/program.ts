@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { register as registerDigest } from './digest';
+import { register as registerInsights } from './insights';
 import { register as registerLocal } from './local';
 import { register as registerLookupEvents } from './lookup-events';
 import { register as registerProxy } from './proxy';
@@ -20,5 +21,6 @@ export function buildProgram(): Command {
   registerDigest(program);
   registerLookupEvents(program);
   registerProxy(program);
+  registerInsights(program);
   return program;
 }
