@@ -4,8 +4,7 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import * as kms from 'aws-cdk-lib/aws-kms';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as sources from 'aws-cdk-lib/aws-lambda-event-sources';
+import type * as sources from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sns from 'aws-cdk-lib/aws-sns';
@@ -14,26 +13,12 @@ import { ENV, type TrailConfig } from '../lambda/core/config';
 import type { EventPattern } from '../lambda/core/fanout';
 import { OpentrailConfigError } from './private/errors';
 import { toCdkPattern } from './private/event-pattern';
-import {
-  FAILED_RECORDS_METRICS_ID,
-  failedBatchesMetric,
-  FailedRecordsDestination,
-} from './private/failed-records-destination';
 import { acknowledgeIamWildcards } from './private/nag';
 import { OpentrailFunction } from './private/opentrail-function';
 import { createAlarmTopic, createSecurityAlarms } from './private/security-checks';
-import {
-  createAccessLogsBucket,
-  createDataKey,
-  createSecureBucket,
-  useBucketPolicyForAccessLogs,
-} from './private/secure-bucket';
-import {
-  requireDurationInRange,
-  requireIntegerInRange,
-  requireRecordAgeWithinRetention,
-  secondsOf,
-} from './private/validate';
+import { createDataKey, useBucketPolicyForAccessLogs } from './private/secure-bucket';
+import { CONSUMER_DEFAULTS, StreamConsumer } from './private/stream-consumer';
+import { secondsOf } from './private/validate';
 
 /** The metrics namespace of the publisher's EMF metrics (lambda/adapters/observability.ts). */
 const METRICS_NAMESPACE = 'opentrail';
@@ -216,6 +201,8 @@ export class EventFanout extends Construct {
   public readonly handler: OpentrailFunction;
   /** Its Kinesis event source. */
   public readonly eventSource: sources.KinesisEventSource;
+  /** The publisher's stream consumer: the mapping, the on-failure destination and their metrics. */
+  public readonly consumer: StreamConsumer;
   /** Batches given up after retries or age, records included. */
   public readonly failedRecordsBucket: s3.IBucket;
   /** Key of what it created. */
@@ -235,18 +222,13 @@ export class EventFanout extends Construct {
     super(scope, id);
     useBucketPolicyForAccessLogs(this);
     this.trails = props.trails ?? [];
-    const batchSize = props.batchSize ?? 100;
-    const maxBatchingWindow = props.maxBatchingWindow ?? Duration.seconds(0);
-    const retryAttempts = props.retryAttempts ?? 10;
-    const maxRecordAge = props.maxRecordAge ?? Duration.hours(24);
-    const parallelizationFactor = props.parallelizationFactor ?? 1;
-    this.validate(props, {
-      batchSize,
-      maxBatchingWindow,
-      retryAttempts,
-      maxRecordAge,
-      parallelizationFactor,
-    });
+    this.validate(props);
+    const settings = StreamConsumer.settings(
+      this,
+      props,
+      { ...CONSUMER_DEFAULTS, batchSize: 100, maxBatchingWindow: Duration.seconds(0) },
+      props.streamRetention,
+    );
 
     this.encryptionKey =
       props.encryptionKey ??
@@ -304,29 +286,22 @@ export class EventFanout extends Construct {
 
     this.failedRecordsBucket =
       props.failedRecordsBucket ??
-      createSecureBucket(this, 'FailedRecordsBucket', {
+      StreamConsumer.createFailedRecordsBucket(this, {
         encryptionKey: this.encryptionKey,
-        accessLogs: {
-          bucket: props.accessLogsBucket ?? createAccessLogsBucket(this, 'AccessLogsBucket'),
-          prefix: 'publisher-failed-records/',
-        },
-        metrics: [{ id: FAILED_RECORDS_METRICS_ID }],
+        accessLogsBucket: props.accessLogsBucket,
+        accessLogsPrefix: 'publisher-failed-records/',
       });
-    this.eventSource = new sources.KinesisEventSource(props.stream, {
-      startingPosition: lambda.StartingPosition.TRIM_HORIZON,
-      batchSize,
-      maxBatchingWindow,
+    this.consumer = new StreamConsumer(this, {
+      stream: props.stream,
+      handler: this.handler,
+      settings,
       // Unlike the packager, the publisher's output does not depend on batch boundaries
       // (one entry per record, ids from eventIDs), so splitting a failing batch and
       // checkpointing at the first undelivered record are both safe.
-      bisectBatchOnError: true,
-      reportBatchItemFailures: true,
-      retryAttempts,
-      maxRecordAge,
-      parallelizationFactor,
-      onFailure: new FailedRecordsDestination(this.failedRecordsBucket),
+      isolateFailures: true,
+      failedRecordsBucket: this.failedRecordsBucket,
     });
-    this.handler.function.addEventSource(this.eventSource);
+    this.eventSource = this.consumer.eventSource;
 
     const alarms = props.securityAlarms
       ? this.createSecurityAlarms(props.securityAlarms)
@@ -387,12 +362,17 @@ export class EventFanout extends Construct {
 
   /** Age of the newest record of the last batch read (maximum, milliseconds). */
   public metricIteratorAge(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.handler.function.metric('IteratorAge', { statistic: 'Maximum', ...props });
+    return this.consumer.metricIteratorAge(props);
   }
 
   /** Invocations that failed (sum). */
   public metricErrors(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.handler.function.metricErrors(props);
+    return this.consumer.metricErrors(props);
+  }
+
+  /** Invocations throttled (sum). */
+  public metricThrottles(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.consumer.metricThrottles(props);
   }
 
   /** Records not published for exceeding 256 KB (sum), as CloudTrail skips them. */
@@ -407,7 +387,7 @@ export class EventFanout extends Construct {
 
   /** Objects written to the failed-records bucket (S3 request metric, sum), when it created it. */
   public metricFailedBatches(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return failedBatchesMetric(this.failedRecordsBucket, props);
+    return this.consumer.metricFailedBatches(props);
   }
 
   private publisherMetric(name: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
@@ -502,16 +482,7 @@ export class EventFanout extends Construct {
     return { alarms, topic };
   }
 
-  private validate(
-    props: EventFanoutProps,
-    v: {
-      batchSize: number;
-      maxBatchingWindow: Duration;
-      retryAttempts: number;
-      maxRecordAge: Duration;
-      parallelizationFactor: number;
-    },
-  ): void {
+  private validate(props: EventFanoutProps): void {
     if (props.eventBus && props.eventBusName !== undefined) {
       throw new OpentrailConfigError(
         this,
@@ -519,52 +490,6 @@ export class EventFanout extends Construct {
         `eventBusName "${props.eventBusName}" names a bus to create, but eventBus brings one; drop one of them.`,
       );
     }
-    requireIntegerInRange(
-      this,
-      'INVALID_BATCH_SIZE',
-      'batchSize',
-      v.batchSize,
-      1,
-      10_000,
-      'Lambda reads 1-10000 records per Kinesis batch.',
-    );
-    requireDurationInRange(
-      this,
-      'INVALID_BATCHING_WINDOW',
-      'maxBatchingWindow',
-      v.maxBatchingWindow,
-      0,
-      300,
-      'Lambda accepts 0-300 whole seconds.',
-    );
-    requireIntegerInRange(
-      this,
-      'INVALID_RETRY_ATTEMPTS',
-      'retryAttempts',
-      v.retryAttempts,
-      0,
-      10_000,
-      'Retries must be bounded (no -1): a batch that keeps failing goes to the failed-records bucket.',
-    );
-    requireDurationInRange(
-      this,
-      'INVALID_RECORD_AGE',
-      'maxRecordAge',
-      v.maxRecordAge,
-      60,
-      7 * 24 * 3600,
-      'Lambda accepts 60 seconds to 7 days (no infinite age).',
-    );
-    requireRecordAgeWithinRetention(this, v.maxRecordAge, props.streamRetention);
-    requireIntegerInRange(
-      this,
-      'INVALID_FUNCTION_SETTINGS',
-      'parallelizationFactor',
-      v.parallelizationFactor,
-      1,
-      10,
-      'Lambda accepts 1-10 concurrent batches per shard.',
-    );
     if (props.archiveRetention) {
       const seconds = secondsOf(props.archiveRetention);
       if (seconds !== undefined && (seconds < 86_400 || seconds % 86_400 !== 0)) {
