@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -18,13 +18,15 @@ import { OpentrailFunction } from './private/opentrail-function';
 import { createAlarmTopic, createSecurityAlarms } from './private/security-checks';
 import { createDataKey, useBucketPolicyForAccessLogs } from './private/secure-bucket';
 import { CONSUMER_DEFAULTS, StreamConsumer } from './private/stream-consumer';
+import {
+  createNoticeTopics,
+  createTrailLogGroups,
+  requireLogGroupRetentions,
+} from './private/trail-delivery';
 import { secondsOf } from './private/validate';
 
 /** The metrics namespace of the publisher's EMF metrics (lambda/adapters/observability.ts). */
 const METRICS_NAMESPACE = 'opentrail';
-const RETENTION_DAYS = new Set<number>(
-  Object.values(logs.RetentionDays).filter((v): v is number => typeof v === 'number'),
-);
 
 /** Ready-made CloudWatch alarms for the classic CloudTrail security checks. */
 export interface SecurityAlarmsOptions {
@@ -245,8 +247,8 @@ export class EventFanout extends Construct {
       });
     }
 
-    this.noticeTopics = this.createNoticeTopics();
-    this.logGroups = this.createLogGroups();
+    this.noticeTopics = createNoticeTopics(this, this.trails, this.encryptionKey);
+    this.logGroups = createTrailLogGroups(this, this.trails, this.encryptionKey);
 
     const cwlTrails = this.trails.filter((t) => this.logGroups[t.name]);
     this.handler = new OpentrailFunction(this, 'Handler', {
@@ -401,63 +403,6 @@ export class EventFanout extends Construct {
     });
   }
 
-  private createNoticeTopics(): Record<string, sns.ITopic> {
-    const topics: Record<string, sns.ITopic> = {};
-    for (const trail of this.trails) {
-      if (!trail.deliveryNotices) continue;
-      topics[trail.name] = trail.deliveryNotices.topicArn
-        ? sns.Topic.fromTopicArn(this, `NoticeTopic-${trail.name}`, trail.deliveryNotices.topicArn)
-        : new sns.Topic(this, `NoticeTopic-${trail.name}`, {
-            displayName: `opentrail ${trail.name} log-file deliveries`,
-            masterKey: this.encryptionKey,
-            enforceSSL: true,
-          });
-    }
-    return topics;
-  }
-
-  private createLogGroups(): Record<string, logs.LogGroup> {
-    const groups: Record<string, logs.LogGroup> = {};
-    const stack = Stack.of(this);
-    let keyOpenedToLogs = false;
-    for (const trail of this.trails) {
-      const config = trail.cloudWatchLogs;
-      if (!config) continue;
-      const key = config.kmsKeyArn
-        ? kms.Key.fromKeyArn(this, `LogGroupKey-${trail.name}`, config.kmsKeyArn)
-        : this.encryptionKey;
-      if (!config.kmsKeyArn && !keyOpenedToLogs) {
-        // CloudWatch Logs encrypts with the key itself, for this account's log groups only.
-        this.encryptionKey.addToResourcePolicy(
-          new iam.PolicyStatement({
-            principals: [new iam.ServicePrincipal(`logs.${stack.region}.amazonaws.com`)],
-            actions: [
-              'kms:Encrypt*',
-              'kms:Decrypt*',
-              'kms:ReEncrypt*',
-              'kms:GenerateDataKey*',
-              'kms:Describe*',
-            ],
-            resources: ['*'],
-            conditions: {
-              ArnLike: {
-                'kms:EncryptionContext:aws:logs:arn': `arn:${stack.partition}:logs:${stack.region}:${stack.account}:log-group:*`,
-              },
-            },
-          }),
-        );
-        keyOpenedToLogs = true;
-      }
-      groups[trail.name] = new logs.LogGroup(this, `LogGroup-${trail.name}`, {
-        ...(config.logGroupName ? { logGroupName: config.logGroupName } : {}),
-        retention: (config.retentionDays ?? 365) as logs.RetentionDays,
-        encryptionKey: key,
-        removalPolicy: RemovalPolicy.RETAIN,
-      });
-    }
-    return groups;
-  }
-
   private createSecurityAlarms(options: SecurityAlarmsOptions): {
     alarms: Record<string, cloudwatch.Alarm>;
     topic: sns.ITopic;
@@ -500,16 +445,7 @@ export class EventFanout extends Construct {
         );
       }
     }
-    for (const trail of props.trails ?? []) {
-      const days = trail.cloudWatchLogs?.retentionDays;
-      if (days !== undefined && !Token.isUnresolved(days) && !RETENTION_DAYS.has(days)) {
-        throw new OpentrailConfigError(
-          this,
-          'INVALID_TRAILS',
-          `trail "${trail.name}": cloudWatchLogs.retentionDays is ${days}; CloudWatch Logs accepts ${[...RETENTION_DAYS].sort((a, b) => a - b).join(', ')}.`,
-        );
-      }
-    }
+    requireLogGroupRetentions(this, props.trails ?? []);
   }
 
   /**
