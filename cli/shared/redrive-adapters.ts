@@ -18,7 +18,7 @@ import { isLoopbackHost } from './endpoint';
 import { copySource, parseFunctionArn, type FailedBatch } from './on-failure';
 import { errorMessage } from './output';
 import type { BatchReadBack, FailedRecordsStore, InvokeOutcome, Invoker } from './redrive-replay';
-import { backoffDelayMs, DEFAULT_RETRY_POLICY, sleep, type RetryPolicy } from './retry';
+import { DEFAULT_RETRY_POLICY, retrying, type RetryPolicy } from './retry';
 import { sigV4Signer, UNSIGNED, type RequestSigner } from './sigv4';
 
 /** Failed-records objects in S3 buckets. */
@@ -220,13 +220,11 @@ export function lambdaInvoker(options: {
   };
   return async (functionArn, event) => {
     const body = JSON.stringify(event);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await once(functionArn, body);
-      } catch (error) {
-        if (!(error instanceof RetryableInvokeError) || attempt >= policy.maxAttempts) throw error;
-        await sleep(backoffDelayMs(attempt, policy, options.random));
-      }
-    }
+    return retrying(
+      () => once(functionArn, body),
+      (error) => error instanceof RetryableInvokeError,
+      policy,
+      options.random,
+    );
   };
 }
