@@ -1,11 +1,10 @@
-import { Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import * as kms from 'aws-cdk-lib/aws-kms';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as sources from 'aws-cdk-lib/aws-lambda-event-sources';
+import type * as sources from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sns from 'aws-cdk-lib/aws-sns';
@@ -14,32 +13,20 @@ import { ENV, type TrailConfig } from '../lambda/core/config';
 import type { EventPattern } from '../lambda/core/fanout';
 import { OpentrailConfigError } from './private/errors';
 import { toCdkPattern } from './private/event-pattern';
-import {
-  FAILED_RECORDS_METRICS_ID,
-  failedBatchesMetric,
-  FailedRecordsDestination,
-} from './private/failed-records-destination';
 import { acknowledgeIamWildcards } from './private/nag';
 import { OpentrailFunction } from './private/opentrail-function';
 import { createAlarmTopic, createSecurityAlarms } from './private/security-checks';
+import { createDataKey, useBucketPolicyForAccessLogs } from './private/secure-bucket';
+import { CONSUMER_DEFAULTS, StreamConsumer } from './private/stream-consumer';
 import {
-  createAccessLogsBucket,
-  createDataKey,
-  createSecureBucket,
-  useBucketPolicyForAccessLogs,
-} from './private/secure-bucket';
-import {
-  requireDurationInRange,
-  requireIntegerInRange,
-  requireRecordAgeWithinRetention,
-  secondsOf,
-} from './private/validate';
+  createNoticeTopics,
+  createTrailLogGroups,
+  requireLogGroupRetentions,
+} from './private/trail-delivery';
+import { secondsOf } from './private/validate';
 
 /** The metrics namespace of the publisher's EMF metrics (lambda/adapters/observability.ts). */
 const METRICS_NAMESPACE = 'opentrail';
-const RETENTION_DAYS = new Set<number>(
-  Object.values(logs.RetentionDays).filter((v): v is number => typeof v === 'number'),
-);
 
 /** Ready-made CloudWatch alarms for the classic CloudTrail security checks. */
 export interface SecurityAlarmsOptions {
@@ -216,6 +203,8 @@ export class EventFanout extends Construct {
   public readonly handler: OpentrailFunction;
   /** Its Kinesis event source. */
   public readonly eventSource: sources.KinesisEventSource;
+  /** The publisher's stream consumer: the mapping, the on-failure destination and their metrics. */
+  public readonly consumer: StreamConsumer;
   /** Batches given up after retries or age, records included. */
   public readonly failedRecordsBucket: s3.IBucket;
   /** Key of what it created. */
@@ -235,18 +224,13 @@ export class EventFanout extends Construct {
     super(scope, id);
     useBucketPolicyForAccessLogs(this);
     this.trails = props.trails ?? [];
-    const batchSize = props.batchSize ?? 100;
-    const maxBatchingWindow = props.maxBatchingWindow ?? Duration.seconds(0);
-    const retryAttempts = props.retryAttempts ?? 10;
-    const maxRecordAge = props.maxRecordAge ?? Duration.hours(24);
-    const parallelizationFactor = props.parallelizationFactor ?? 1;
-    this.validate(props, {
-      batchSize,
-      maxBatchingWindow,
-      retryAttempts,
-      maxRecordAge,
-      parallelizationFactor,
-    });
+    this.validate(props);
+    const settings = StreamConsumer.settings(
+      this,
+      props,
+      { ...CONSUMER_DEFAULTS, batchSize: 100, maxBatchingWindow: Duration.seconds(0) },
+      props.streamRetention,
+    );
 
     this.encryptionKey =
       props.encryptionKey ??
@@ -263,8 +247,8 @@ export class EventFanout extends Construct {
       });
     }
 
-    this.noticeTopics = this.createNoticeTopics();
-    this.logGroups = this.createLogGroups();
+    this.noticeTopics = createNoticeTopics(this, this.trails, this.encryptionKey);
+    this.logGroups = createTrailLogGroups(this, this.trails, this.encryptionKey);
 
     const cwlTrails = this.trails.filter((t) => this.logGroups[t.name]);
     this.handler = new OpentrailFunction(this, 'Handler', {
@@ -304,29 +288,22 @@ export class EventFanout extends Construct {
 
     this.failedRecordsBucket =
       props.failedRecordsBucket ??
-      createSecureBucket(this, 'FailedRecordsBucket', {
+      StreamConsumer.createFailedRecordsBucket(this, {
         encryptionKey: this.encryptionKey,
-        accessLogs: {
-          bucket: props.accessLogsBucket ?? createAccessLogsBucket(this, 'AccessLogsBucket'),
-          prefix: 'publisher-failed-records/',
-        },
-        metrics: [{ id: FAILED_RECORDS_METRICS_ID }],
+        accessLogsBucket: props.accessLogsBucket,
+        accessLogsPrefix: 'publisher-failed-records/',
       });
-    this.eventSource = new sources.KinesisEventSource(props.stream, {
-      startingPosition: lambda.StartingPosition.TRIM_HORIZON,
-      batchSize,
-      maxBatchingWindow,
+    this.consumer = new StreamConsumer(this, {
+      stream: props.stream,
+      handler: this.handler,
+      settings,
       // Unlike the packager, the publisher's output does not depend on batch boundaries
       // (one entry per record, ids from eventIDs), so splitting a failing batch and
       // checkpointing at the first undelivered record are both safe.
-      bisectBatchOnError: true,
-      reportBatchItemFailures: true,
-      retryAttempts,
-      maxRecordAge,
-      parallelizationFactor,
-      onFailure: new FailedRecordsDestination(this.failedRecordsBucket),
+      isolateFailures: true,
+      failedRecordsBucket: this.failedRecordsBucket,
     });
-    this.handler.function.addEventSource(this.eventSource);
+    this.eventSource = this.consumer.eventSource;
 
     const alarms = props.securityAlarms
       ? this.createSecurityAlarms(props.securityAlarms)
@@ -387,12 +364,17 @@ export class EventFanout extends Construct {
 
   /** Age of the newest record of the last batch read (maximum, milliseconds). */
   public metricIteratorAge(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.handler.function.metric('IteratorAge', { statistic: 'Maximum', ...props });
+    return this.consumer.metricIteratorAge(props);
   }
 
   /** Invocations that failed (sum). */
   public metricErrors(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.handler.function.metricErrors(props);
+    return this.consumer.metricErrors(props);
+  }
+
+  /** Invocations throttled (sum). */
+  public metricThrottles(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.consumer.metricThrottles(props);
   }
 
   /** Records not published for exceeding 256 KB (sum), as CloudTrail skips them. */
@@ -407,7 +389,7 @@ export class EventFanout extends Construct {
 
   /** Objects written to the failed-records bucket (S3 request metric, sum), when it created it. */
   public metricFailedBatches(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return failedBatchesMetric(this.failedRecordsBucket, props);
+    return this.consumer.metricFailedBatches(props);
   }
 
   private publisherMetric(name: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
@@ -419,63 +401,6 @@ export class EventFanout extends Construct {
       period: Duration.minutes(5),
       ...props,
     });
-  }
-
-  private createNoticeTopics(): Record<string, sns.ITopic> {
-    const topics: Record<string, sns.ITopic> = {};
-    for (const trail of this.trails) {
-      if (!trail.deliveryNotices) continue;
-      topics[trail.name] = trail.deliveryNotices.topicArn
-        ? sns.Topic.fromTopicArn(this, `NoticeTopic-${trail.name}`, trail.deliveryNotices.topicArn)
-        : new sns.Topic(this, `NoticeTopic-${trail.name}`, {
-            displayName: `opentrail ${trail.name} log-file deliveries`,
-            masterKey: this.encryptionKey,
-            enforceSSL: true,
-          });
-    }
-    return topics;
-  }
-
-  private createLogGroups(): Record<string, logs.LogGroup> {
-    const groups: Record<string, logs.LogGroup> = {};
-    const stack = Stack.of(this);
-    let keyOpenedToLogs = false;
-    for (const trail of this.trails) {
-      const config = trail.cloudWatchLogs;
-      if (!config) continue;
-      const key = config.kmsKeyArn
-        ? kms.Key.fromKeyArn(this, `LogGroupKey-${trail.name}`, config.kmsKeyArn)
-        : this.encryptionKey;
-      if (!config.kmsKeyArn && !keyOpenedToLogs) {
-        // CloudWatch Logs encrypts with the key itself, for this account's log groups only.
-        this.encryptionKey.addToResourcePolicy(
-          new iam.PolicyStatement({
-            principals: [new iam.ServicePrincipal(`logs.${stack.region}.amazonaws.com`)],
-            actions: [
-              'kms:Encrypt*',
-              'kms:Decrypt*',
-              'kms:ReEncrypt*',
-              'kms:GenerateDataKey*',
-              'kms:Describe*',
-            ],
-            resources: ['*'],
-            conditions: {
-              ArnLike: {
-                'kms:EncryptionContext:aws:logs:arn': `arn:${stack.partition}:logs:${stack.region}:${stack.account}:log-group:*`,
-              },
-            },
-          }),
-        );
-        keyOpenedToLogs = true;
-      }
-      groups[trail.name] = new logs.LogGroup(this, `LogGroup-${trail.name}`, {
-        ...(config.logGroupName ? { logGroupName: config.logGroupName } : {}),
-        retention: (config.retentionDays ?? 365) as logs.RetentionDays,
-        encryptionKey: key,
-        removalPolicy: RemovalPolicy.RETAIN,
-      });
-    }
-    return groups;
   }
 
   private createSecurityAlarms(options: SecurityAlarmsOptions): {
@@ -502,16 +427,7 @@ export class EventFanout extends Construct {
     return { alarms, topic };
   }
 
-  private validate(
-    props: EventFanoutProps,
-    v: {
-      batchSize: number;
-      maxBatchingWindow: Duration;
-      retryAttempts: number;
-      maxRecordAge: Duration;
-      parallelizationFactor: number;
-    },
-  ): void {
+  private validate(props: EventFanoutProps): void {
     if (props.eventBus && props.eventBusName !== undefined) {
       throw new OpentrailConfigError(
         this,
@@ -519,52 +435,6 @@ export class EventFanout extends Construct {
         `eventBusName "${props.eventBusName}" names a bus to create, but eventBus brings one; drop one of them.`,
       );
     }
-    requireIntegerInRange(
-      this,
-      'INVALID_BATCH_SIZE',
-      'batchSize',
-      v.batchSize,
-      1,
-      10_000,
-      'Lambda reads 1-10000 records per Kinesis batch.',
-    );
-    requireDurationInRange(
-      this,
-      'INVALID_BATCHING_WINDOW',
-      'maxBatchingWindow',
-      v.maxBatchingWindow,
-      0,
-      300,
-      'Lambda accepts 0-300 whole seconds.',
-    );
-    requireIntegerInRange(
-      this,
-      'INVALID_RETRY_ATTEMPTS',
-      'retryAttempts',
-      v.retryAttempts,
-      0,
-      10_000,
-      'Retries must be bounded (no -1): a batch that keeps failing goes to the failed-records bucket.',
-    );
-    requireDurationInRange(
-      this,
-      'INVALID_RECORD_AGE',
-      'maxRecordAge',
-      v.maxRecordAge,
-      60,
-      7 * 24 * 3600,
-      'Lambda accepts 60 seconds to 7 days (no infinite age).',
-    );
-    requireRecordAgeWithinRetention(this, v.maxRecordAge, props.streamRetention);
-    requireIntegerInRange(
-      this,
-      'INVALID_FUNCTION_SETTINGS',
-      'parallelizationFactor',
-      v.parallelizationFactor,
-      1,
-      10,
-      'Lambda accepts 1-10 concurrent batches per shard.',
-    );
     if (props.archiveRetention) {
       const seconds = secondsOf(props.archiveRetention);
       if (seconds !== undefined && (seconds < 86_400 || seconds % 86_400 !== 0)) {
@@ -575,16 +445,7 @@ export class EventFanout extends Construct {
         );
       }
     }
-    for (const trail of props.trails ?? []) {
-      const days = trail.cloudWatchLogs?.retentionDays;
-      if (days !== undefined && !Token.isUnresolved(days) && !RETENTION_DAYS.has(days)) {
-        throw new OpentrailConfigError(
-          this,
-          'INVALID_TRAILS',
-          `trail "${trail.name}": cloudWatchLogs.retentionDays is ${days}; CloudWatch Logs accepts ${[...RETENTION_DAYS].sort((a, b) => a - b).join(', ')}.`,
-        );
-      }
-    }
+    requireLogGroupRetentions(this, props.trails ?? []);
   }
 
   /**

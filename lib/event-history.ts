@@ -4,33 +4,16 @@ import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import * as kms from 'aws-cdk-lib/aws-kms';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as sources from 'aws-cdk-lib/aws-lambda-event-sources';
+import type * as sources from 'aws-cdk-lib/aws-lambda-event-sources';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { ENV } from '../lambda/core/config';
 import { HISTORY_TABLE } from '../lambda/core/tables';
-import {
-  FAILED_RECORDS_METRICS_ID,
-  failedBatchesMetric,
-  FailedRecordsDestination,
-} from './private/failed-records-destination';
 import { acknowledgeIamWildcards } from './private/nag';
 import { OpentrailFunction } from './private/opentrail-function';
-import {
-  createAccessLogsBucket,
-  createDataKey,
-  createSecureBucket,
-  useBucketPolicyForAccessLogs,
-} from './private/secure-bucket';
-import {
-  requireDurationInRange,
-  requireIntegerInRange,
-  requireRecordAgeWithinRetention,
-} from './private/validate';
-
-/** Id of the S3 request-metrics filter on the failed-records bucket. */
+import { createDataKey, useBucketPolicyForAccessLogs } from './private/secure-bucket';
+import { CONSUMER_DEFAULTS, StreamConsumer } from './private/stream-consumer';
 
 /** Everything about event history that a user chooses; {@link EventHistoryProps} adds the wiring. */
 export interface EventHistoryOptions {
@@ -114,6 +97,8 @@ export class EventHistory extends Construct {
   public readonly indexer: OpentrailFunction;
   /** The indexer's event source. */
   public readonly eventSource: sources.KinesisEventSource;
+  /** The indexer's stream consumer: the mapping, the on-failure destination and their metrics. */
+  public readonly consumer: StreamConsumer;
   /** Batches given up after retries, records included (`opentrail redrive` reads it). */
   public readonly failedRecordsBucket: s3.Bucket;
   /** Key of the table and the failed-records bucket. */
@@ -122,47 +107,12 @@ export class EventHistory extends Construct {
   constructor(scope: Construct, id: string, props: EventHistoryProps) {
     super(scope, id);
     useBucketPolicyForAccessLogs(this);
-    const batchSize = props.batchSize ?? 500;
-    const window = props.maxBatchingWindow ?? Duration.seconds(0);
-    const retryAttempts = props.retryAttempts ?? 10;
-    const maxRecordAge = props.maxRecordAge ?? Duration.hours(24);
-    requireIntegerInRange(
+    const settings = StreamConsumer.settings(
       this,
-      'INVALID_BATCH_SIZE',
-      'batchSize',
-      batchSize,
-      1,
-      10_000,
-      'Lambda reads 1-10000 records per Kinesis batch.',
+      props,
+      { ...CONSUMER_DEFAULTS, batchSize: 500, maxBatchingWindow: Duration.seconds(0) },
+      props.streamRetention,
     );
-    requireDurationInRange(
-      this,
-      'INVALID_BATCHING_WINDOW',
-      'maxBatchingWindow',
-      window,
-      0,
-      300,
-      'Lambda accepts 0-300 whole seconds.',
-    );
-    requireIntegerInRange(
-      this,
-      'INVALID_RETRY_ATTEMPTS',
-      'retryAttempts',
-      retryAttempts,
-      0,
-      10_000,
-      'Retries must be bounded (no -1).',
-    );
-    requireDurationInRange(
-      this,
-      'INVALID_RECORD_AGE',
-      'maxRecordAge',
-      maxRecordAge,
-      60,
-      7 * 86400,
-      'Lambda accepts 60 seconds to 7 days.',
-    );
-    requireRecordAgeWithinRetention(this, maxRecordAge, props.streamRetention);
 
     this.encryptionKey =
       props.encryptionKey ?? createDataKey(this, 'Key', 'opentrail event history');
@@ -183,13 +133,10 @@ export class EventHistory extends Construct {
       keyUsage: kms.KeyUsage.GENERATE_VERIFY_MAC,
       removalPolicy: RemovalPolicy.RETAIN,
     });
-    this.failedRecordsBucket = createSecureBucket(this, 'FailedRecordsBucket', {
+    this.failedRecordsBucket = StreamConsumer.createFailedRecordsBucket(this, {
       encryptionKey: this.encryptionKey,
-      accessLogs: {
-        bucket: props.accessLogsBucket ?? createAccessLogsBucket(this, 'AccessLogsBucket'),
-        prefix: 'history-failed-records/',
-      },
-      metrics: [{ id: FAILED_RECORDS_METRICS_ID }],
+      accessLogsBucket: props.accessLogsBucket,
+      accessLogsPrefix: 'history-failed-records/',
     });
 
     this.indexer = new OpentrailFunction(this, 'Indexer', {
@@ -211,20 +158,16 @@ export class EventHistory extends Construct {
       'kms:DescribeKey',
     );
 
-    this.eventSource = new sources.KinesisEventSource(props.stream, {
-      startingPosition: lambda.StartingPosition.TRIM_HORIZON,
-      batchSize,
-      maxBatchingWindow: window,
+    this.consumer = new StreamConsumer(this, {
+      stream: props.stream,
+      handler: this.indexer,
+      settings,
       // Items are keyed by the event, so any retried or bisected part rewrites the same items:
       // isolation of a poison record costs nothing in correctness here (unlike the packager).
-      bisectBatchOnError: true,
-      reportBatchItemFailures: true,
-      retryAttempts,
-      maxRecordAge,
-      parallelizationFactor: 1,
-      onFailure: new FailedRecordsDestination(this.failedRecordsBucket),
+      isolateFailures: true,
+      failedRecordsBucket: this.failedRecordsBucket,
     });
-    this.indexer.function.addEventSource(this.eventSource);
+    this.eventSource = this.consumer.eventSource;
 
     acknowledgeIamWildcards(
       this.indexer.role,
@@ -258,12 +201,17 @@ export class EventHistory extends Construct {
 
   /** Age of the newest record of the last batch read (maximum, ms): how far behind lookups are. */
   public metricIteratorAge(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.indexer.function.metric('IteratorAge', { statistic: 'Maximum', ...props });
+    return this.consumer.metricIteratorAge(props);
   }
 
   /** Indexer invocations that failed (sum). */
   public metricErrors(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.indexer.function.metricErrors(props);
+    return this.consumer.metricErrors(props);
+  }
+
+  /** Indexer invocations throttled (sum). */
+  public metricThrottles(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.consumer.metricThrottles(props);
   }
 
   /**
@@ -271,7 +219,7 @@ export class EventHistory extends Construct {
    * indexer gave up; `opentrail redrive` replays it into the indexer (indexing is idempotent).
    */
   public metricFailedBatches(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return failedBatchesMetric(this.failedRecordsBucket, props);
+    return this.consumer.metricFailedBatches(props);
   }
 
   /** Write requests the table throttled (sum). */

@@ -8,6 +8,7 @@ import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
 import { ENV, type RecipientAllowList } from '../lambda/core/config';
 import { OpentrailConfigError } from './private/errors';
+import { addGatewayErrorResponses } from './private/gateway-errors';
 import { acknowledgeIamWildcards, acknowledgeNag } from './private/nag';
 import { OpentrailFunction } from './private/opentrail-function';
 import {
@@ -15,6 +16,8 @@ import {
   requireIntegerInRange,
   requireOrganizationIds,
 } from './private/validate';
+
+export { GATEWAY_ERROR_MAPPINGS, type GatewayErrorMapping } from './private/gateway-errors';
 
 /** Everything about the ingest API that a user chooses; {@link IngestApiProps} adds the wiring. */
 export interface IngestApiOptions {
@@ -76,105 +79,6 @@ export interface IngestApiOptions {
 export interface IngestApiProps extends IngestApiOptions {
   /** The stream accepted events are put to. */
   readonly stream: kinesis.IStream;
-}
-
-/** One of API Gateway's own rejections, answered in the shape of docs/formats.md#whole-request-errors. */
-export interface GatewayErrorMapping {
-  readonly responseType: apigw.ResponseType;
-  /** HTTP status; absent: API Gateway's own. */
-  readonly statusCode?: string;
-  /** The `__type` of the body. */
-  readonly errorType: string;
-  /** A fixed message; absent: API Gateway's `$context.error.messageString`. */
-  readonly message?: string;
-}
-
-/**
- * How API Gateway's own rejections answer: `{"__type":"<Code>","message":"…"}` (and the same
- * code in `x-amzn-ErrorType`, where AWS SDKs look first). Exported so the README table is
- * generated from it rather than copied.
- */
-export const GATEWAY_ERROR_MAPPINGS: readonly GatewayErrorMapping[] = [
-  {
-    responseType: apigw.ResponseType.BAD_REQUEST_BODY,
-    statusCode: '400',
-    errorType: 'ValidationException',
-    message: 'The request body must be a JSON object: {"auditEvents":[{"id":"…","eventData":"…"}]}',
-  },
-  {
-    responseType: apigw.ResponseType.BAD_REQUEST_PARAMETERS,
-    statusCode: '400',
-    errorType: 'ValidationException',
-  },
-  {
-    responseType: apigw.ResponseType.REQUEST_TOO_LARGE,
-    statusCode: '400',
-    errorType: 'ValidationException',
-    message: 'The request body is too large: at most 1,048,576 bytes per request',
-  },
-  {
-    responseType: apigw.ResponseType.UNSUPPORTED_MEDIA_TYPE,
-    statusCode: '415',
-    errorType: 'UnsupportedMediaTypeException',
-  },
-  {
-    responseType: apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN,
-    statusCode: '403',
-    errorType: 'AccessDeniedException',
-  },
-  {
-    responseType: apigw.ResponseType.INVALID_SIGNATURE,
-    statusCode: '403',
-    errorType: 'AccessDeniedException',
-  },
-  {
-    responseType: apigw.ResponseType.EXPIRED_TOKEN,
-    statusCode: '403',
-    errorType: 'AccessDeniedException',
-  },
-  {
-    responseType: apigw.ResponseType.UNAUTHORIZED,
-    statusCode: '403',
-    errorType: 'AccessDeniedException',
-  },
-  {
-    responseType: apigw.ResponseType.ACCESS_DENIED,
-    statusCode: '403',
-    errorType: 'AccessDeniedException',
-  },
-  {
-    responseType: apigw.ResponseType.WAF_FILTERED,
-    statusCode: '403',
-    errorType: 'AccessDeniedException',
-  },
-  {
-    responseType: apigw.ResponseType.RESOURCE_NOT_FOUND,
-    statusCode: '404',
-    errorType: 'UnknownOperationException',
-  },
-  {
-    responseType: apigw.ResponseType.THROTTLED,
-    statusCode: '429',
-    errorType: 'ThrottlingException',
-  },
-  {
-    responseType: apigw.ResponseType.QUOTA_EXCEEDED,
-    statusCode: '429',
-    errorType: 'ThrottlingException',
-  },
-  { responseType: apigw.ResponseType.DEFAULT_4XX, errorType: 'BadRequestException' },
-  { responseType: apigw.ResponseType.DEFAULT_5XX, errorType: 'InternalFailure' },
-];
-
-/** The JSON body template of a gateway response: simple substitution only, no VTL. */
-function errorTemplate(mapping: GatewayErrorMapping): string {
-  const type = JSON.stringify(mapping.errorType);
-  // $context.error.messageString is already a quoted JSON string.
-  const message =
-    mapping.message === undefined
-      ? '$context.error.messageString'
-      : JSON.stringify(mapping.message);
-  return `{"__type":${type},"message":${message}}`;
 }
 
 /**
@@ -314,14 +218,7 @@ export class IngestApi extends Construct {
         ),
       },
     });
-    for (const mapping of GATEWAY_ERROR_MAPPINGS) {
-      this.api.addGatewayResponse(`${pascal(mapping.responseType.responseType)}Response`, {
-        type: mapping.responseType,
-        ...(mapping.statusCode ? { statusCode: mapping.statusCode } : {}),
-        responseHeaders: { 'x-amzn-ErrorType': `'${mapping.errorType}'` },
-        templates: { 'application/json': errorTemplate(mapping) },
-      });
-    }
+    addGatewayErrorResponses(this.api);
 
     this.bodyValidator = this.api.addRequestValidator('BodyValidator', {
       validateRequestBody: true,
@@ -501,13 +398,4 @@ export class IngestApi extends Construct {
     }
     return new iam.PolicyDocument({ statements });
   }
-}
-
-/** BAD_REQUEST_BODY → BadRequestBody (construct IDs are part of the contract). */
-function pascal(screaming: string): string {
-  return screaming
-    .toLowerCase()
-    .split('_')
-    .map((part) => part.charAt(0).toUpperCase() + part.slice(1))
-    .join('');
 }

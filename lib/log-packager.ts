@@ -3,8 +3,7 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import type * as kms from 'aws-cdk-lib/aws-kms';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as sources from 'aws-cdk-lib/aws-lambda-event-sources';
+import type * as sources from 'aws-cdk-lib/aws-lambda-event-sources';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
@@ -19,33 +18,15 @@ import { validateTrailConfigs } from '../lambda/core/selectors';
 import { DEDUP_TABLE, MANIFEST_TABLE } from '../lambda/core/tables';
 import { OpentrailConfigError } from './private/errors';
 import { acknowledgeIamWildcards } from './private/nag';
-import {
-  FAILED_RECORDS_METRICS_ID,
-  failedBatchesMetric,
-  FailedRecordsDestination,
-} from './private/failed-records-destination';
 import { OpentrailFunction } from './private/opentrail-function';
+import { createDataKey, useBucketPolicyForAccessLogs } from './private/secure-bucket';
 import {
-  createAccessLogsBucket,
-  createDataKey,
-  createSecureBucket,
-  useBucketPolicyForAccessLogs,
-} from './private/secure-bucket';
-import {
-  requireDurationInRange,
-  requireIntegerInRange,
-  requireRecordAgeWithinRetention,
-  secondsOf,
-} from './private/validate';
-
-/** Kinesis event-source limits Lambda enforces (CreateEventSourceMapping). */
-const MAX_BATCH_SIZE = 10_000;
-const MAX_BATCHING_WINDOW_SECONDS = 300;
-const MAX_RETRY_ATTEMPTS = 10_000;
-const MIN_RECORD_AGE_SECONDS = 60;
-const MAX_RECORD_AGE_SECONDS = 7 * 24 * 3600;
-
-/** Id of the S3 request-metrics filter on the failed-records bucket. */
+  CONSUMER_DEFAULTS,
+  STREAM_MAPPING_LIMITS,
+  StreamConsumer,
+  type StreamConsumerSettings,
+} from './private/stream-consumer';
+import { requireDurationInRange, requireIntegerInRange, secondsOf } from './private/validate';
 
 /** Everything about the packager that a user chooses; {@link LogPackagerProps} adds the wiring. */
 export interface LogPackagerOptions {
@@ -167,6 +148,8 @@ export class LogPackager extends Construct {
   public readonly handler: OpentrailFunction;
   /** The Kinesis event source (its mapping id and ARN). */
   public readonly eventSource: sources.KinesisEventSource;
+  /** Its stream consumer: the mapping, the on-failure destination and their metrics. */
+  public readonly consumer: StreamConsumer;
   /** The delivery manifest. */
   public readonly manifestTable: dynamodb.ITable;
   /** Dedup claims. */
@@ -186,35 +169,31 @@ export class LogPackager extends Construct {
 
     this.trails = props.trails ?? [DEFAULT_TRAIL];
     const maxTrails = props.maxTrails ?? DEFAULT_MAX_TRAILS;
-    const batchSize = props.batchSize ?? 1000;
-    this.maxBatchingWindow =
-      props.maxBatchingWindow ?? Duration.seconds(MAX_BATCHING_WINDOW_SECONDS);
-    const retryAttempts = props.retryAttempts ?? 10;
-    const maxRecordAge = props.maxRecordAge ?? Duration.hours(24);
+    const settings = StreamConsumer.settings(
+      this,
+      props,
+      {
+        // One batch per shard at a time (parallelizationFactor 1, not an option here): batches
+        // of a shard are packaged in stream order.
+        ...CONSUMER_DEFAULTS,
+        batchSize: 1000,
+        maxBatchingWindow: Duration.seconds(STREAM_MAPPING_LIMITS.maxBatchingWindowSeconds),
+      },
+      props.streamRetention,
+    );
+    this.maxBatchingWindow = settings.maxBatchingWindow;
     const dedupWindow = props.dedupWindow ?? Duration.seconds(DEFAULT_DEDUP_WINDOW_SECONDS);
-    this.validate({
-      maxTrails,
-      batchSize,
-      retryAttempts,
-      maxRecordAge,
-      dedupWindow,
-      streamRetention: props.streamRetention,
-    });
+    this.validate({ maxTrails, settings, dedupWindow });
 
     this.encryptionKey =
       props.encryptionKey ??
       createDataKey(this, 'Key', 'opentrail packager tables and failed records');
     this.manifestTable = props.manifestTable ?? this.createManifestTable(this.encryptionKey);
     this.dedupTable = props.dedupTable ?? this.createDedupTable(this.encryptionKey);
-    this.failedRecordsBucket = createSecureBucket(this, 'FailedRecordsBucket', {
+    this.failedRecordsBucket = StreamConsumer.createFailedRecordsBucket(this, {
       encryptionKey: this.encryptionKey,
-      accessLogs: {
-        bucket: props.accessLogsBucket ?? createAccessLogsBucket(this, 'AccessLogsBucket'),
-        prefix: 'failed-records/',
-      },
-      // Request metrics, so that "a batch was given up" is an alarm within minutes rather
-      // than a daily storage metric.
-      metrics: [{ id: FAILED_RECORDS_METRICS_ID }],
+      accessLogsBucket: props.accessLogsBucket,
+      accessLogsPrefix: 'failed-records/',
     });
 
     this.handler = new OpentrailFunction(this, 'Handler', {
@@ -238,42 +217,37 @@ export class LogPackager extends Construct {
     this.manifestTable.grantReadWriteData(this.handler);
     this.dedupTable.grantReadWriteData(this.handler);
 
-    this.eventSource = new sources.KinesisEventSource(props.stream, {
-      startingPosition: lambda.StartingPosition.TRIM_HORIZON,
-      batchSize,
-      maxBatchingWindow: this.maxBatchingWindow,
+    this.consumer = new StreamConsumer(this, {
+      stream: props.stream,
+      handler: this.handler,
+      settings,
       // Determinism over isolation: a failed batch is retried WHOLE, with the same records in
       // the same order, so it resolves to the same object keys with the same bytes and the
       // manifest/dedup rows it may already have written stay valid. Bisecting would split it
       // into new batches (new keys, new files for records already delivered), and partial
       // batch responses would move the checkpoint to a point the written files do not end at.
       // A batch that keeps failing goes, records included, to the failed-records bucket.
-      bisectBatchOnError: false,
-      reportBatchItemFailures: false,
-      retryAttempts,
-      maxRecordAge,
-      // One batch per shard at a time: batches of a shard are packaged in stream order.
-      parallelizationFactor: 1,
-      onFailure: new FailedRecordsDestination(this.failedRecordsBucket),
+      isolateFailures: false,
+      failedRecordsBucket: this.failedRecordsBucket,
     });
-    this.handler.function.addEventSource(this.eventSource);
+    this.eventSource = this.consumer.eventSource;
 
     this.acknowledgeGrantWildcards(props.logBucket);
   }
 
   /** Age of the newest record of the last batch read, per function (maximum, milliseconds). */
   public metricIteratorAge(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.handler.function.metric('IteratorAge', { statistic: 'Maximum', ...props });
+    return this.consumer.metricIteratorAge(props);
   }
 
   /** Invocations that failed (sum); each failure retries the whole batch. */
   public metricErrors(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.handler.function.metricErrors(props);
+    return this.consumer.metricErrors(props);
   }
 
   /** Throttled invocations (sum). */
   public metricThrottles(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.handler.function.metricThrottles(props);
+    return this.consumer.metricThrottles(props);
   }
 
   /**
@@ -281,16 +255,13 @@ export class LogPackager extends Construct {
    * given up after its retries or age. Anything above 0 needs `opentrail redrive`.
    */
   public metricFailedBatches(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return failedBatchesMetric(this.failedRecordsBucket, props);
+    return this.consumer.metricFailedBatches(props);
   }
 
   private validate(v: {
     maxTrails: number;
-    batchSize: number;
-    retryAttempts: number;
-    maxRecordAge: Duration;
+    settings: StreamConsumerSettings;
     dedupWindow: Duration;
-    streamRetention?: Duration;
   }): void {
     requireIntegerInRange(
       this,
@@ -309,44 +280,7 @@ export class LogPackager extends Construct {
         `the trail configuration is invalid:\n${trailErrors.map((e) => `  - ${e}`).join('\n')}\n`,
       );
     }
-    requireIntegerInRange(
-      this,
-      'INVALID_BATCH_SIZE',
-      'batchSize',
-      v.batchSize,
-      1,
-      MAX_BATCH_SIZE,
-      'Lambda reads 1-10000 records per Kinesis batch.',
-    );
-    requireDurationInRange(
-      this,
-      'INVALID_BATCHING_WINDOW',
-      'maxBatchingWindow',
-      this.maxBatchingWindow,
-      0,
-      MAX_BATCHING_WINDOW_SECONDS,
-      'Lambda accepts a Kinesis batching window of 0-300 whole seconds; use Duration.seconds(300) or less.',
-    );
-    requireIntegerInRange(
-      this,
-      'INVALID_RETRY_ATTEMPTS',
-      'retryAttempts',
-      v.retryAttempts,
-      0,
-      MAX_RETRY_ATTEMPTS,
-      'Retries must be bounded (no -1): a batch that keeps failing goes to the failed-records bucket.',
-    );
-    requireDurationInRange(
-      this,
-      'INVALID_RECORD_AGE',
-      'maxRecordAge',
-      v.maxRecordAge,
-      MIN_RECORD_AGE_SECONDS,
-      MAX_RECORD_AGE_SECONDS,
-      'Lambda accepts 60 seconds to 7 days (no infinite age).',
-    );
-    requireRecordAgeWithinRetention(this, v.maxRecordAge, v.streamRetention);
-    const ageSeconds = secondsOf(v.maxRecordAge);
+    const ageSeconds = secondsOf(v.settings.maxRecordAge);
     requireDurationInRange(
       this,
       'INVALID_DEDUP_WINDOW',
@@ -360,7 +294,7 @@ export class LogPackager extends Construct {
     if (dedupSeconds !== undefined && ageSeconds !== undefined && dedupSeconds < ageSeconds) {
       Annotations.of(this).addWarningV2(
         'opentrail:dedupWindowShorterThanRecordAge',
-        `dedupWindow (${v.dedupWindow.toHumanString()}) is shorter than maxRecordAge (${v.maxRecordAge.toHumanString()}): a producer's resend of an event delayed longer than the window is not recognised as a repeat.`,
+        `dedupWindow (${v.dedupWindow.toHumanString()}) is shorter than maxRecordAge (${v.settings.maxRecordAge.toHumanString()}): a producer's resend of an event delayed longer than the window is not recognised as a repeat.`,
       );
     }
   }

@@ -114,27 +114,3 @@ export function memberValueSpan(text: string, index: number, name: string): Span
   }
   return found;
 }
-
-/**
- * The JSON text of `[start, end)` without insignificant whitespace: the same value, spelled
- * as the source spelled it (strings, numbers and key order untouched).
- */
-export function minifyJson(text: string, start = 0, end = text.length): string {
-  const parts: string[] = [];
-  let runStart = start;
-  let i = start;
-  while (i < end) {
-    const code = text.charCodeAt(i);
-    if (code === QUOTE) {
-      i = Math.min(stringEnd(text, i), end);
-    } else if (isWhitespace(code)) {
-      if (i > runStart) parts.push(text.slice(runStart, i));
-      i = skipWhitespace(text, i);
-      runStart = Math.min(i, end);
-    } else {
-      i++;
-    }
-  }
-  if (runStart < end) parts.push(text.slice(runStart, end));
-  return parts.length === 1 ? parts[0]! : parts.join('');
-}

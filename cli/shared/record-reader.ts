@@ -16,7 +16,8 @@ import { open, readdir, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip as gunzipCallback } from 'node:zlib';
-import { arrayElementSpans, memberValueSpan, minifyJson, skipWhitespace } from './json-text';
+import { minifyJson } from '../../lambda/core/records';
+import { arrayElementSpans, memberValueSpan, skipWhitespace } from './json-text';
 
 const gunzip = promisify(gunzipCallback);
 

@@ -31,3 +31,25 @@ export function backoffDelayMs(
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/**
+ * Runs `attempt` until it resolves, retrying errors `isRetryable` accepts with
+ * {@link backoffDelayMs} between attempts, at most `policy.maxAttempts` in all; the last error,
+ * or any error not retryable, is thrown as it is. For calls that succeed or fail whole; calls
+ * that retry only the failed part of a batch keep their own loop over that part.
+ */
+export async function retrying<T>(
+  attempt: (attemptNumber: number) => Promise<T>,
+  isRetryable: (error: unknown) => boolean,
+  policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+  random?: () => number,
+): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await attempt(n);
+    } catch (error) {
+      if (!isRetryable(error) || n >= policy.maxAttempts) throw error;
+      await sleep(backoffDelayMs(n, policy, random));
+    }
+  }
+}

@@ -211,14 +211,16 @@ export function parseEventTime(value: string): number | undefined {
 }
 
 /**
- * Removes insignificant whitespace from JSON text, leaving strings, numbers and key order
- * exactly as written. The text must already be known to be valid JSON.
+ * Removes insignificant whitespace from the JSON text of `[start, end)`, leaving strings,
+ * numbers and key order exactly as written: the same value, spelled as the source spelled it.
+ * The span must already be known to hold valid JSON. The one minifier: ingest stores records
+ * with it, and `opentrail put-events` uses it on spans of a file (cli/shared/record-reader.ts).
  */
-export function minifyJson(text: string): string {
+export function minifyJson(text: string, start = 0, end = text.length): string {
   let out = '';
-  let start = 0;
+  let runStart = start;
   let inString = false;
-  for (let i = 0; i < text.length; i++) {
+  for (let i = start; i < end; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
       if (c === 0x5c)
@@ -227,11 +229,12 @@ export function minifyJson(text: string): string {
     } else if (c === 0x22) {
       inString = true;
     } else if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) {
-      out += text.slice(start, i);
-      start = i + 1;
+      out += text.slice(runStart, i);
+      runStart = i + 1;
     }
   }
-  return start === 0 ? text : out + text.slice(start);
+  if (runStart === 0 && end === text.length) return text;
+  return out + text.slice(runStart, end);
 }
 
 /** What the ingest side knows besides the record itself. */

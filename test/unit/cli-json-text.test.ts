@@ -1,4 +1,5 @@
-import { arrayElementSpans, memberValueSpan, minifyJson } from '../../cli/shared/json-text';
+import { arrayElementSpans, memberValueSpan } from '../../cli/shared/json-text';
+import { minifyJson } from '../../lambda/core/records';
 
 describe('JSON text spans', () => {
   it.each([
