@@ -4,8 +4,11 @@
  * keys of a shared folder belong to a trail.
  */
 import type { TrailConfig } from '../../lambda/core/config';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   buildDigest,
+  CLOSE_DIGEST_PERIOD_TARGET,
   digestKeyFor,
   digestKeysOf,
   dueEnds,
@@ -114,10 +117,11 @@ describe('digest periods', () => {
 });
 
 describe('reservations and digests', () => {
+  // listed last (bucket order) but holding the oldest event: the bounds come from sorting times
   const b2 = candidate(
     'b-bucket',
     'AWSLogs/x/a.json.gz',
-    '2024-05-01T11:10:00Z',
+    '2024-05-01T10:50:00Z',
     '2024-05-01T11:20:00Z',
   );
   const a2 = candidate(
@@ -174,7 +178,7 @@ describe('reservations and digests', () => {
       digestPublicKeyFingerprint: 'f'.repeat(32),
       digestSignatureAlgorithm: 'SHA256withRSA',
       newestEventTime: '2024-05-01T11:30:00Z',
-      oldestEventTime: '2024-05-01T11:00:01Z',
+      oldestEventTime: '2024-05-01T10:50:00Z',
       previousDigestS3Bucket: 'digest-bucket',
       previousDigestS3Object: 'prev/key.json.gz',
       previousDigestHashValue: 'ab'.repeat(32),
@@ -263,4 +267,10 @@ describe('trails and keys', () => {
     ).toBe(true);
     expect(digestKeysOf([key, key.replace('p/q/', 'p/')], place)).toEqual([key]);
   });
+});
+
+it('the local close-period operation keeps the X-Amz-Target name docs/cli.md documents', () => {
+  const docs = readFileSync(join(__dirname, '../../docs/cli.md'), 'utf8');
+  expect(CLOSE_DIGEST_PERIOD_TARGET).toBe('Opentrail.CloseDigestPeriod');
+  expect(docs).toContain(`\`${CLOSE_DIGEST_PERIOD_TARGET}\` (\`POST /\`, \`X-Amz-Target\`)`);
 });
