@@ -146,6 +146,19 @@ describe("decide: the record's own claim (a retry, a bisected retry, a redrive)"
     });
   });
 
+  it('for the same object already reserved, while a resend holds it: kept (its bytes are fixed)', () => {
+    const mine = own({ key: CANDIDATE.key, arrivalMs: T0 });
+    const resend = claim({ record: 'shard:50', key: 'bucket/resend-object', arrivalMs: T0 - 1 });
+    expect(
+      decide(
+        { eventId: 'e1', ver: 2, claims: [mine, resend] },
+        CANDIDATE,
+        WINDOW,
+        states({ [CANDIDATE.key]: 'reserved', 'bucket/resend-object': 'delivered' }),
+      ),
+    ).toEqual({ keep: true, conflict: false });
+  });
+
   it.each<[string, ObjectState, { keep: false; complete?: string }]>([
     ['delivered', 'delivered', { keep: false }],
     ['written', 'written', { keep: false, complete: 'bucket/resend-object' }],
@@ -286,6 +299,24 @@ describe('decide: the flood bound', () => {
       keep: true,
       conflict: true,
       unclaimed: true,
+    });
+  });
+
+  it('under the bound nothing is evicted, however old the delivered claims', () => {
+    const claims = flood(5);
+    const decision = decide({ eventId: 'e1', ver: 1, claims }, CANDIDATE, WINDOW, delivered);
+    expect(decision).toMatchObject({ keep: true, item: { claims: [...claims, OURS] } });
+  });
+
+  it('the first delivered claim is kept even when an undelivered claim is older', () => {
+    const claims = flood(MAX_CLAIMS_PER_TRAIL);
+    const decision = decide({ eventId: 'e1', ver: 1, claims }, CANDIDATE, WINDOW, (key) =>
+      key === claims[0]!.key ? 'written' : 'delivered',
+    );
+    // claim 0 is still being written, claim 1 is the first delivered: claim 2 goes
+    expect(decision).toMatchObject({
+      keep: true,
+      item: { claims: [claims[0], claims[1], ...claims.slice(3), OURS] },
     });
   });
 
