@@ -8,6 +8,7 @@ export default tseslint.config(
       'cdk.out/**',
       '.opentrail/**',
       'coverage/**',
+      'dist/**',
       '**/*.js',
       '**/*.mjs',
     ],

@@ -2,6 +2,10 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { readFile } from 'node:fs/promises';
 import type { TrailConfig } from '../lambda/core/config';
+import {
+  missingEmulatorPackages,
+  missingEmulatorPackagesMessage,
+} from '../local/emulator-packages';
 import { httpUrl, integerInRange } from './shared/options';
 
 /** The --trails file: a JSON array of trails, or an error that names the file and the rule. */
@@ -48,7 +52,12 @@ writes <data-dir>/endpoints.json: {api, s3, dynamodb, kinesis, bucket, region, a
 failedBucket, stream, manifestTable, dedupTable, historyTable, digestChainTable,
 digestPeriodSeconds}. Besides log files and digests in the embedded S3, it writes
 <data-dir>/eventbridge/events.jsonl, sns/notifications.jsonl and cloudwatch-logs/. The embedded
-S3 accepts any credentials. SIGINT or SIGTERM stops it cleanly.`,
+S3 accepts any credentials. SIGINT or SIGTERM stops it cleanly.
+
+The emulators' packages (dynalite, kinesalite and the embedded S3's koa, @koa/router, busboy,
+fast-xml-parser, fs-extra, he, koa-logger, lodash, statuses, winston) are optional peer
+dependencies: a checkout of opentrail has them; where opentrail was installed as a package,
+this command names the missing ones and the npm install command that adds them.`,
     )
     .option(
       '--port <port>',
@@ -100,6 +109,8 @@ S3 accepts any credentials. SIGINT or SIGTERM stops it cleanly.`,
       // The handlers log through Powertools; keep the console to warnings unless asked.
       process.env.POWERTOOLS_LOG_LEVEL ??= flags.verbose ? 'INFO' : 'WARN';
       process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+      const missing = missingEmulatorPackages();
+      if (missing.length > 0) throw new Error(missingEmulatorPackagesMessage(missing));
       // Loaded after the environment above is set: the handlers' loggers read it on load.
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { startRuntime } = require('../local/runtime') as typeof import('../local/runtime');

@@ -2,8 +2,12 @@
  * `opentrail validate-logs`: the AWS CLI's `cloudtrail validate-logs` for opentrail's digests
  * (docs/formats.md#what-validation-checks, lambda/core/digest-validate.ts), against S3 (or the embedded s3rver with
  * --s3-endpoint) or a downloaded copy (--local-dir). Public keys come from files (--public-key)
- * or from the API's ListPublicKeys (--endpoint). Prints the AWS CLI's lines and summary; exit 1
- * on anything invalid or missing (a gap in a chain included).
+ * or from the API's ListPublicKeys (--endpoint), with their validity windows. What the bucket
+ * cannot tell — where each chain begins and where its head is — comes from the API's
+ * GetTrailStatus (--endpoint; DescribeTrails finds the trails when none is named) or from
+ * --expect, so deleted newest digests, or all of them, are found (see
+ * docs/guarantees.md#tamper-evidence). Prints the AWS CLI's lines and summary; exit 1 on
+ * anything invalid or missing.
  */
 import { readFile } from 'node:fs/promises';
 import { createPublicKey } from 'node:crypto';
@@ -12,12 +16,24 @@ import { createClients, destroyClients, EMULATOR_CREDENTIALS } from '../lambda/a
 import { S3ObjectReader } from '../lambda/adapters/s3-object-reader';
 import { fingerprintOfPublicKey, formatDigestTime } from '../lambda/core/digest-format';
 import {
+  DEFAULT_DIGEST_GRACE_MS,
   formatResult,
   validateLogs,
+  type ChainExpectation,
   type ValidationResult,
   type ValidationSummary,
+  type WindowedPublicKey,
 } from '../lambda/core/digest-validate';
+import { FAR_FUTURE_EPOCH_SECONDS } from '../lambda/core/public-keys';
+import {
+  DESCRIBE_TRAILS_TARGET,
+  GET_TRAIL_STATUS_TARGET,
+  type DigestChainStatus,
+  type TrailDescription,
+  type TrailStatus,
+} from '../lambda/core/trail-status';
 import type { ObjectReader } from '../lambda/core/ports';
+import { DEFAULT_DIGEST_PERIOD_SECONDS } from '../lambda/core/config';
 import { isLoopbackHost } from './shared/endpoint';
 import { LocalDirReader } from './shared/local-dir-reader';
 import {
@@ -54,6 +70,12 @@ export interface ValidateLogsFlags {
   readonly endpoints?: string;
   readonly concurrency?: number;
   readonly output?: OutputFormat;
+  /** `TRAIL,ACCOUNT,REGION,FIRST` (repeatable): a chain and the start of its first period. */
+  readonly expect?: readonly string[];
+  /** Regular digest period in seconds. */
+  readonly digestPeriod?: number;
+  /** Seconds after a period's end before its digest counts as missing. */
+  readonly grace?: number;
 }
 
 export interface ValidateLogsSettings {
@@ -71,6 +93,11 @@ export interface ValidateLogsSettings {
   readonly endpoint?: string;
   readonly s3Endpoint?: string;
   readonly localDir?: string;
+  /** Chains known from --expect. */
+  readonly expectations: readonly ChainExpectation[];
+  /** Flags or endpoints.json; absent: GetTrailStatus's, else the defaults. */
+  readonly periodSeconds?: number;
+  readonly graceSeconds?: number;
 }
 
 const TRAIL_ARN = /^arn:[^:]+:cloudtrail:([a-z0-9-]+):(\d{12}):trail\/(.+)$/;
@@ -85,10 +112,38 @@ export function parseTimeFlag(value: string): number {
   return ms;
 }
 
+/** One `--expect TRAIL,ACCOUNT,REGION,FIRST`; an error message names the part and the rule. */
+export function parseExpectation(
+  value: string,
+  homeRegion: string | undefined,
+): ChainExpectation | string {
+  const parts = value.split(',').map((part) => part.trim());
+  if (parts.length !== 4)
+    return `--expect ${value}: must be TRAIL,ACCOUNT,REGION,FIRST (four comma-separated parts)`;
+  const [trailName, account, region, first] = parts as [string, string, string, string];
+  if (trailName === '') return `--expect ${value}: TRAIL must not be empty`;
+  if (!/^\d{12}$/.test(account)) return `--expect ${value}: ACCOUNT must be 12 digits`;
+  if (!/^[a-z0-9-]+$/.test(region))
+    return `--expect ${value}: REGION must be a region name such as us-east-1`;
+  let firstStartMs: number;
+  try {
+    firstStartMs = parseTimeFlag(first);
+  } catch {
+    return `--expect ${value}: FIRST must be a time (ISO 8601 or epoch seconds), the start of the chain's first digest period`;
+  }
+  return {
+    trailName,
+    account,
+    region,
+    firstStartMs,
+    ...(homeRegion !== undefined ? { homeRegion } : {}),
+  };
+}
+
 /** Checks and merges the flags (and the endpoints file); an error message names the flag. Pure. */
 export function resolveValidateSettings(
   flags: ValidateLogsFlags,
-  file: { api?: string; s3?: string; bucket?: string },
+  file: { api?: string; s3?: string; bucket?: string; digestPeriodSeconds?: string },
   nowMs: number,
 ): ValidateLogsSettings | string {
   let trailName = flags.trailName;
@@ -124,6 +179,15 @@ export function resolveValidateSettings(
   if (flags.localDir !== undefined && flags.s3Endpoint !== undefined)
     return '--local-dir and --s3-endpoint exclude each other';
   const prefix = flags.s3Prefix?.replace(/^\/+|\/+$/g, '');
+  const expectations: ChainExpectation[] = [];
+  for (const value of flags.expect ?? []) {
+    const expectation = parseExpectation(value, homeRegion);
+    if (typeof expectation === 'string') return expectation;
+    expectations.push(expectation);
+  }
+  const filePeriod = Number(file.digestPeriodSeconds);
+  const periodSeconds =
+    flags.digestPeriod ?? (Number.isInteger(filePeriod) && filePeriod > 0 ? filePeriod : undefined);
   const trailLabel =
     flags.trailArn ??
     (trailName !== undefined
@@ -135,6 +199,9 @@ export function resolveValidateSettings(
     endMs,
     bucket,
     publicKeyFiles,
+    expectations,
+    ...(periodSeconds !== undefined ? { periodSeconds } : {}),
+    ...(flags.grace !== undefined ? { graceSeconds: flags.grace } : {}),
     ...(trailName !== undefined ? { trailName } : {}),
     ...(homeRegion !== undefined ? { homeRegion } : {}),
     ...(account !== undefined ? { account } : {}),
@@ -160,56 +227,154 @@ export function readPublicKey(bytes: Buffer, name: string): Buffer {
   }
 }
 
-/** ListPublicKeys (all pages) → DER keys by fingerprint (computed, not trusted from the answer). */
+/** One AWS JSON 1.1 call to the opentrail API; throws naming the operation and the answer. */
+async function callApi(
+  endpoint: string,
+  signer: RequestSigner,
+  target: string,
+  request: Record<string, unknown>,
+): Promise<Record<string, unknown>> {
+  const operation = target.slice(target.lastIndexOf('.') + 1);
+  const body = JSON.stringify(request);
+  const url = new URL(`${endpoint}/`);
+  const headers = await signer({
+    method: 'POST',
+    url,
+    headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': target },
+    body,
+  });
+  const response = await fetch(url, {
+    method: 'POST',
+    headers,
+    body,
+    signal: AbortSignal.timeout(30_000),
+  });
+  const text = await response.text();
+  let document: Record<string, unknown>;
+  try {
+    document = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    throw new Error(`${operation} ${endpoint}: ${response.status}: ${text.slice(0, 200)}`);
+  }
+  if (!response.ok) {
+    const message = typeof document.message === 'string' ? document.message : text.slice(0, 200);
+    throw new Error(`${operation} ${endpoint}: ${response.status}: ${message}`);
+  }
+  return document;
+}
+
+/**
+ * ListPublicKeys (all pages) → DER keys by fingerprint (computed, not trusted from the answer),
+ * each with its validity window (a ValidityEndTime of 9999-12-31 means none).
+ */
 export async function listPublicKeys(
   endpoint: string,
   signer: RequestSigner,
   startMs: number,
   endMs: number,
-): Promise<Map<string, Buffer>> {
-  const keys = new Map<string, Buffer>();
+): Promise<Map<string, WindowedPublicKey>> {
+  const keys = new Map<string, WindowedPublicKey>();
   let nextToken: string | undefined;
   do {
-    const body = JSON.stringify({
+    const document = (await callApi(endpoint, signer, LIST_PUBLIC_KEYS_TARGET, {
       StartTime: Math.floor(startMs / 1000),
       EndTime: Math.ceil(endMs / 1000),
       ...(nextToken !== undefined ? { NextToken: nextToken } : {}),
-    });
-    const url = new URL(`${endpoint}/`);
-    const headers = await signer({
-      method: 'POST',
-      url,
-      headers: {
-        'content-type': 'application/x-amz-json-1.1',
-        'x-amz-target': LIST_PUBLIC_KEYS_TARGET,
-      },
-      body,
-    });
-    const response = await fetch(url, {
-      method: 'POST',
-      headers,
-      body,
-      signal: AbortSignal.timeout(30_000),
-    });
-    const text = await response.text();
-    let document: { PublicKeyList?: { Value?: string }[]; NextToken?: string; message?: string };
-    try {
-      document = JSON.parse(text) as typeof document;
-    } catch {
-      throw new Error(`ListPublicKeys ${endpoint}: ${response.status}: ${text.slice(0, 200)}`);
-    }
-    if (!response.ok)
-      throw new Error(
-        `ListPublicKeys ${endpoint}: ${response.status}: ${document.message ?? text.slice(0, 200)}`,
-      );
+    })) as {
+      PublicKeyList?: { Value?: string; ValidityStartTime?: number; ValidityEndTime?: number }[];
+      NextToken?: string;
+    };
     for (const entry of document.PublicKeyList ?? []) {
       if (typeof entry.Value !== 'string') continue;
       const der = Buffer.from(entry.Value, 'base64');
-      keys.set(fingerprintOfPublicKey(der), der);
+      const until = entry.ValidityEndTime;
+      keys.set(fingerprintOfPublicKey(der), {
+        der,
+        validFromMs:
+          typeof entry.ValidityStartTime === 'number' ? entry.ValidityStartTime * 1000 : 0,
+        ...(typeof until === 'number' && until < FAR_FUTURE_EPOCH_SECONDS
+          ? { validUntilMs: until * 1000 }
+          : {}),
+      });
     }
     nextToken = document.NextToken;
   } while (nextToken);
   return keys;
+}
+
+/** What the API knows of the chains to validate: GetTrailStatus per trail. */
+export interface ChainStatus {
+  readonly expectations: ChainExpectation[];
+  /** Trails whose status carried no chain information (a CloudTrail-only answer). */
+  readonly unknown: string[];
+  readonly periodSeconds?: number;
+  readonly graceSeconds?: number;
+}
+
+/**
+ * GetTrailStatus for the named trail, or for every trail DescribeTrails lists with log-file
+ * validation on, in this bucket and under this prefix; chains filtered by account and region.
+ */
+export async function fetchChainStatus(
+  endpoint: string,
+  signer: RequestSigner,
+  settings: Pick<ValidateLogsSettings, 'trailName' | 'bucket' | 'prefix' | 'account' | 'region'>,
+): Promise<ChainStatus> {
+  let names: string[];
+  if (settings.trailName !== undefined) {
+    names = [settings.trailName];
+  } else {
+    const described = (await callApi(endpoint, signer, DESCRIBE_TRAILS_TARGET, {})) as {
+      trailList?: TrailDescription[];
+    };
+    names = (described.trailList ?? [])
+      .filter(
+        (t) =>
+          t.LogFileValidationEnabled &&
+          t.S3BucketName === settings.bucket &&
+          (t.S3KeyPrefix ?? '') === (settings.prefix ?? ''),
+      )
+      .map((t) => t.Name);
+  }
+  const result: {
+    expectations: ChainExpectation[];
+    unknown: string[];
+    periodSeconds?: number;
+    graceSeconds?: number;
+  } = { expectations: [], unknown: [] };
+  for (const name of names) {
+    const status = (await callApi(endpoint, signer, GET_TRAIL_STATUS_TARGET, {
+      Name: name,
+    })) as Partial<TrailStatus>;
+    const chains: unknown = status.OpentrailDigestChains;
+    if (!Array.isArray(chains)) {
+      result.unknown.push(name);
+      continue;
+    }
+    if (typeof status.OpentrailDigestPeriodSeconds === 'number')
+      result.periodSeconds = status.OpentrailDigestPeriodSeconds;
+    if (typeof status.OpentrailDigestGraceSeconds === 'number')
+      result.graceSeconds = status.OpentrailDigestGraceSeconds;
+    for (const chain of chains as DigestChainStatus[]) {
+      if (typeof chain.FirstDigestStartTime !== 'number') continue;
+      if (settings.account !== undefined && chain.AccountId !== settings.account) continue;
+      if (settings.region !== undefined && chain.Region !== settings.region) continue;
+      result.expectations.push({
+        trailName: name,
+        account: chain.AccountId,
+        region: chain.Region,
+        homeRegion: chain.HomeRegion,
+        firstStartMs: chain.FirstDigestStartTime * 1000,
+        ...(chain.LatestDigestEndTime !== undefined
+          ? { headEndMs: chain.LatestDigestEndTime * 1000 }
+          : {}),
+        ...(Array.isArray(chain.EarlyClosedDigestEndTimes)
+          ? { earlyClosedEndsMs: chain.EarlyClosedDigestEndTimes.map((t) => t * 1000) }
+          : {}),
+      });
+    }
+  }
+  return result;
 }
 
 /** The AWS CLI's summary lines. */
@@ -247,22 +412,37 @@ export async function runValidateLogs(
   },
   out: OutputStreams = PROCESS_STREAMS,
 ): Promise<number> {
-  const publicKeys = new Map<string, Buffer>();
+  // A key file has no window: any digest time is accepted under it.
+  const publicKeys = new Map<string, Buffer | WindowedPublicKey>();
   for (const file of settings.publicKeyFiles) {
     const der = readPublicKey(await readFile(file), file);
     publicKeys.set(fingerprintOfPublicKey(der), der);
   }
+  const expectations = new Map<string, ChainExpectation>();
+  const keyOf = (e: ChainExpectation): string => JSON.stringify([e.trailName, e.account, e.region]);
+  let periodSeconds = settings.periodSeconds;
+  let graceSeconds = settings.graceSeconds;
+  let unknownTrails: string[] = [];
   if (settings.endpoint !== undefined) {
     const signer = chooseSigner(settings.endpoint, options.sign, settings.homeRegion);
     if (typeof signer === 'string') throw new Error(signer);
+    const status = await fetchChainStatus(settings.endpoint, signer, settings);
+    for (const expectation of status.expectations)
+      expectations.set(keyOf(expectation), expectation);
+    unknownTrails = status.unknown;
+    periodSeconds ??= status.periodSeconds;
+    graceSeconds ??= status.graceSeconds;
     for (const [fingerprint, der] of await listPublicKeys(
       settings.endpoint,
       signer,
       settings.startMs,
       Math.min(settings.endMs, options.nowMs) + 3_600_000,
     ))
-      publicKeys.set(fingerprint, der);
+      if (!publicKeys.has(fingerprint)) publicKeys.set(fingerprint, der);
   }
+  // --expect wins over what the API says of the same chain.
+  for (const expectation of settings.expectations)
+    expectations.set(keyOf(expectation), expectation);
   if (publicKeys.size === 0) {
     throw new Error(
       `No public keys found between ${formatDigestTime(settings.startMs)} and ${formatDigestTime(settings.endMs)}`,
@@ -297,6 +477,11 @@ export async function runValidateLogs(
     out.stdout.write(
       `Validating log files for trail ${settings.trailLabel} between ${formatDigestTime(settings.startMs)} and ${formatDigestTime(settings.endMs)}\n\n`,
     );
+    if (expectations.size === 0 || unknownTrails.length > 0) {
+      out.stdout.write(
+        `Not checked: where ${unknownTrails.length > 0 ? `the chains of ${unknownTrails.join(', ')}` : 'each chain'} begins and ends (no GetTrailStatus from --endpoint, no --expect), so deleted newest digests, or all of them, go unnoticed\n\n`,
+      );
+    }
   }
   const progress = createProgress(
     'validate-logs [{bar}] {value}/{total} files | {mb} MB uncompressed',
@@ -317,6 +502,9 @@ export async function runValidateLogs(
       endMs: settings.endMs,
       nowMs: options.nowMs,
       publicKeys,
+      expectations: [...expectations.values()],
+      periodMs: (periodSeconds ?? DEFAULT_DIGEST_PERIOD_SECONDS) * 1000,
+      graceMs: graceSeconds !== undefined ? graceSeconds * 1000 : DEFAULT_DIGEST_GRACE_MS,
       concurrency: options.concurrency,
       onProgress: (p) => {
         const payload = { mb: (p.uncompressedBytes / 1e6).toFixed(1) };
@@ -365,6 +553,7 @@ export async function runValidateLogs(
         digests: { ...summary.digests, total: summary.digests.valid + summary.digests.invalid },
         logs: { ...summary.logs, total: summary.logs.valid + summary.logs.invalid },
         chains: summary.chains,
+        chainsExpected: expectations.size,
         uncompressedBytes: summary.uncompressedBytes,
         invalid: invalid.map((r) => ({ ...r, line: formatResult(r) })),
         ...(options.verbose ? { valid: valid.map((r) => ({ ...r, line: formatResult(r) })) } : {}),
@@ -383,15 +572,16 @@ interface CliOptions extends ValidateLogsFlags {
   readonly sign: 'auto' | 'always' | 'never';
   readonly concurrency: number;
   readonly output: OutputFormat;
+  readonly expect: string[];
 }
 
 async function readEndpointsFile(
   path: string,
-): Promise<{ api?: string; s3?: string; bucket?: string }> {
+): Promise<{ api?: string; s3?: string; bucket?: string; digestPeriodSeconds?: string }> {
   const document = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
   const pick = (name: string): Record<string, string> =>
     typeof document[name] === 'string' ? { [name]: document[name] } : {};
-  return { ...pick('api'), ...pick('s3'), ...pick('bucket') };
+  return { ...pick('api'), ...pick('s3'), ...pick('bucket'), ...pick('digestPeriodSeconds') };
 }
 
 /** Registers `validate-logs` on the CLI. */
@@ -403,7 +593,12 @@ export function register(program: Command, streams: OutputStreams = PROCESS_STRE
       "Validates a trail's log files against its signed digest chain, as `aws cloudtrail validate-logs` " +
         "does: each digest file's signature and location, each log file's SHA-256. It also checks what " +
         'the AWS CLI does not: that each digest chains to the real previous digest (hash and signature), ' +
-        'that no period is missing inside the range, and that no log file carries bytes after its gzip ' +
+        'that no digest is missing — each missing one on its own line, `INVALID: not found` — including ' +
+        "the newest ones and all of them, from each chain's first period to the newest due one (ended more " +
+        'than the grace ago, or at or before the head the signer recorded), learnt from GetTrailStatus ' +
+        '(--endpoint) or --expect; that no log file in a due period is left out of every digest; that each ' +
+        "digest's end lies inside its key's validity window (ListPublicKeys; a --public-key file has no " +
+        'window, so any time passes under it); and that no log file carries bytes after its gzip ' +
         'stream. Reads S3 (--s3-endpoint for an emulator, path-style) or a downloaded copy (--local-dir, ' +
         'digest signatures in <key>.metadata.json sidecars). Exit code 1 when anything is invalid or missing.',
     )
@@ -485,6 +680,26 @@ export function register(program: Command, streams: OutputStreams = PROCESS_STRE
         '--endpoints <file>',
         "the embedded runtime's endpoints.json: api, s3 and bucket (flags win)",
       ),
+    )
+    .addOption(
+      new Option(
+        '--expect <chain>',
+        'TRAIL,ACCOUNT,REGION,FIRST: this chain exists and its first period starts at FIRST, so every due period from there must have its digest (offline, instead of GetTrailStatus; repeatable)',
+      )
+        .argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value])
+        .default([]),
+    )
+    .addOption(
+      new Option(
+        '--digest-period <seconds>',
+        "the digest period (default: GetTrailStatus's, the endpoints file's, else 3600)",
+      ).argParser(integerInRange(1, 86_400)),
+    )
+    .addOption(
+      new Option(
+        '--grace <seconds>',
+        "how long after a period ends its digest may be missing (default: GetTrailStatus's, else 3600: the signer's schedule and retries)",
+      ).argParser(integerInRange(0, 7 * 86_400)),
     )
     .addOption(
       new Option('--concurrency <n>', 'objects read at once (1-256)')

@@ -82,7 +82,8 @@ export interface AuditTrailProps {
  *   event-source mapping;
  * - DigestSignerErrors: the hourly digest run failed (only with log-file validation on).
  *
- * The read side (`POST /`: LookupEvents, ListPublicKeys) is one query function; readers need
+ * The read side (`POST /`: LookupEvents, ListPublicKeys, GetTrailStatus, DescribeTrails) is one
+ * query function; readers need
  * {@link grantQuery}, producers {@link grantPutAuditEvents}: IAM keeps them apart.
  */
 export class AuditTrail extends Construct {
@@ -138,6 +139,7 @@ export class AuditTrail extends Construct {
       });
       this.digests.attachPackager(this.packager.handler);
       this.digests.attachListPublicKeys(this.query);
+      this.digests.attachTrailStatus(this.query);
     }
 
     this.fanout = new EventFanout(this, 'EventFanout', {

@@ -90,6 +90,11 @@ export interface DigestSignerOptions {
   readonly tracing?: boolean;
 }
 
+/** EventBridge Scheduler keeps retrying a failed run for this long. */
+const SCHEDULE_MAX_EVENT_AGE_MINUTES = 50;
+/** The signer function's default timeout. */
+const SIGNER_TIMEOUT_MINUTES = 5;
+
 export interface DigestSignerProps extends DigestSignerOptions {
   /**
    * The trails (the same list the packager has); those with `logFileValidation: true` get
@@ -144,6 +149,17 @@ export class DigestSigner extends Construct {
     readonly key: kms.IKey;
     readonly config: DigestKeyConfig;
   }[];
+  /**
+   * How long after a period ends its digest may still be on its way: the schedule minute, the
+   * schedule's retries (maxEventAge, 50 minutes) and one run (the function timeout).
+   * GetTrailStatus serves it; validate-logs reports a period missing only after it.
+   */
+  public readonly digestGrace: Duration;
+  private readonly statusSource: {
+    readonly trails: readonly TrailConfig[];
+    readonly logBucket: s3.IBucket;
+    readonly manifestTable: dynamodb.ITable;
+  };
 
   constructor(scope: Construct, id: string, props: DigestSignerProps) {
     super(scope, id);
@@ -199,7 +215,7 @@ export class DigestSigner extends Construct {
       description:
         'opentrail digest signer: signed, chained digest files per trail, account and region',
       memorySize: props.memorySize ?? 512,
-      timeout: props.timeout ?? Duration.minutes(5),
+      timeout: props.timeout ?? Duration.minutes(SIGNER_TIMEOUT_MINUTES),
       logRetention: props.logRetention,
       tracing: props.tracing,
       environment: {
@@ -215,6 +231,12 @@ export class DigestSigner extends Construct {
     });
 
     this.grantSigner(trails, props.logBucket, props.manifestTable);
+    this.statusSource = { trails, logBucket: props.logBucket, manifestTable: props.manifestTable };
+    this.digestGrace = Duration.seconds(
+      minute * 60 +
+        SCHEDULE_MAX_EVENT_AGE_MINUTES * 60 +
+        (props.timeout ?? Duration.minutes(SIGNER_TIMEOUT_MINUTES)).toSeconds(),
+    );
 
     // Its own role (not the stack-wide one LambdaInvoke would make), so its one finding is
     // acknowledged here and nowhere else.
@@ -235,7 +257,7 @@ export class DigestSigner extends Construct {
       target: new targets.LambdaInvoke(this.handler.function, {
         role: scheduleRole,
         retryAttempts: 3,
-        maxEventAge: Duration.minutes(50),
+        maxEventAge: Duration.minutes(SCHEDULE_MAX_EVENT_AGE_MINUTES),
       }),
     });
   }
@@ -250,6 +272,34 @@ export class DigestSigner extends Construct {
       Stack.of(this).toJsonString(this.publicKeys.map((k) => k.config)),
     );
     this.grantGetPublicKeys(queryFunction);
+  }
+
+  /**
+   * Serves GetTrailStatus and DescribeTrails from `queryFunction` (see
+   * docs/guarantees.md#tamper-evidence): the trails, bucket, tables, period and grace in its
+   * environment; read-only grants on the chain table (registry, heads) and the manifest's
+   * `byStream` index (latest delivery), with their keys.
+   */
+  public attachTrailStatus(queryFunction: OpentrailFunction): void {
+    const { trails, logBucket, manifestTable } = this.statusSource;
+    queryFunction.addEnvironment(ENV.TRAILS, JSON.stringify(trails));
+    queryFunction.addEnvironment(ENV.LOG_BUCKET, logBucket.bucketName);
+    queryFunction.addEnvironment(ENV.MANIFEST_TABLE, manifestTable.tableName);
+    queryFunction.addEnvironment(ENV.CHAIN_TABLE, this.chainTable.tableName);
+    queryFunction.addEnvironment(ENV.ACCOUNT_ID, Stack.of(this).account);
+    queryFunction.addEnvironment(ENV.DIGEST_PERIOD_SECONDS, String(DEFAULT_DIGEST_PERIOD_SECONDS));
+    queryFunction.addEnvironment(ENV.DIGEST_GRACE_SECONDS, String(this.digestGrace.toSeconds()));
+    this.chainTable.grant(queryFunction, 'dynamodb:GetItem', 'dynamodb:Query');
+    this.chainTable.encryptionKey?.grant(queryFunction, 'kms:Decrypt', 'kms:DescribeKey');
+    manifestTable.grant(queryFunction, 'dynamodb:Query');
+    manifestTable.encryptionKey?.grant(queryFunction, 'kms:Decrypt', 'kms:DescribeKey');
+    if (manifestTable instanceof dynamodb.Table) {
+      acknowledgeIamWildcards(
+        queryFunction.role,
+        { resources: [`${manifestTable.tableArn}/index/*`] },
+        "The manifest's byStream index (GetTrailStatus reads the newest delivery of each stream), which table.grant covers with the table; read-only.",
+      );
+    }
   }
 
   /** `kms:GetPublicKey` on every key ListPublicKeys serves. */

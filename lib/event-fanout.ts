@@ -22,7 +22,12 @@ import {
 import { acknowledgeIamWildcards } from './private/nag';
 import { OpentrailFunction } from './private/opentrail-function';
 import { createAlarmTopic, createSecurityAlarms } from './private/security-checks';
-import { createAccessLogsBucket, createDataKey, createSecureBucket } from './private/secure-bucket';
+import {
+  createAccessLogsBucket,
+  createDataKey,
+  createSecureBucket,
+  useBucketPolicyForAccessLogs,
+} from './private/secure-bucket';
 import {
   requireDurationInRange,
   requireIntegerInRange,
@@ -228,6 +233,7 @@ export class EventFanout extends Construct {
 
   constructor(scope: Construct, id: string, props: EventFanoutProps) {
     super(scope, id);
+    useBucketPolicyForAccessLogs(this);
     this.trails = props.trails ?? [];
     const batchSize = props.batchSize ?? 100;
     const maxBatchingWindow = props.maxBatchingWindow ?? Duration.seconds(0);

@@ -18,7 +18,12 @@ import {
 } from './private/failed-records-destination';
 import { acknowledgeIamWildcards } from './private/nag';
 import { OpentrailFunction } from './private/opentrail-function';
-import { createAccessLogsBucket, createDataKey, createSecureBucket } from './private/secure-bucket';
+import {
+  createAccessLogsBucket,
+  createDataKey,
+  createSecureBucket,
+  useBucketPolicyForAccessLogs,
+} from './private/secure-bucket';
 import {
   requireDurationInRange,
   requireIntegerInRange,
@@ -116,6 +121,7 @@ export class EventHistory extends Construct {
 
   constructor(scope: Construct, id: string, props: EventHistoryProps) {
     super(scope, id);
+    useBucketPolicyForAccessLogs(this);
     const batchSize = props.batchSize ?? 500;
     const window = props.maxBatchingWindow ?? Duration.seconds(0);
     const retryAttempts = props.retryAttempts ?? 10;

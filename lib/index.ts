@@ -10,3 +10,5 @@ export * from './opentrail-stack';
 export * from './app-config';
 export { OpentrailConfigError, type OpentrailConfigErrorCode } from './private/errors';
 export type { OpentrailFunction, OpentrailFunctionProps } from './private/opentrail-function';
+// Pure and SDK-free: what a fan-out consumer drops repeats by (docs/guarantees.md#fan-out-and-history).
+export { canonicalJson, opentrailEventKey, type EventWithDetail } from '../lambda/core/event-key';

@@ -4,7 +4,12 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { OpentrailConfigError } from './private/errors';
-import { createAccessLogsBucket, createDataKey, createSecureBucket } from './private/secure-bucket';
+import {
+  createAccessLogsBucket,
+  createDataKey,
+  createSecureBucket,
+  useBucketPolicyForAccessLogs,
+} from './private/secure-bucket';
 import { secondsOf } from './private/validate';
 
 export interface LogArchiveProps {
@@ -73,6 +78,7 @@ export class LogArchive extends Construct {
 
   constructor(scope: Construct, id: string, props: LogArchiveProps = {}) {
     super(scope, id);
+    useBucketPolicyForAccessLogs(this);
     const lifecycleRules = this.lifecycleRules(props);
 
     this.encryptionKey =

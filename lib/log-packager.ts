@@ -25,7 +25,12 @@ import {
   FailedRecordsDestination,
 } from './private/failed-records-destination';
 import { OpentrailFunction } from './private/opentrail-function';
-import { createAccessLogsBucket, createDataKey, createSecureBucket } from './private/secure-bucket';
+import {
+  createAccessLogsBucket,
+  createDataKey,
+  createSecureBucket,
+  useBucketPolicyForAccessLogs,
+} from './private/secure-bucket';
 import {
   requireDurationInRange,
   requireIntegerInRange,
@@ -177,6 +182,7 @@ export class LogPackager extends Construct {
 
   constructor(scope: Construct, id: string, props: LogPackagerProps) {
     super(scope, id);
+    useBucketPolicyForAccessLogs(this);
 
     this.trails = props.trails ?? [DEFAULT_TRAIL];
     const maxTrails = props.maxTrails ?? DEFAULT_MAX_TRAILS;

@@ -3,9 +3,9 @@
  * 127.0.0.1 with ephemeral ports, their data under one directory so a restart loses nothing.
  * Creating buckets, tables and streams is the runtime's job; `ensureBucket` helps with S3.
  *
- * Quirks of the emulators (checked against the installed versions; see also patches/):
+ * Quirks of the emulators (checked against the installed versions):
  *
- * s3rver 3.7.1, as patched (patches/s3rver+3.7.1.patch):
+ * s3rver 3.7.1, vendored with opentrail's changes (local/s3rver/, see its README):
  * - Accepts any access key and any signature (stock it refused unknown keys). Still checks
  *   the auth shape, presigned-URL expiry and a 15-minute clock skew, like S3.
  * - `If-None-Match: *` on PutObject / CompleteMultipartUpload creates only (412
@@ -63,7 +63,7 @@ export interface Emulators {
   close(): Promise<void>;
 }
 
-// The three packages ship no types: the parts used here.
+// The three emulators ship no types: the parts used here.
 interface S3rverInstance {
   run(): Promise<AddressInfo>;
   close(): Promise<void>;
@@ -89,7 +89,8 @@ type KinesaliteFactory = (options: {
 }) => Server;
 
 const requireCjs = createRequire(__filename);
-const S3rver = requireCjs('s3rver') as S3rverConstructor;
+// Vendored (local/s3rver/); `npm run build` copies it beside the compiled file.
+const S3rver = requireCjs('./s3rver/lib/s3rver') as S3rverConstructor;
 const dynalite = requireCjs('dynalite') as DynaliteFactory;
 const kinesalite = requireCjs('kinesalite') as KinesaliteFactory;
 

@@ -4,7 +4,7 @@ import { isNotFound, isPreconditionFailed } from './aws-errors';
 
 /**
  * ObjectStore over S3. Conditional create uses `If-None-Match: *` (real S3, and the embedded
- * s3rver as patched in patches/).
+ * s3rver as vendored and changed in local/s3rver/).
  */
 export class S3ObjectStore implements ObjectStore {
   constructor(private readonly client: S3Client) {}

@@ -114,6 +114,8 @@ export const ENV = {
   DIGEST_KEY_ID: 'OPENTRAIL_DIGEST_KEY_ID',
   /** Digest period in seconds (digest signer). */
   DIGEST_PERIOD_SECONDS: 'OPENTRAIL_DIGEST_PERIOD_SECONDS',
+  /** Seconds after a period's end by which its digest is written (query: GetTrailStatus). */
+  DIGEST_GRACE_SECONDS: 'OPENTRAIL_DIGEST_GRACE_SECONDS',
   /** JSON DigestKeyConfig[]: every signing key and its validity window (query: ListPublicKeys). */
   DIGEST_PUBLIC_KEYS: 'OPENTRAIL_DIGEST_PUBLIC_KEYS',
   /** Event history table name (indexer, query: LookupEvents). */

@@ -1,11 +1,12 @@
 /**
  * EventBridge fan-out (docs/formats.md#eventbridge-envelopes): the PutEvents entry and the local envelope of a record,
- * EventBridge's entry-size accounting, PutEvents batching, name-based envelope ids, and the
- * translation of CloudTrail-style rule patterns to opentrail's sources.
+ * EventBridge's entry-size accounting, PutEvents batching, and the translation of
+ * CloudTrail-style rule patterns to opentrail's sources. The local envelope's `id` is the
+ * record's {@link opentrailEventKey} (core/event-key.ts).
  *
- * Pure: no SDK, no I/O (node:crypto only).
+ * Pure: no SDK, no I/O.
  */
-import { createHash } from 'node:crypto';
+import { opentrailEventKey } from './event-key';
 
 /** The most a PutEvents entry (and a whole PutEvents request) may weigh, as EventBridge counts. */
 export const MAX_ENTRY_BYTES = 256 * 1024;
@@ -15,13 +16,6 @@ export const MAX_ENTRIES_PER_CALL = 10;
 export const TIME_BYTES = 14;
 /** Source prefix of every opentrail event (CloudTrail uses `aws.`, which custom events may not). */
 export const SOURCE_PREFIX = 'opentrail.';
-
-/**
- * Namespace of the name-based (v5) envelope ids. A fixed, opentrail-specific UUID: the id of an
- * eventID is the same on every deployment and in the embedded runtime, so consumers can drop
- * repeats by `id` (or compute it from `detail.eventID` with {@link envelopeId}).
- */
-export const ENVELOPE_ID_NAMESPACE = '4f0d6a8e-2b1c-5d3e-9a47-6c2e8b1f0a93';
 
 /** The detail-type of each eventType (docs/formats.md#eventbridge-envelopes). */
 export const DETAIL_TYPES: Readonly<Record<string, string>> = {
@@ -46,6 +40,7 @@ export interface BusEntry {
 /** The envelope a rule target receives; the embedded runtime writes exactly this. */
 export interface Envelope {
   readonly version: '0';
+  /** The record's opentrailEventKey: `<eventID>:<hex SHA-256 of its canonical JSON>`. */
   readonly id: string;
   readonly 'detail-type': string;
   readonly source: string;
@@ -62,22 +57,6 @@ export interface FanoutEvent {
   readonly envelope: Envelope;
   /** Size as EventBridge counts it (see {@link entrySizeBytes}). */
   readonly sizeBytes: number;
-}
-
-/** Name-based UUID (RFC 9562 version 5, SHA-1) of `name` in `namespace`. */
-export function uuidV5(name: string, namespace: string): string {
-  const ns = Buffer.from(namespace.replace(/-/g, ''), 'hex');
-  if (ns.length !== 16) throw new Error(`namespace ${namespace} is not a UUID`);
-  const hash = createHash('sha1').update(ns).update(name, 'utf8').digest();
-  hash[6] = (hash[6]! & 0x0f) | 0x50;
-  hash[8] = (hash[8]! & 0x3f) | 0x80;
-  const hex = hash.subarray(0, 16).toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
-
-/** The envelope id of an eventID: deterministic, so repeats can be dropped downstream. */
-export function envelopeId(eventId: string): string {
-  return uuidV5(eventId, ENVELOPE_ID_NAMESPACE);
 }
 
 /**
@@ -143,7 +122,8 @@ export function fanoutEventOf(text: string, record: Record<string, unknown>): Fa
   };
   const envelope: Envelope = {
     version: '0',
-    id: envelopeId(typeof record.eventID === 'string' ? record.eventID : text),
+    // Not the eventID alone: a forged record reusing it must not look like a repeat.
+    id: opentrailEventKey({ detail: record }),
     'detail-type': entry.DetailType,
     source: entry.Source,
     account: typeof record.recipientAccountId === 'string' ? record.recipientAccountId : '',

@@ -30,7 +30,19 @@ export const HISTORY_TTL_SECONDS = HISTORY_WINDOW_SECONDS + 86400;
 export const DEFAULT_MAX_RESULTS = 50;
 /** A page's response stays under 5 MB. */
 export const MAX_PAGE_BYTES = 5_000_000;
-const MAX_ATTRIBUTE_VALUE_CHARS = 2000;
+/**
+ * CloudTrail's bound on a LookupAttribute value: 2,000 characters (UTF-16 code units), where
+ * "_", " ", "," and a line feed count as two (see {@link attributeValueLength}).
+ */
+export const MAX_ATTRIBUTE_VALUE_CHARS = 2000;
+/**
+ * The longest eventID (UTF-8) history stores: its record item's partition key, `E#<eventID>`,
+ * must fit DynamoDB's 2,048 bytes. An EventId lookup for a longer value finds nothing, without
+ * a Query DynamoDB would refuse (docs/guarantees.md#fan-out-and-history).
+ */
+export const MAX_EVENT_ID_BYTES = 2000;
+/** HMAC-SHA-256, the page tokens' MAC: 32 bytes (both MacPort implementations). */
+const TOKEN_MAC_BYTES = 32;
 /** Values longer than this (UTF-8) are keyed by their SHA-256 (DynamoDB key size limits). */
 const MAX_KEY_VALUE_BYTES = 1024;
 const MAX_SORT_KEY_BYTES = 1024;
@@ -252,7 +264,10 @@ export function planIndex(text: string): IndexPlan {
   if (Number.isNaN(epoch)) return { kind: 'skip', reason: 'unindexable' };
   const hash = createHash('sha256').update(text, 'utf8').digest('hex').slice(0, 16);
   const sk = sortKeyOf(eventTime, eventId, hash);
-  if (Buffer.byteLength(sk, 'utf8') > MAX_SORT_KEY_BYTES || Buffer.byteLength(eventId) > 2000)
+  if (
+    Buffer.byteLength(sk, 'utf8') > MAX_SORT_KEY_BYTES ||
+    Buffer.byteLength(eventId, 'utf8') > MAX_EVENT_ID_BYTES
+  )
     return { kind: 'skip', reason: 'unindexable' };
   const x = epoch + HISTORY_TTL_SECONDS;
   const shard = Number.parseInt(hash.slice(0, 8), 16) % HISTORY_TABLE.writeShards;
@@ -288,6 +303,24 @@ function bad(code: string, message: string): ApiError {
   return new ApiError(code, message);
 }
 
+/** A value's length as CloudTrail counts it: UTF-16 code units, "_", " ", "," and "\n" twice. */
+export function attributeValueLength(value: string): number {
+  return value.length + (value.match(/[_ ,\n]/g)?.length ?? 0);
+}
+
+/** Index of the first unpaired UTF-16 surrogate, or -1 when the text is well-formed. */
+function unpairedSurrogate(value: string): number {
+  for (let i = 0; i < value.length; i++) {
+    const unit = value.charCodeAt(i);
+    if (unit >= 0xd800 && unit <= 0xdbff) {
+      const next = value.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) i++;
+      else return i;
+    } else if (unit >= 0xdc00 && unit <= 0xdfff) return i;
+  }
+  return -1;
+}
+
 function epochSeconds(request: Json, field: 'StartTime' | 'EndTime'): number | undefined {
   const value = request[field];
   if (value === undefined || value === null) return undefined;
@@ -321,10 +354,17 @@ export function parseLookupRequest(request: Json): LookupRequest {
           'InvalidLookupAttributesException',
           'LookupAttributes[0].AttributeValue: must be a non-empty string',
         );
-      if (value.length > MAX_ATTRIBUTE_VALUE_CHARS)
+      const length = attributeValueLength(value);
+      if (length > MAX_ATTRIBUTE_VALUE_CHARS)
         throw bad(
           'InvalidLookupAttributesException',
-          `LookupAttributes[0].AttributeValue: at most ${MAX_ATTRIBUTE_VALUE_CHARS} characters`,
+          `LookupAttributes[0].AttributeValue: at most ${MAX_ATTRIBUTE_VALUE_CHARS} characters ("_", " ", "," and line feeds count as two), got ${length}`,
+        );
+      const unpaired = unpairedSurrogate(value);
+      if (unpaired >= 0)
+        throw bad(
+          'InvalidLookupAttributesException',
+          `LookupAttributes[0].AttributeValue: must be Unicode text; character ${unpaired} is an unpaired UTF-16 surrogate`,
         );
       attribute = { key: key as AttributeKey, value };
     }
@@ -415,6 +455,8 @@ export async function decodeToken(
   if (!match || token.length > 4096) throw invalid('is not a token this API issued');
   const body = Buffer.from(match[1]!, 'base64url');
   const tag = Buffer.from(match[2]!, 'base64url');
+  // Refused before the MAC is asked: KMS VerifyMac rejects some malformed MACs as bad requests.
+  if (tag.length !== TOKEN_MAC_BYTES) throw invalid('is not a token this API issued');
   if (!(await mac.verify(Buffer.concat([TOKEN_CONTEXT, body]), tag)))
     throw invalid('is not a token this API issued (it fails authentication)');
   let payload: TokenPayload;
@@ -588,7 +630,13 @@ export async function lookupEvents(raw: Json, deps: LookupDeps): Promise<LookupR
   const want = request.maxResults + 1;
 
   let page: HistoryRecordItem[];
-  if (request.attribute?.key === 'EventId') {
+  if (
+    request.attribute?.key === 'EventId' &&
+    Buffer.byteLength(request.attribute.value, 'utf8') > MAX_EVENT_ID_BYTES
+  ) {
+    // No such event can be stored (planIndex skips it), and DynamoDB refuses the key.
+    page = [];
+  } else if (request.attribute?.key === 'EventId') {
     const items = (await deps.store.queryRecords(`E#${request.attribute.value}`))
       .filter((item) => item.c === request.category)
       .map((item) => ({ item, sk: sortKeyOf(item.t, request.attribute!.value, item.sk) }))

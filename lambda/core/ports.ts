@@ -348,3 +348,15 @@ export interface ObjectReader {
     options?: { readonly metadata?: boolean },
   ): Promise<OpenedObject | undefined>;
 }
+
+/** When log files were last delivered (GetTrailStatus's LatestDeliveryTime). */
+export interface DeliveryLog {
+  /** deliveredAt of the newest delivered file of `stream` (epoch ms), or undefined. */
+  latestDeliveryMs(stream: string): Promise<number | undefined>;
+}
+
+/** Periods closed early (`opentrail digest`, embedded runtime only): their ends per stream. */
+export interface EarlyCloseLog {
+  /** Ends (epoch ms) of the periods of `stream` closed before their aligned boundary. */
+  endsMs(stream: string): Promise<number[]>;
+}

@@ -281,6 +281,27 @@ export function validateTrailConfigs(trails: readonly TrailConfig[], maxTrails: 
       errors.push(...validateAdvanced(trail.name, trail.advancedEventSelectors));
     errors.push(...validateDelivery(trail));
   }
+  errors.push(...validateSharedPrefixes(trails));
+  return errors;
+}
+
+/**
+ * A trail without log-file validation may not write under the prefix (and organization folder)
+ * of one with it: validate-logs reports every file there that no digest names (see
+ * docs/guarantees.md#tamper-evidence), so the unsigned trail's files would all be reported.
+ */
+function validateSharedPrefixes(trails: readonly TrailConfig[]): string[] {
+  const place = (t: TrailConfig): string =>
+    JSON.stringify([t.prefix ?? '', t.organizationId ?? '']);
+  const errors: string[] = [];
+  for (const off of trails.filter((t) => t.logFileValidation !== true)) {
+    const on = trails.find((t) => t.logFileValidation === true && place(t) === place(off));
+    if (!on) continue;
+    const where = off.prefix ? `prefix "${off.prefix}"` : 'the bucket root (no prefix)';
+    errors.push(
+      `trail "${off.name}" (logFileValidation off) shares ${where} with trail "${on.name}" (logFileValidation on): validate-logs would report every "${off.name}" log file as listed in no digest; give "${off.name}" a prefix of its own or turn its logFileValidation on`,
+    );
+  }
   return errors;
 }
 

@@ -4,11 +4,24 @@
  * lives here, in handlers; adapters only implement ports.
  */
 import { KMSClient } from '@aws-sdk/client-kms';
-import { ENV, type DigestKeyConfig } from '../core/config';
+import {
+  DEFAULT_DIGEST_PERIOD_SECONDS,
+  ENV,
+  type DigestKeyConfig,
+  type TrailConfig,
+} from '../core/config';
+import { DEFAULT_DIGEST_GRACE_MS } from '../core/digest-validate';
 import { lookupEvents } from '../core/history';
 import { createListPublicKeys, keyWindows } from '../core/public-keys';
+import {
+  createDescribeTrails,
+  createGetTrailStatus,
+  type TrailStatusDeps,
+} from '../core/trail-status';
 import { createClients } from '../adapters/clients';
 import { documentClient } from '../adapters/dynamodb';
+import { DynamoDeliveryLog } from '../adapters/dynamodb-deliveries';
+import { DynamoDigestChainStore } from '../adapters/dynamodb-digests';
 import { DynamoHistoryStore } from '../adapters/history';
 import { kmsPublicKeySources } from '../adapters/kms-signer';
 import { KmsMac } from '../adapters/mac';
@@ -48,4 +61,46 @@ export function listPublicKeysFromEnvironment(): Operation | undefined {
     kmsPublicKeySources(client, keyWindows(JSON.parse(raw) as DigestKeyConfig[])),
     Date.now,
   );
+}
+
+/** The query function's trail-status configuration, or undefined when it is not deployed. */
+function trailStatusDeps(): TrailStatusDeps | undefined {
+  const env = process.env;
+  const [trails, bucket, manifest, chain] = [
+    env[ENV.TRAILS],
+    env[ENV.LOG_BUCKET],
+    env[ENV.MANIFEST_TABLE],
+    env[ENV.CHAIN_TABLE],
+  ];
+  if (!trails || !bucket || !manifest || !chain) return undefined;
+  const account = env[ENV.ACCOUNT_ID];
+  const documents = documentClient(
+    createClients({ region: env.AWS_REGION ?? 'us-east-1' }).dynamodb,
+  );
+  const seconds = (name: string, fallback: number): number => {
+    const value = Number(env[name]);
+    return Number.isFinite(value) && value > 0 ? value : fallback;
+  };
+  return {
+    trails: JSON.parse(trails) as TrailConfig[],
+    bucket,
+    ...(account ? { account } : {}),
+    homeRegion: env.AWS_REGION ?? 'us-east-1',
+    chain: new DynamoDigestChainStore(documents, chain),
+    deliveries: new DynamoDeliveryLog(documents, manifest),
+    periodMs: seconds(ENV.DIGEST_PERIOD_SECONDS, DEFAULT_DIGEST_PERIOD_SECONDS) * 1000,
+    graceMs: seconds(ENV.DIGEST_GRACE_SECONDS, DEFAULT_DIGEST_GRACE_MS / 1000) * 1000,
+  };
+}
+
+/** GetTrailStatus for the deployed query function (trails with log-file validation deployed). */
+export function getTrailStatusFromEnvironment(): Operation | undefined {
+  const deps = trailStatusDeps();
+  return deps && createGetTrailStatus(deps);
+}
+
+/** DescribeTrails for the deployed query function. */
+export function describeTrailsFromEnvironment(): Operation | undefined {
+  const deps = trailStatusDeps();
+  return deps && createDescribeTrails(deps);
 }

@@ -8,7 +8,13 @@ import { ApiError } from '../core/api-error';
 import { createLogger } from '../adapters/observability';
 import { LIST_PUBLIC_KEYS_TARGET } from '../core/public-keys';
 import { LOOKUP_EVENTS_TARGET } from '../core/history';
-import { listPublicKeysFromEnvironment, lookupEventsFromEnvironment } from './query-operations';
+import {
+  describeTrailsFromEnvironment,
+  getTrailStatusFromEnvironment,
+  listPublicKeysFromEnvironment,
+  lookupEventsFromEnvironment,
+} from './query-operations';
+import { DESCRIBE_TRAILS_TARGET, GET_TRAIL_STATUS_TARGET } from '../core/trail-status';
 
 const logger = createLogger('query');
 
@@ -28,6 +34,8 @@ export const OPERATION_FACTORIES: readonly (readonly [
 ])[] = [
   [LIST_PUBLIC_KEYS_TARGET, listPublicKeysFromEnvironment],
   [LOOKUP_EVENTS_TARGET, lookupEventsFromEnvironment],
+  [GET_TRAIL_STATUS_TARGET, getTrailStatusFromEnvironment],
+  [DESCRIBE_TRAILS_TARGET, describeTrailsFromEnvironment],
 ];
 
 const THROTTLING_ERRORS = new Set([

@@ -21,7 +21,8 @@ export type OpentrailConfigErrorCode =
   | 'INVALID_DIGEST_KEYS'
   | 'INVALID_DIGEST_SCHEDULE'
   | 'DUPLICATE_ROUTE'
-  | 'NO_QUERY_ROUTE';
+  | 'NO_QUERY_ROUTE'
+  | 'HANDLER_BUNDLE_MISSING';
 
 /**
  * The one error the constructs throw for a configuration they refuse. The message names the

@@ -1,11 +1,12 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { OpentrailConfigError } from './errors';
+import { handlerBundleDir, type OpentrailHandlerName } from './handler-bundles';
 import { acknowledgeNag } from './nag';
 import {
   environmentSizeBytes,
@@ -14,20 +15,13 @@ import {
 } from './environment';
 import { requireDurationInRange, requireIntegerInRange } from './validate';
 
-/** Root of the package: handler entries, the lock file and tsconfig live under it. */
-export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
-
-/** The Lambda handlers opentrail deploys, as files under `lambda/handlers/`. */
-export type OpentrailHandlerName =
-  'ingest' | 'packager' | 'digest-signer' | 'publisher' | 'indexer' | 'query';
-
-/** Path of a handler's entry file. `lib/` names the file; it never imports handler code. */
-export function handlerEntry(name: OpentrailHandlerName): string {
-  return path.join(PROJECT_ROOT, 'lambda', 'handlers', `${name}.ts`);
-}
+export type { OpentrailHandlerName } from './handler-bundles';
 
 export interface OpentrailFunctionProps {
-  /** Which handler: `lambda/handlers/<handlerName>.ts`, export `handler`. */
+  /**
+   * Which handler: `lambda/handlers/<handlerName>.ts`, export `handler`, deployed from its
+   * prebuilt bundle `dist/handlers/<handlerName>/`.
+   */
   readonly handlerName: OpentrailHandlerName;
   /** Function description (shown in the console). */
   readonly description: string;
@@ -60,19 +54,21 @@ export interface OpentrailFunctionProps {
 }
 
 /**
- * A Lambda function built from one handler file, owning every bundling and runtime default so
- * no construct repeats them:
+ * A Lambda function running one handler, owning every runtime default so no construct
+ * repeats them:
  *
  * - Node.js 22 (pinned: `NODEJS_22_X`, not "latest"), ARM64, JSON log format;
- * - esbuild bundling on the local toolchain (never Docker), minified, with source maps and
- *   `NODE_OPTIONS=--enable-source-maps`; `@aws-sdk/*` comes from the runtime, not the bundle;
+ * - code from the handler's bundle, prebuilt by `npm run build` (scripts/bundle-handlers.ts:
+ *   esbuild, target node22, minified, with source maps) and shipped in the package, so synth
+ *   runs neither esbuild nor Docker; `NODE_OPTIONS=--enable-source-maps`; `@aws-sdk/*` comes
+ *   from the runtime, not the bundle;
  * - its own role (no AWS managed policy) allowed to write only to its own log group, which
  *   has a retention (one month by default) and is retained when the stack is deleted;
  * - an environment checked against Lambda's 4 KB limit at construction.
  */
 export class OpentrailFunction extends Construct implements iam.IGrantable {
   /** The function. */
-  public readonly function: nodejs.NodejsFunction;
+  public readonly function: lambda.Function;
   /** Its execution role. */
   public readonly role: iam.Role;
   /** Its log group. */
@@ -119,12 +115,19 @@ export class OpentrailFunction extends Construct implements iam.IGrantable {
     // Instead of AWSLambdaBasicExecutionRole (logs:* on every log group): its own group only.
     this.logGroup.grantWrite(this.role);
 
-    this.function = new nodejs.NodejsFunction(this, 'Function', {
+    const bundleDir = handlerBundleDir(props.handlerName);
+    if (!fs.existsSync(path.join(bundleDir, 'index.js'))) {
+      throw new OpentrailConfigError(
+        this,
+        'HANDLER_BUNDLE_MISSING',
+        `the prebuilt bundle of the ${props.handlerName} handler is missing (${path.join(bundleDir, 'index.js')}). In a checkout of opentrail, run \`npm run build\`; an installed package ships it, so reinstall opentrail.`,
+      );
+    }
+    // Same construct ID as the NodejsFunction of 0.1.0: the logical ID is unchanged.
+    this.function = new lambda.Function(this, 'Function', {
       description: props.description,
-      entry: handlerEntry(props.handlerName),
-      handler: 'handler',
-      projectRoot: PROJECT_ROOT,
-      depsLockFilePath: path.join(PROJECT_ROOT, 'package-lock.json'),
+      code: lambda.Code.fromAsset(bundleDir),
+      handler: 'index.handler',
       runtime: lambda.Runtime.NODEJS_22_X,
       architecture: lambda.Architecture.ARM_64,
       memorySize,
@@ -134,16 +137,6 @@ export class OpentrailFunction extends Construct implements iam.IGrantable {
       loggingFormat: lambda.LoggingFormat.JSON,
       tracing: props.tracing ? lambda.Tracing.ACTIVE : lambda.Tracing.DISABLED,
       environment: this.environment,
-      bundling: {
-        target: 'node22',
-        format: nodejs.OutputFormat.CJS,
-        minify: true,
-        sourceMap: true,
-        sourcesContent: false,
-        externalModules: ['@aws-sdk/*'],
-        forceDockerBundling: false,
-        charset: nodejs.Charset.UTF8,
-      },
     });
     this.grantPrincipal = this.function.grantPrincipal;
 

@@ -1,4 +1,5 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
+import { S3_SERVER_ACCESS_LOGS_USE_BUCKET_POLICY } from 'aws-cdk-lib/cx-api';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
@@ -61,6 +62,17 @@ export function createSecureBucket(
     metrics: options.metrics,
     removalPolicy: RemovalPolicy.RETAIN,
   });
+}
+
+/**
+ * Makes S3 grant log delivery to the access-log buckets created under `scope` with a bucket
+ * policy, whatever the app's feature flags. Without the flag (an app that does not set
+ * `@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy`) the L2 falls back to the
+ * LogDeliveryWrite ACL, which the buckets refuse (ACLs are off: bucket owner enforced) and synth
+ * fails. Call it first in the constructor, before `scope` has children.
+ */
+export function useBucketPolicyForAccessLogs(scope: Construct): void {
+  scope.node.setContext(S3_SERVER_ACCESS_LOGS_USE_BUCKET_POLICY, true);
 }
 
 /**

@@ -5,11 +5,14 @@
  *
  * Operations it adds behind `POST /`:
  * - `com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.ListPublicKeys` (docs/formats.md#listpublickeys);
+ * - `…GetTrailStatus` and `…DescribeTrails` (lambda/core/trail-status.ts), with a grace of
+ *   LOCAL_DIGEST_GRACE_SECONDS: what validate-logs needs to find every missing digest;
  * - `Opentrail.CloseDigestPeriod` (local only; what `opentrail digest` calls): closes the open
  *   period of every stream at the next whole second and answers `{"Digests":[{"Stream",
  *   "S3Bucket","S3Object","DigestStartTime","DigestEndTime","LogFiles"}]}` — every digest
  *   written by the call, the due ones included.
  */
+import { appendFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   CreateTableCommand,
@@ -20,6 +23,13 @@ import { DEFAULT_DIGEST_PERIOD_SECONDS } from '../../lambda/core/config';
 import { CLOSE_DIGEST_PERIOD_TARGET, periodEnd } from '../../lambda/core/digest-chain';
 import { formatDigestTime } from '../../lambda/core/digest-format';
 import { createListPublicKeys, LIST_PUBLIC_KEYS_TARGET } from '../../lambda/core/public-keys';
+import {
+  createDescribeTrails,
+  createGetTrailStatus,
+  DESCRIBE_TRAILS_TARGET,
+  GET_TRAIL_STATUS_TARGET,
+} from '../../lambda/core/trail-status';
+import { DynamoDeliveryLog } from '../../lambda/adapters/dynamodb-deliveries';
 import { CHAIN_TABLE } from '../../lambda/core/tables';
 import {
   DynamoDigestChainStore,
@@ -38,6 +48,45 @@ export const DIGEST_CHAIN_TABLE = 'opentrail-digest-chain';
 
 /** How often the signer looks for closed periods. */
 const CHECK_INTERVAL_MS = 1000;
+
+/**
+ * How long after a period ends its digest may still be missing here: the signer looks every
+ * second, and a run over a busy machine's emulators takes seconds, never half a minute.
+ */
+export const LOCAL_DIGEST_GRACE_SECONDS = 30;
+
+/**
+ * Ends of periods closed early by `opentrail digest`, one JSON line `{"stream","endMs"}` each in
+ * `<data-dir>/digest-early-closes.jsonl`: GetTrailStatus reports them, so validate-logs names a
+ * deleted early-closed digest by its real key.
+ */
+class FileEarlyCloseLog {
+  constructor(private readonly path: string) {}
+
+  async record(stream: string, endMs: number): Promise<void> {
+    await appendFile(this.path, `${JSON.stringify({ stream, endMs })}\n`, { mode: 0o600 });
+  }
+
+  async endsMs(stream: string): Promise<number[]> {
+    let text: string;
+    try {
+      text = await readFile(this.path, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
+    const ends = new Set<number>();
+    for (const line of text.split('\n')) {
+      try {
+        const entry = JSON.parse(line) as { stream?: unknown; endMs?: unknown };
+        if (entry.stream === stream && typeof entry.endMs === 'number') ends.add(entry.endMs);
+      } catch {
+        // A line cut short by a crash mid-append: that close is lost, nothing else.
+      }
+    }
+    return [...ends].sort((a, b) => a - b);
+  }
+}
 
 /** Creates the chain-state table unless it exists, and waits until it is active. */
 export async function ensureChainTable(dynamodb: DynamoDBClient): Promise<void> {
@@ -87,12 +136,14 @@ export const digestComponent: RuntimeComponent = {
     await ensureChainTable(context.clients.dynamodb);
     const signer = await LocalRsaSigner.open(join(context.dataDir, 'keys'));
     const periodSeconds = options.digestPeriodSeconds ?? DEFAULT_DIGEST_PERIOD_SECONDS;
+    const chain = new DynamoDigestChainStore(context.documents, DIGEST_CHAIN_TABLE);
+    const earlyCloses = new FileEarlyCloseLog(join(context.dataDir, 'digest-early-closes.jsonl'));
     const sign = createDigestSignerHandler({
       trails: context.trails,
       bucket: names.bucket,
       homeRegion: context.region,
       periodMs: periodSeconds * 1000,
-      chain: new DynamoDigestChainStore(context.documents, DIGEST_CHAIN_TABLE),
+      chain,
       manifest: new DynamoDigestManifest(context.documents, names.manifestTable),
       objects: new S3DigestStore(context.clients.s3),
       signer,
@@ -122,7 +173,11 @@ export const digestComponent: RuntimeComponent = {
       // Close at the next whole second (digest times have whole seconds), once it has passed.
       const closeAtMs = Math.ceil((Date.now() + 1) / 1000) * 1000;
       await new Promise((resolve) => setTimeout(resolve, Math.max(0, closeAtMs - Date.now())));
-      return describe(await serial(() => sign({ closeAtMs })));
+      const result = await serial(() => sign({ closeAtMs }));
+      for (const d of result.digests) {
+        if (d.endMs % (periodSeconds * 1000) !== 0) await earlyCloses.record(d.stream, d.endMs);
+      }
+      return describe(result);
     });
     context.operation(
       LIST_PUBLIC_KEYS_TARGET,
@@ -137,6 +192,18 @@ export const digestComponent: RuntimeComponent = {
         Date.now,
       ),
     );
+    const statusDeps = {
+      trails: context.trails,
+      bucket: names.bucket,
+      homeRegion: context.region,
+      chain,
+      deliveries: new DynamoDeliveryLog(context.documents, names.manifestTable),
+      earlyCloses,
+      periodMs: periodSeconds * 1000,
+      graceMs: LOCAL_DIGEST_GRACE_SECONDS * 1000,
+    };
+    context.operation(GET_TRAIL_STATUS_TARGET, createGetTrailStatus(statusDeps));
+    context.operation(DESCRIBE_TRAILS_TARGET, createDescribeTrails(statusDeps));
     context.endpoint('digestChainTable', DIGEST_CHAIN_TABLE);
     context.endpoint('digestPeriodSeconds', String(periodSeconds));
   },

@@ -38,8 +38,8 @@ describe('OpentrailStack', () => {
 });
 
 describe('cdk.json', () => {
-  it('runs the app with tsx', () => {
-    expect(cdkJson.app).toBe('npx tsx bin/app.ts');
+  it('bundles the handlers into dist/handlers, then runs the app with tsx', () => {
+    expect(cdkJson.app).toBe('npx tsx scripts/bundle-handlers.ts && npx tsx bin/app.ts');
   });
 
   it('default configuration defines exactly the default trail and the default dedup window', () => {

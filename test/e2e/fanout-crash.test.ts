@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { envelopeId } from '../../lambda/core/fanout';
+import { opentrailEventKey } from '../../lambda/core/event-key';
 import { CLOUDTRAIL_DATA, fixtureRecords } from '../fixtures/cloudtrail-data';
 import {
   inFlightBatches,
@@ -11,13 +11,17 @@ import {
   type RuntimeProcess,
 } from './harness';
 
-function envelopeIds(dataDir: string): string[] {
+function envelopes(dataDir: string): { id: string; detail: Record<string, unknown> }[] {
   const file = join(dataDir, 'eventbridge', 'events.jsonl');
   if (!existsSync(file)) return [];
   return readFileSync(file, 'utf8')
     .split('\n')
     .filter(Boolean)
-    .map((line) => (JSON.parse(line) as { id: string }).id);
+    .map((line) => JSON.parse(line) as { id: string; detail: Record<string, unknown> });
+}
+
+function envelopeIds(dataDir: string): string[] {
+  return envelopes(dataDir).map((envelope) => envelope.id);
 }
 
 describe('the embedded runtime killed between a bus write and its checkpoint', () => {
@@ -65,9 +69,11 @@ describe('the embedded runtime killed between a bus write and its checkpoint', (
     );
     const ids = envelopeIds(dataDir);
     expect(ids).toHaveLength(input.length);
-    expect(new Set(ids)).toEqual(
-      new Set(input.map(({ record }) => envelopeId(record.eventID as string))),
+    expect(new Set(ids).size).toBe(input.length);
+    expect(new Set(envelopes(dataDir).map((e) => e.detail.eventID))).toEqual(
+      new Set(input.map(({ record }) => record.eventID)),
     );
+    expect(envelopes(dataDir).filter((e) => e.id !== opentrailEventKey(e))).toEqual([]);
     // What was written before the crash is still there, once, at the head of the file.
     expect(ids.slice(0, before.length)).toEqual(before);
   });

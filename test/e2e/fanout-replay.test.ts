@@ -1,7 +1,8 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { envelopeId, resourceArnsOf } from '../../lambda/core/fanout';
+import { opentrailEventKey } from '../../lambda/core/event-key';
+import { resourceArnsOf } from '../../lambda/core/fanout';
 import { fixtureRecords } from '../fixtures/cloudtrail-data';
 import { NORMALISED_FIELDS } from '../support/log-check';
 import {
@@ -66,11 +67,13 @@ describe('EventBridge fan-out of a replay through the embedded runtime', () => {
     await new Promise((r) => setTimeout(r, 1500));
     expect(jsonLines<Envelope>(file)).toHaveLength(input.length);
 
-    const byId = new Map(envelopes.map((e) => [e.id, e]));
-    expect(byId.size).toBe(input.length);
+    const byEventId = new Map(envelopes.map((e) => [e.detail.eventID, e]));
+    expect(byEventId.size).toBe(input.length);
+    // Each id is the key consumers dedupe by, computed from the envelope as they would.
+    expect(envelopes.filter((e) => e.id !== opentrailEventKey(e))).toEqual([]);
     const types = new Set<string>();
     for (const { record } of input) {
-      const envelope = byId.get(envelopeId(record.eventID as string));
+      const envelope = byEventId.get(record.eventID);
       if (!envelope) throw new Error(`no envelope for ${String(record.eventID)}`);
       const eventType = record.eventType as string;
       types.add(eventType);

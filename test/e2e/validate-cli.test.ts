@@ -17,7 +17,8 @@ import {
   type Clients,
 } from '../../lambda/adapters/clients';
 import { fingerprintOfPublicKey } from '../../lambda/core/digest-format';
-import { ensureBucket, startEmulators, type Emulators } from '../../local/emulators';
+import { ensureBucket, type Emulators } from '../../local/emulators';
+import { startLimitedEmulators } from '../support/limited-dynalite';
 import { LIST_PUBLIC_KEYS_TARGET } from '../../cli/validate-logs';
 import {
   buildChain,
@@ -43,7 +44,7 @@ const chain = buildChain({ bucket: BUCKET, startMs: START, periods: 4 });
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'opentrail-validate-cli-'));
-  emulators = await startEmulators({ dataDir: join(work, 'emulators') });
+  emulators = await startLimitedEmulators({ dataDir: join(work, 'emulators') });
   clients = createClients({
     region: 'us-east-1',
     s3Endpoint: emulators.s3Endpoint,

@@ -6,7 +6,9 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { CloudTrailClient, GetTrailStatusCommand } from '@aws-sdk/client-cloudtrail';
 import { DeleteObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
+import { parseDigestKey } from '../../lambda/core/digest-format';
 import { fixtureRecords } from '../fixtures/cloudtrail-data';
 import { waitForLogRecords } from '../support/log-check';
 import {
@@ -85,6 +87,15 @@ describe('validate-logs over the embedded runtime', () => {
           writeFileSync(`${path}.metadata.json`, JSON.stringify(head.Metadata));
         }
       }
+      // The copy ends where every chain in it has its newest digest: the signer goes on
+      // meanwhile, and GetTrailStatus's heads make later digests count as missing from it.
+      const newest = new Map<string, number>();
+      for (const key of digestKeys) {
+        const parts = parseDigestKey(key)!;
+        const chain = `${parts.account}/${parts.region}`;
+        newest.set(chain, Math.max(newest.get(chain) ?? 0, parts.endMs));
+      }
+      const copyEndMs = Math.min(...newest.values());
       const offline = await runCli([
         'validate-logs',
         '--s3-bucket',
@@ -95,11 +106,16 @@ describe('validate-logs over the embedded runtime', () => {
         runtime.endpoints.api,
         '--start-time',
         startTime,
+        '--end-time',
+        new Date(copyEndMs).toISOString(),
       ]);
       expect(offline.stderr).toBe('');
       expect(offline.code).toBe(0);
-      expect(offline.stdout).toContain(
-        `${digestKeys.length}/${digestKeys.length} digest files valid\n${logKeys.length}/${logKeys.length} log files valid\n`,
+      // Chains whose newest digest ends after the copy's end contribute it (it covers the end).
+      expect(offline.stdout).toMatch(
+        new RegExp(
+          `\\n(\\d+)/\\1 digest files valid\\n${logKeys.length}/${logKeys.length} log files valid\\n`,
+        ),
       );
 
       await clients.s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: logKeys[0]! }));
@@ -109,6 +125,62 @@ describe('validate-logs over the embedded runtime', () => {
         invalid: [{ kind: 'log', key: logKeys[0], reason: 'not found' }],
       });
     } finally {
+      destroyClients(clients);
+    }
+  });
+  it('answers GetTrailStatus, and names every deleted digest from what it says', async () => {
+    const { runtime } = suite;
+    const client = new CloudTrailClient({
+      endpoint: runtime.endpoints.api,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'any', secretAccessKey: 'any' },
+    });
+    const clients = clientsFor(runtime.endpoints);
+    try {
+      // Delivered log files (a repeat of the first test's replay delivers nothing new).
+      expect((await replayFixtures(runtime.endpoints.api)).code).toBe(0);
+      let status = await client.send(new GetTrailStatusCommand({ Name: 'opentrail' }));
+      for (let i = 0; i < 120 && !status.LatestDigestDeliveryTime; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        status = await client.send(new GetTrailStatusCommand({ Name: 'opentrail' }));
+      }
+      expect(status.IsLogging).toBe(true);
+      expect(status.LatestDeliveryTime).toBeInstanceOf(Date);
+      expect(status.LatestDigestDeliveryTime!.getTime()).toBeLessThanOrEqual(Date.now());
+      expect(status.StartLoggingTime!.getTime()).toBeLessThanOrEqual(
+        status.LatestDeliveryTime!.getTime(),
+      );
+
+      // Every digest so far deleted (the signer goes on from its head meanwhile).
+      const bucket = runtime.endpoints.bucket;
+      const deleted = (await listKeys(clients, bucket, 'AWSLogs/')).filter((key) =>
+        key.includes('/CloudTrail-Digest/'),
+      );
+      expect(deleted.length).toBeGreaterThan(0);
+      for (const key of deleted)
+        await clients.s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+
+      const result = await runCli([
+        'validate-logs',
+        '--s3-bucket',
+        bucket,
+        '--s3-endpoint',
+        runtime.endpoints.s3,
+        '--endpoint',
+        runtime.endpoints.api,
+        '--start-time',
+        new Date(Date.now() - 3_600_000).toISOString(),
+      ]);
+
+      expect(result.code).toBe(1);
+      const lines = new Set(result.stderr.split('\n'));
+      expect(
+        deleted.filter(
+          (key) => !lines.has(`Digest file\ts3://${bucket}/${key}\tINVALID: not found`),
+        ),
+      ).toEqual([]);
+    } finally {
+      client.destroy();
       destroyClients(clients);
     }
   });

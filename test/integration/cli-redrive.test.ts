@@ -25,7 +25,8 @@ import {
   type Clients,
 } from '../../lambda/adapters/clients';
 import { lambdaInvoker, redrive, register, type RedriveReport } from '../../cli/redrive';
-import { startEmulators, type Emulators } from '../../local/emulators';
+import type { Emulators } from '../../local/emulators';
+import { startLimitedEmulators } from '../support/limited-dynalite';
 
 const REGION = 'us-east-1';
 const BUCKET = 'opentrail-failed-records';
@@ -220,7 +221,7 @@ describe('redrive against s3rver and kinesalite, into a Lambda Invoke endpoint',
 
   beforeAll(async () => {
     dataDir = mkdtempSync(path.join(tmpdir(), 'opentrail-redrive-'));
-    emulators = await startEmulators({ dataDir });
+    emulators = await startLimitedEmulators({ dataDir });
     await lambda.start();
     clients = createClients({
       region: REGION,

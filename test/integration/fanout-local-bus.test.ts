@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClients, destroyClients, EMULATOR_CREDENTIALS } from '../../lambda/adapters/clients';
 import { KinesisRecordStream } from '../../lambda/adapters/kinesis';
-import { fanoutEventOf, envelopeId } from '../../lambda/core/fanout';
+import { opentrailEventKey } from '../../lambda/core/event-key';
+import { fanoutEventOf } from '../../lambda/core/fanout';
 import type { EventBus } from '../../lambda/core/ports';
 import { createFanoutComponent } from '../../local/components/fanout';
 import { LocalEventBus } from '../../local/fanout-files';
@@ -55,8 +56,9 @@ describe('the local event bus file', () => {
     await bus.putEvents(events.slice(1));
     const restarted = new LocalEventBus({ dataDir });
     await restarted.putEvents([...events, eventOf(record(4))]);
+    expect(lines(bus.file.path).map((l) => l.detail.eventID)).toEqual([1, 2, 3, 4].map(idOf));
     expect(lines(bus.file.path).map((l) => l.id)).toEqual(
-      [1, 2, 3, 4].map((i) => envelopeId(idOf(i))),
+      lines(bus.file.path).map((l) => opentrailEventKey(l)),
     );
   });
 
@@ -66,7 +68,7 @@ describe('the local event bus file', () => {
     await bus.putEvents(events.slice(0, 1));
     appendFileSync(bus.file.path, JSON.stringify(events[1]!.envelope).slice(0, 40));
     await new LocalEventBus({ dataDir }).putEvents(events);
-    expect(lines(bus.file.path).map((l) => l.id)).toEqual([1, 2].map((i) => envelopeId(idOf(i))));
+    expect(lines(bus.file.path).map((l) => l.id)).toEqual(events.map((e) => e.envelope.id));
   });
 
   it('keeps a record that reuses an eventID with other content (no suppression by forgery)', async () => {
@@ -133,7 +135,8 @@ describe('the publisher in the embedded runtime', () => {
         },
       }),
     });
-    await stream.put([1, 2, 3, 4, 5].map(record));
+    const sent = [1, 2, 3, 4, 5].map(record);
+    await stream.put(sent);
     const file = join(dataDir, 'eventbridge', 'events.jsonl');
     const written = await until('five envelopes', () => {
       const found = lines(file);
@@ -144,8 +147,34 @@ describe('the publisher in the embedded runtime', () => {
       lines(file)
         .map((l) => l.id)
         .sort(),
-    ).toEqual([1, 2, 3, 4, 5].map((i) => envelopeId(idOf(i))).sort());
+    ).toEqual(sent.map((r) => opentrailEventKey({ detail: r })).sort());
     expect(written).toHaveLength(5);
+    stream.close();
+  });
+
+  it('a forged record that reuses a real eventID and arrives first does not make a consumer that dedupes by the key drop the real one', async () => {
+    const stream = await start({});
+    const real = record(7);
+    const forged = { ...real, eventName: 'Forged', sourceIPAddress: '203.0.113.66' };
+    await stream.put([forged]);
+    await stream.put([real]);
+    await stream.put([real]); // a producer's resend of the real record
+    const file = join(dataDir, 'eventbridge', 'events.jsonl');
+    await until('two envelopes', () => (lines(file).length >= 2 ? true : undefined));
+    await new Promise((r) => setTimeout(r, 1500));
+    const envelopes = lines(file);
+    expect(envelopes).toHaveLength(2);
+    // A consumer that keeps the first envelope of each id, as docs/guarantees.md says to.
+    const kept = new Map<string, Record<string, unknown>>();
+    for (const envelope of envelopes) {
+      if (!kept.has(envelope.id)) kept.set(envelope.id, envelope.detail);
+    }
+    expect([...kept.values()].map((d) => d.eventName).sort()).toEqual(
+      ['Forged', real.eventName].sort(),
+    );
+    expect([...kept.values()].filter((d) => d.eventID === real.eventID)).toHaveLength(2);
+    // The id is the key a consumer on AWS computes from detail.
+    expect(envelopes.map((e) => e.id)).toEqual(envelopes.map((e) => opentrailEventKey(e)));
     stream.close();
   });
 
@@ -162,10 +191,11 @@ describe('the publisher in the embedded runtime', () => {
     await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/events`;
     const stream = await start({ forwardTo: url });
-    await stream.put([1, 2, 3].map(record));
+    const sent = [1, 2, 3].map(record);
+    await stream.put(sent);
     await until('three POSTs', () => (received.length >= 3 ? true : undefined));
     expect(received.map((e) => e.id).sort()).toEqual(
-      [1, 2, 3].map((i) => envelopeId(idOf(i))).sort(),
+      sent.map((r) => opentrailEventKey({ detail: r })).sort(),
     );
     expect(received.every((e) => e.source === 'opentrail.iam')).toBe(true);
     stream.close();

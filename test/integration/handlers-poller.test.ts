@@ -20,7 +20,8 @@ import {
   type Clients,
 } from '../../lambda/adapters/clients';
 import { CheckpointStore } from '../../local/checkpoints';
-import { startEmulators, type Emulators } from '../../local/emulators';
+import type { Emulators } from '../../local/emulators';
+import { startLimitedEmulators } from '../support/limited-dynalite';
 import { StreamPoller, type FailureRecord, type PollerOptions } from '../../local/kinesis-poller';
 import { waitFor } from '../e2e/harness';
 
@@ -42,7 +43,7 @@ let env: Env | undefined;
 
 async function start(): Promise<Env> {
   const dataDir = mkdtempSync(join(tmpdir(), 'opentrail-handlers-poller-'));
-  const emulators = await startEmulators({ dataDir });
+  const emulators = await startLimitedEmulators({ dataDir });
   const clients = createClients({
     region: 'us-east-1',
     ...emulators,

@@ -13,7 +13,8 @@ import { HmacMac } from '../../lambda/adapters/mac';
 import { lookupEvents } from '../../lambda/core/history';
 import type { HistoryStore } from '../../lambda/core/ports';
 import { createIndexerHandler } from '../../lambda/handlers/indexer';
-import { startEmulators, type Emulators } from '../../local/emulators';
+import type { Emulators } from '../../local/emulators';
+import { startLimitedEmulators } from '../support/limited-dynalite';
 import { ensureHistoryTable, loadTokenKey } from '../../local/components/history';
 import { batchOf, sequenceNumber } from '../fixtures/kinesis-events';
 import { expectedIds } from '../fixtures/history-truth';
@@ -58,7 +59,7 @@ describe('event history on dynalite', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'opentrail-history-'));
-    emulators = await startEmulators({ dataDir: dir });
+    emulators = await startLimitedEmulators({ dataDir: dir });
     clients = createClients({
       region: 'us-east-1',
       dynamodbEndpoint: emulators.dynamodbEndpoint,

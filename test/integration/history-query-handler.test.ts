@@ -22,7 +22,8 @@ import { ENV } from '../../lambda/core/config';
 import { indexBatch, LOOKUP_EVENTS_TARGET } from '../../lambda/core/history';
 // Operations are built from the environment on the first call, after beforeAll set it.
 import { handler } from '../../lambda/handlers/query';
-import { startEmulators, type Emulators } from '../../local/emulators';
+import type { Emulators } from '../../local/emulators';
+import { startLimitedEmulators } from '../support/limited-dynalite';
 import { ensureHistoryTable } from '../../local/components/history';
 import '../fixtures/quiet-powertools';
 
@@ -45,7 +46,7 @@ describe('the deployed query handler: LookupEvents with KMS page tokens', () => 
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'opentrail-query-'));
-    emulators = await startEmulators({ dataDir: dir });
+    emulators = await startLimitedEmulators({ dataDir: dir });
     const clients = createClients({
       region: 'us-east-1',
       dynamodbEndpoint: emulators.dynamodbEndpoint,
@@ -118,5 +119,22 @@ describe('the deployed query handler: LookupEvents with KMS page tokens', () => 
     const refused = await handler(request({ MaxResults: 2, NextToken: tampered }));
     expect(refused.statusCode).toBe(400);
     expect(JSON.parse(refused.body)).toMatchObject({ __type: 'InvalidNextTokenException' });
+  });
+
+  it('refuses a token whose MAC is not 32 bytes without asking KMS', async () => {
+    const first = JSON.parse((await handler(request({ MaxResults: 2 }))).body) as {
+      NextToken: string;
+    };
+    const [body] = first.NextToken.split('.') as [string];
+    const verifies = kms.commandCalls(VerifyMacCommand).length;
+    for (const tag of ['AAAA', 'A'.repeat(4000)]) {
+      const refused = await handler(request({ MaxResults: 2, NextToken: `${body}.${tag}` }));
+      expect(refused.statusCode).toBe(400);
+      expect(JSON.parse(refused.body)).toEqual({
+        __type: 'InvalidNextTokenException',
+        message: 'NextToken: is not a token this API issued',
+      });
+    }
+    expect(kms.commandCalls(VerifyMacCommand)).toHaveLength(verifies);
   });
 });

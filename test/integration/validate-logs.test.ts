@@ -15,7 +15,8 @@ import {
   type DigestFile,
 } from '../../lambda/core/digest-format';
 import { encodeLogFile } from '../../lambda/core/logfile';
-import { ensureBucket, startEmulators, type Emulators } from '../../local/emulators';
+import { ensureBucket, type Emulators } from '../../local/emulators';
+import { startLimitedEmulators } from '../support/limited-dynalite';
 import { resolveValidateSettings, runValidateLogs } from '../../cli/validate-logs';
 import {
   buildChain,
@@ -40,7 +41,7 @@ let publicKeyFile: string;
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'opentrail-validate-'));
-  emulators = await startEmulators({ dataDir: join(work, 'emulators') });
+  emulators = await startLimitedEmulators({ dataDir: join(work, 'emulators') });
   clients = createClients({
     region: 'us-east-1',
     s3Endpoint: emulators.s3Endpoint,
@@ -135,6 +136,13 @@ function resigned(
   return { key: original.key, body: signed.body, metadata: digestMetadata(signed.signature) };
 }
 
+/** The lines for log files no digest names, in key order (as reported, after the digests). */
+function unlisted(bucket: string, keys: readonly string[]): string[] {
+  return [...keys]
+    .sort()
+    .map((key) => `Log file\ts3://${bucket}/${key}\tINVALID: not listed in any digest file`);
+}
+
 type Tamper = (chain: BuiltChain, sink: ObjectSink, bucket: string) => Promise<string[]>;
 
 const TAMPERS: [string, Tamper][] = [
@@ -194,7 +202,11 @@ const TAMPERS: [string, Tamper][] = [
         body: gzipSync('not json'),
         metadata: digestMetadata(d.signature),
       });
-      return [`Digest file\ts3://${bucket}/${d.key}\tINVALID: invalid format`];
+      // Its log files are then named by no readable digest.
+      return [
+        `Digest file\ts3://${bucket}/${d.key}\tINVALID: invalid format`,
+        ...unlisted(bucket, d.logKeys),
+      ];
     },
   ],
   [
@@ -202,7 +214,8 @@ const TAMPERS: [string, Tamper][] = [
     async (chain, sink, bucket) => {
       await sink.remove(chain.digests[2]!.key);
       return [
-        `Digest file\ts3://${bucket}/${chain.digests[2]!.key}\tINVALID: digest file for period 2024-03-05T02:00:00Z to 2024-03-05T03:00:00Z not found`,
+        `Digest file\ts3://${bucket}/${chain.digests[2]!.key}\tINVALID: not found`,
+        ...unlisted(bucket, chain.digests[2]!.logKeys),
       ];
     },
   ],
@@ -211,7 +224,8 @@ const TAMPERS: [string, Tamper][] = [
     async (chain, sink, bucket) => {
       await sink.remove(chain.digests[0]!.key);
       return [
-        `Digest file\ts3://${bucket}/${chain.digests[0]!.key}\tINVALID: digest file for period 2024-03-04T22:00:00Z to 2024-03-05T01:00:00Z not found`,
+        `Digest file\ts3://${bucket}/${chain.digests[0]!.key}\tINVALID: not found`,
+        ...unlisted(bucket, chain.digests[0]!.logKeys),
       ];
     },
   ],
@@ -408,6 +422,130 @@ describe('validate-logs chain check', () => {
     expect(invalidLines(result.stderr)).toEqual([
       `Digest file\ts3://${place.bucket}/${chain.digests[4]!.key}\tINVALID: previous digest hash value doesn't match`,
       `Digest file\ts3://${place.bucket}/${chain.digests[3]!.key}\tINVALID: previous digest hash value doesn't match`,
+    ]);
+  });
+});
+
+describe('validate-logs tamper evidence (s3rver)', () => {
+  // The chain is known to exist from CHAIN_START (as GetTrailStatus or --expect would say).
+  const EXPECT = 'opentrail,111111111111,us-east-1,2024-03-05T00:00:00Z';
+
+  async function tampered(
+    tamper: (chain: BuiltChain, place: Place) => Promise<void>,
+    extra: { expect?: string[]; endTime?: string; grace?: number } = {},
+  ): Promise<{ code: number; lines: string[]; chain: BuiltChain; bucket: string; stdout: string }> {
+    const place = await newPlace('online');
+    const chain = chainFor(place.bucket);
+    await writeAll(place.sink, chain.objects);
+    await tamper(chain, place);
+    const settings = resolveValidateSettings(
+      {
+        trailArn: 'arn:aws:cloudtrail:us-east-1:111111111111:trail/opentrail',
+        region: 'us-east-1',
+        startTime: '2024-03-04T22:00:00Z',
+        endTime: extra.endTime ?? '2024-03-05T06:00:00Z',
+        s3Bucket: place.bucket,
+        publicKey: [publicKeyFile],
+        expect: extra.expect ?? [EXPECT],
+        ...(extra.grace !== undefined ? { grace: extra.grace } : {}),
+        ...place.flags,
+      },
+      {},
+      Date.now(),
+    );
+    if (typeof settings === 'string') throw new Error(settings);
+    let stdout = '';
+    let stderr = '';
+    const code = await runValidateLogs(
+      settings,
+      { verbose: false, output: 'text', concurrency: 8, sign: 'auto', nowMs: Date.now() },
+      {
+        stdout: { write: (s: string) => (stdout += s) },
+        stderr: { write: (s: string) => (stderr += s) },
+      },
+    );
+    return { code, lines: invalidLines(stderr), chain, bucket: place.bucket, stdout };
+  }
+
+  const notFound = (bucket: string, key: string): string =>
+    `Digest file\ts3://${bucket}/${key}\tINVALID: not found`;
+
+  it('exits 0 on the untouched chain known to exist, and says the tail was checked', async () => {
+    const result = await tampered(() => Promise.resolve());
+
+    expect(result.code).toBe(0);
+    expect(result.lines).toEqual([]);
+    expect(result.stdout).not.toContain('Not checked');
+  });
+
+  it('names each deleted newest digest (their log files deleted too) and exits 1', async () => {
+    const result = await tampered(async (chain, place) => {
+      for (const d of chain.digests.slice(4)) {
+        await place.sink.remove(d.key);
+        for (const key of d.logKeys) await place.sink.remove(key);
+      }
+    });
+
+    expect(result.code).toBe(1);
+    expect(result.lines).toEqual([
+      notFound(result.bucket, result.chain.digests[5]!.key),
+      notFound(result.bucket, result.chain.digests[4]!.key),
+    ]);
+  });
+
+  it('passes the same deletion without --expect: the tail cannot be judged from the bucket alone', async () => {
+    const result = await tampered(
+      async (chain, place) => {
+        for (const d of chain.digests.slice(4)) {
+          await place.sink.remove(d.key);
+          for (const key of d.logKeys) await place.sink.remove(key);
+        }
+      },
+      { expect: [] },
+    );
+
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('Not checked: where each chain begins and ends');
+  });
+
+  it('names every digest when all of them are deleted, and every log file left unnamed', async () => {
+    const result = await tampered(async (chain, place) => {
+      for (const d of chain.digests) await place.sink.remove(d.key);
+    });
+
+    expect(result.code).toBe(1);
+    expect(result.lines).toEqual([
+      ...[...result.chain.digests].reverse().map((d) => notFound(result.bucket, d.key)),
+      ...unlisted(result.bucket, result.chain.logKeys),
+    ]);
+  });
+
+  it('names both of two consecutive deleted digests', async () => {
+    const result = await tampered(async (chain, place) => {
+      for (const d of chain.digests.slice(2, 4)) {
+        await place.sink.remove(d.key);
+        for (const key of d.logKeys) await place.sink.remove(key);
+      }
+    });
+
+    expect(result.code).toBe(1);
+    expect(result.lines).toEqual([
+      notFound(result.bucket, result.chain.digests[3]!.key),
+      notFound(result.bucket, result.chain.digests[2]!.key),
+    ]);
+  });
+
+  it('reports a forged log file that no digest lists, and exits 1', async () => {
+    let forged = '';
+    const result = await tampered(async (chain, place) => {
+      const real = chain.digests[1]!.logKeys[0]!;
+      forged = real.replace(/_[A-Za-z0-9]{16}\.json\.gz$/, '_Forged0000000000.json.gz');
+      await place.sink.put({ key: forged, body: encodeLogFile(['{"eventID":"forged"}']).gzip });
+    });
+
+    expect(result.code).toBe(1);
+    expect(result.lines).toEqual([
+      `Log file\ts3://${result.bucket}/${forged}\tINVALID: not listed in any digest file`,
     ]);
   });
 });

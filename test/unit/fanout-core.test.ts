@@ -1,13 +1,13 @@
+import { createHash } from 'node:crypto';
 import {
   batchForPutEvents,
   DETAIL_TYPES,
   entrySizeBytes,
-  envelopeId,
   fanoutEventOf,
   MAX_ENTRY_BYTES,
   toOpentrailPattern,
-  uuidV5,
 } from '../../lambda/core/fanout';
+import { canonicalJson, opentrailEventKey } from '../../lambda/core/event-key';
 import type { TrailConfig } from '../../lambda/core/config';
 import { deliveryNoticeMessage } from '../../lambda/core/notices';
 import { validateTrailConfigs } from '../../lambda/core/selectors';
@@ -97,7 +97,7 @@ describe('the EventBridge entry and envelope of a record (docs/formats.md#eventb
     ]);
     expect(envelope).toMatchObject({
       version: '0',
-      id: envelopeId(record.eventID as string),
+      id: opentrailEventKey({ detail: record }),
       account: '222233334444',
       region: 'eu-west-3',
       time: record.eventTime,
@@ -107,18 +107,40 @@ describe('the EventBridge entry and envelope of a record (docs/formats.md#eventb
   });
 });
 
-describe('name-based envelope ids', () => {
-  it('is RFC 9562 version 5 (the RFC example: www.example.com in the DNS namespace)', () => {
-    expect(uuidV5('www.example.com', '6ba7b810-9dad-11d1-80b4-00c04fd430c8')).toBe(
-      '2ed6657d-e927-568b-95e1-2665a8aea6a2',
+describe('opentrailEventKey: the key fan-out consumers drop repeats by', () => {
+  const ID = 'aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee';
+
+  it('is the eventID, a colon and the hex SHA-256 of the RFC 8785 canonical JSON of detail', () => {
+    const detail = { eventName: 'ListUsers', eventID: ID, b: [2, { z: 1, a: 'é' }] };
+    const canonical = '{"b":[2,{"a":"é","z":1}],"eventID":"' + ID + '","eventName":"ListUsers"}';
+    expect(canonicalJson(detail)).toBe(canonical);
+    expect(opentrailEventKey({ detail })).toBe(
+      `${ID}:${createHash('sha256').update(canonical, 'utf8').digest('hex')}`,
     );
   });
 
-  it('is the same for the same eventID and differs between eventIDs', () => {
-    const a = envelopeId('aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee');
-    expect(envelopeId('aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee')).toBe(a);
-    expect(envelopeId('aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeef')).not.toBe(a);
-    expect(a).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  it('is the same whatever the member order, at every depth (a redelivery keeps its key)', () => {
+    const a = { eventID: ID, userIdentity: { type: 'Root', arn: 'x' }, eventName: 'A' };
+    const b = { eventName: 'A', userIdentity: { arn: 'x', type: 'Root' }, eventID: ID };
+    expect(opentrailEventKey({ detail: a })).toBe(opentrailEventKey({ detail: b }));
+  });
+
+  it('differs for a forged record that reuses a real eventID with other content', () => {
+    const real = completeRecord({ eventID: ID, eventName: 'DeleteBucket' });
+    const forged = { ...real, eventName: 'ListBuckets' };
+    expect(opentrailEventKey({ detail: forged })).not.toBe(opentrailEventKey({ detail: real }));
+    expect(opentrailEventKey({ detail: forged }).startsWith(`${ID}:`)).toBe(true);
+  });
+
+  it('sorts member names by UTF-16 code units, as RFC 8785 says (an astral name before U+FF5E)', () => {
+    // U+1F600 is the surrogate pair D83D DE00, which sorts before U+FF5E in UTF-16 order.
+    expect(canonicalJson({ '\uff5e': 1, '\u{1f600}': 2, a: 3 })).toBe(
+      '{"a":3,"\u{1f600}":2,"\uff5e":1}',
+    );
+  });
+
+  it('refuses a detail that is not a JSON object', () => {
+    expect(() => opentrailEventKey({ detail: 'text' })).toThrow(/detail must be the record/);
   });
 });
 
