@@ -14,11 +14,13 @@ module.exports = {
     ],
   },
   setupFilesAfterEnv: ['<rootDir>/test/setup/jest.setup.ts'],
+  modulePathIgnorePatterns: ['<rootDir>/dist/'],
   testMatch: [
     '<rootDir>/test/unit/core-dedup-packager.test.ts',
     '<rootDir>/test/unit/core-dedup-decide.test.ts',
     '<rootDir>/test/unit/digest-chain-core.test.ts',
     '<rootDir>/test/unit/digest-signer-chain.test.ts',
     '<rootDir>/test/unit/digest-signer-signing.test.ts',
+    '<rootDir>/test/unit/digest-validate.test.ts',
   ],
 };

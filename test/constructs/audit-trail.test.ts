@@ -24,7 +24,7 @@ describe('AuditTrail', () => {
       new RegExp(`^Trail${id}[0-9A-F]{8}$`).test(logicalId),
     );
     expect(ids).toHaveLength(1);
-    return alarms[ids[0]].Properties as Record<string, unknown>;
+    return alarms[ids[0]!]!.Properties as Record<string, unknown>;
   }
 
   it('composes every part and exposes each one', () => {
