@@ -18,10 +18,10 @@
 import { createHash } from 'node:crypto';
 import { ApiError } from './api-error';
 import type { HistoryIndexItem, HistoryRecordItem, HistoryStore, MacPort } from './ports';
+import { formatIsoSeconds, MAX_ISO_MS, MIN_ISO_MS } from './contracts';
 import { HISTORY_TABLE } from './tables';
 
-export const LOOKUP_EVENTS_TARGET =
-  'com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents';
+export { LOOKUP_EVENTS_TARGET } from './contracts';
 
 /** History keeps 90 days (enforced at read time). */
 export const HISTORY_WINDOW_SECONDS = 90 * 86400;
@@ -479,8 +479,7 @@ export async function decodeToken(
 
 /** `YYYY-MM-DDTHH:MM:SSZ` of epoch seconds, clamped to years 0000–9999. */
 export function isoSeconds(seconds: number): string {
-  const ms = Math.min(Math.max(seconds * 1000, -62167219200000), 253402300799000);
-  return new Date(ms).toISOString().slice(0, 19) + 'Z';
+  return formatIsoSeconds(Math.min(Math.max(seconds * 1000, MIN_ISO_MS), MAX_ISO_MS));
 }
 
 /** The inclusive sort-key range of a request at `nowMs` (the 90-day window applied). */
