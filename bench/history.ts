@@ -25,6 +25,7 @@ import { createClients, EMULATOR_CREDENTIALS } from '../lambda/adapters/clients'
 import { documentClient } from '../lambda/adapters/dynamodb';
 import { DynamoHistoryStore, type CapacityMeter } from '../lambda/adapters/history';
 import { HmacMac } from '../lambda/adapters/mac';
+import { LOOKUP_EVENTS_TARGET } from '../lambda/core/contracts';
 import { indexBatch, lookupEvents, planIndex } from '../lambda/core/history';
 import type { HistoryIndexItem, HistoryRecordItem } from '../lambda/core/ports';
 import { ensureHistoryTable } from '../local/components/history';
@@ -263,7 +264,7 @@ export async function runHistoryBench(options: {
           method: 'POST',
           headers: {
             'content-type': 'application/x-amz-json-1.1',
-            'x-amz-target': 'com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents',
+            'x-amz-target': LOOKUP_EVENTS_TARGET,
           },
           body: JSON.stringify({
             LookupAttributes: [{ AttributeKey: 'EventId', AttributeValue: id }],

@@ -9,7 +9,8 @@ import { httpUrl, integerInRange, nonEmpty } from './shared/options';
 import { PROCESS_STREAMS, errorMessage, type OutputStreams } from './shared/output';
 import { chooseSigner, type RequestSigner } from './shared/sigv4';
 
-export const LOOKUP_TARGET = 'com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents';
+import { LOOKUP_EVENTS_TARGET as LOOKUP_TARGET } from '../lambda/core/contracts';
+export { LOOKUP_TARGET };
 
 export interface LookupAttribute {
   readonly AttributeKey: string;

@@ -47,8 +47,8 @@ import { errorMessage, PROCESS_STREAMS, writeJson, type OutputStreams } from './
 import { createProgress } from './shared/progress';
 import { chooseSigner, type RequestSigner } from './shared/sigv4';
 
-export const LIST_PUBLIC_KEYS_TARGET =
-  'com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.ListPublicKeys';
+import { LIST_PUBLIC_KEYS_TARGET } from '../lambda/core/contracts';
+export { LIST_PUBLIC_KEYS_TARGET };
 
 export interface ValidateLogsFlags {
   readonly trailArn?: string;

@@ -11,6 +11,7 @@ import type { Clients } from '../lambda/adapters/clients';
 import type { Operation } from '../lambda/handlers/query';
 import type { ProxyHandler } from './http-api';
 import type { PollerOptions } from './kinesis-poller';
+import type { Endpoints } from '../lambda/core/contracts';
 
 export interface RuntimeOptions {
   readonly dataDir: string;
@@ -91,24 +92,8 @@ export interface RuntimeComponent {
   start(context: RuntimeContext): Promise<void>;
 }
 
-/** What `<data-dir>/endpoints.json` holds. */
-export interface Endpoints {
-  /** Keys added by components (see RuntimeContext.endpoint). */
-  readonly [key: string]: string;
-  readonly api: string;
-  readonly s3: string;
-  readonly dynamodb: string;
-  readonly kinesis: string;
-  readonly bucket: string;
-  readonly region: string;
-  readonly accountId: string;
-  readonly failedBucket: string;
-  readonly stream: string;
-  /** Lambda's Invoke API for each stream consumer (the API's URL): `opentrail redrive` uses it. */
-  readonly lambda: string;
-  readonly manifestTable: string;
-  readonly dedupTable: string;
-}
+/** What `<data-dir>/endpoints.json` holds: the one schema in lambda/core/contracts.ts. */
+export type { Endpoints };
 
 export interface Runtime {
   readonly endpoints: Endpoints;

@@ -28,6 +28,7 @@ import { createQueryHandler, type Operation } from '../lambda/handlers/query';
 import { CheckpointStore } from './checkpoints';
 import { DEFAULT_COMPONENTS } from './components';
 import { startEmulators } from './emulators';
+import { checkEndpoints } from '../lambda/core/contracts';
 import { writeJsonAtomic } from './files';
 import { startHttpApi, type ProxyHandler } from './http-api';
 import { StreamPoller, type FailureRecord } from './kinesis-poller';
@@ -251,6 +252,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       dedupTable: LOCAL_DEFAULTS.dedupTable,
     };
     const endpointsFile = join(dataDir, 'endpoints.json');
+    checkEndpoints(endpoints, endpointsFile);
     await writeJsonAtomic(endpointsFile, endpoints);
     // Removed first on close: nobody should find the address of a runtime that is stopping.
     cleanups.push(() => rm(endpointsFile, { force: true }));

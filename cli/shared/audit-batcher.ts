@@ -3,11 +3,13 @@
  * and 1,048,576 bytes of serialised body per request, ids unique within the request.
  */
 import { createHash } from 'node:crypto';
+import {
+  ENTRY_ID_PATTERN,
+  MAX_ENTRIES_PER_REQUEST,
+  MAX_REQUEST_BYTES,
+} from '../../lambda/core/contracts';
 
-export const MAX_ENTRIES_PER_REQUEST = 100;
-export const MAX_REQUEST_BYTES = 1_048_576;
-/** What an entry id must look like. */
-export const ENTRY_ID_PATTERN = /^[-_A-Za-z0-9]{1,128}$/;
+export { ENTRY_ID_PATTERN, MAX_ENTRIES_PER_REQUEST, MAX_REQUEST_BYTES };
 
 /** One entry of a PutAuditEvents body. */
 export interface AuditEvent {

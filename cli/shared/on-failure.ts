@@ -8,6 +8,7 @@
  * "payload": <the invocation event {"Records":[{"kinesis":{"data": base64, "partitionKey"}}]},
  * as a JSON string (an object is accepted too)>}`.
  */
+import { parseEndpoints, type EndpointsDocument } from '../../lambda/core/contracts';
 
 /** PutRecords limits: records per call, bytes per call (data + partition keys), bytes per record. */
 export const PUT_RECORDS_MAX_RECORDS = 500;
@@ -322,33 +323,20 @@ export function isRetryableSdkError(error: unknown): boolean {
 }
 
 /** The settings of `<data-dir>/endpoints.json` that redrive uses. */
-export interface EndpointsFile {
-  readonly s3?: string;
-  readonly kinesis?: string;
-  readonly region?: string;
-  readonly failedBucket?: string;
-  readonly stream?: string;
-  /** The runtime's Lambda Invoke endpoint (its API), where redrive replays batches. */
-  readonly lambda?: string;
-}
+export type EndpointsFile = Pick<
+  EndpointsDocument,
+  's3' | 'kinesis' | 'region' | 'failedBucket' | 'stream' | 'lambda'
+>;
 
-/** Parses an endpoints.json text; throws with the field and the rule. */
+/** Parses an endpoints.json text (the one schema: lambda/core/contracts.ts); throws with the field and the rule. */
 export function parseEndpointsFile(text: string, name: string): EndpointsFile {
-  let document: unknown;
-  try {
-    document = JSON.parse(text);
-  } catch (error) {
-    throw new Error(`--endpoints ${name} is not JSON: ${(error as Error).message}`);
-  }
-  if (!isObject(document)) throw new Error(`--endpoints ${name} must hold a JSON object`);
-  const result: Record<string, string> = {};
-  for (const field of ['s3', 'kinesis', 'region', 'failedBucket', 'stream', 'lambda'] as const) {
-    const value = document[field];
-    if (value === undefined || value === null) continue;
-    if (typeof value !== 'string' || value === '') {
-      throw new Error(`--endpoints ${name}: field ${field} must be a non-empty string`);
-    }
-    result[field] = value;
-  }
-  return result;
+  const { s3, kinesis, region, failedBucket, stream, lambda } = parseEndpoints(
+    text,
+    `--endpoints ${name}`,
+  );
+  return Object.fromEntries(
+    Object.entries({ s3, kinesis, region, failedBucket, stream, lambda }).filter(
+      ([, value]) => value !== undefined,
+    ),
+  );
 }

@@ -5,6 +5,7 @@
  * at eventTime, then the real send.
  */
 import { Readable } from 'node:stream';
+import { formatIsoSeconds } from '../../lambda/core/contracts';
 import { memberValueSpan } from './json-text';
 import { planInputs, readPlannedInputs, STDIN, type RecordTransform } from './record-reader';
 
@@ -37,7 +38,7 @@ export function rebaseTransform(shiftSeconds: number): RecordTransform {
     const seconds = epochSeconds(record.value.eventTime);
     const span = memberValueSpan(record.text, 0, 'eventTime');
     if (seconds === undefined || !span) return record;
-    const shifted = new Date((seconds + shiftSeconds) * 1000).toISOString().slice(0, 19) + 'Z';
+    const shifted = formatIsoSeconds((seconds + shiftSeconds) * 1000);
     return {
       ...record,
       value: { ...record.value, eventTime: shifted },

@@ -206,4 +206,4 @@ function escape(text: string): string {
 }
 
 /** X-Amz-Target of the embedded runtime's local-only operation that closes the open period. */
-export const CLOSE_DIGEST_PERIOD_TARGET = 'Opentrail.CloseDigestPeriod';
+export { CLOSE_DIGEST_PERIOD_TARGET } from './contracts';

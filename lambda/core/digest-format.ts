@@ -7,6 +7,7 @@
  * below, UTF-8, stored gzip'd; the hashes and the signature cover the UNCOMPRESSED bytes.
  */
 import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { formatIsoSeconds, parseIsoSeconds } from './contracts';
 
 export interface DigestLogFile {
   s3Bucket: string;
@@ -191,23 +192,17 @@ export function parseDigest(bytes: Buffer): DigestFile {
 
 // ---- times ---------------------------------------------------------------------------------
 
-const TIME_PATTERN = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$/;
-
 function isDigestTime(s: string): boolean {
   return !Number.isNaN(parseDigestTimeOrNaN(s));
 }
 
 function parseDigestTimeOrNaN(s: string): number {
-  if (!TIME_PATTERN.test(s)) return NaN;
-  const iso = `${s.slice(0, 19)}.000Z`;
-  const ms = Date.parse(iso);
-  if (Number.isNaN(ms) || new Date(ms).toISOString() !== iso) return NaN;
-  return ms;
+  return parseIsoSeconds(s) ?? NaN;
 }
 
 /** `YYYY-MM-DDTHH:MM:SSZ` (UTC, milliseconds dropped). */
 export function formatDigestTime(ms: number): string {
-  return `${new Date(ms).toISOString().slice(0, 19)}Z`;
+  return formatIsoSeconds(ms);
 }
 
 /** Epoch milliseconds of a `YYYY-MM-DDTHH:MM:SSZ` time; throws on any other text or no such date. */

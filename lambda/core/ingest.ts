@@ -8,12 +8,14 @@
  */
 import { createHash } from 'node:crypto';
 import type { RecipientAllowList } from './config';
+import { ENTRY_ID_PATTERN, MAX_ENTRIES_PER_REQUEST, MAX_REQUEST_BYTES } from './contracts';
 import type { RecordStream } from './ports';
 import { normaliseRecord, RecordError, type EntryErrorCode } from './records';
 
-export const MAX_ENTRIES = 100;
-export const MAX_BODY_BYTES = 1_048_576;
-const ENTRY_ID = /^[-_A-Za-z0-9]{1,128}$/;
+/** The PutAuditEvents limits, under the names this module has always exported. */
+export const MAX_ENTRIES = MAX_ENTRIES_PER_REQUEST;
+export const MAX_BODY_BYTES = MAX_REQUEST_BYTES;
+const ENTRY_ID = ENTRY_ID_PATTERN;
 
 /** Whole-request error codes. */
 export type RequestErrorCode =

@@ -19,6 +19,7 @@
  * yields the same records (the stream's deduplication drops the repeats). Pure: no SDK, no I/O.
  */
 import { createHash } from 'node:crypto';
+import { formatIsoSeconds } from './contracts';
 import {
   addCalls,
   addGap,
@@ -160,7 +161,7 @@ function uuidFrom(text: string): string {
 }
 
 function minuteTime(minute: number): string {
-  return `${new Date(minute * MINUTE_MS).toISOString().slice(0, 19)}Z`;
+  return formatIsoSeconds(minute * MINUTE_MS);
 }
 
 /** Averages as CloudTrail prints them: plain numbers, 8 significant digits. */

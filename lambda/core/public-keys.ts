@@ -10,10 +10,10 @@
  */
 import { ApiError } from './api-error';
 import type { DigestKeyConfig } from './config';
+import { LIST_PUBLIC_KEYS_TARGET } from './contracts';
 import { fingerprintOfPublicKey, pkcs1FromSpki } from './digest-format';
 
-export const LIST_PUBLIC_KEYS_TARGET =
-  'com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.ListPublicKeys';
+export { LIST_PUBLIC_KEYS_TARGET };
 
 /** ValidityEndTime of the current key: 9999-12-31T23:59:59Z. */
 export const FAR_FUTURE_EPOCH_SECONDS = 253_402_300_799;

@@ -8,6 +8,7 @@
  */
 import Ajv, { type ErrorObject } from 'ajv';
 import { PATH_SEGMENT_PATTERN } from './layout';
+import { FIELD_CAPS, MAX_RECORD_BYTES, parseIsoSeconds } from './contracts';
 
 /** Per-entry error codes of PutAuditEvents (docs/formats.md#per-entry-errors). */
 export type EntryErrorCode =
@@ -39,23 +40,10 @@ export const REQUIRED_FIELDS = [
   'userIdentity',
 ] as const;
 
-const KIB = 1024;
-/** Caps in UTF-8 bytes of the field's JSON (docs/formats.md#size-limits). */
-export const FIELD_CAPS: Readonly<Record<string, number>> = {
-  requestParameters: 100 * KIB,
-  responseElements: 100 * KIB,
-  additionalEventData: 28 * KIB,
-  userAgent: 4 * KIB,
-  errorCode: 4 * KIB,
-  errorMessage: 4 * KIB,
-  requestID: 4 * KIB,
-};
-export const MAX_RECORD_BYTES = 256 * KIB;
+export { FIELD_CAPS, MAX_RECORD_BYTES };
 
 /** How far in the future an eventTime may lie (clock skew between producers and us). */
 export const MAX_FUTURE_SKEW_MS = 15 * 60 * 1000;
-
-const EVENT_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$/;
 
 const str = { type: 'string' };
 const obj = { type: 'object' };
@@ -203,11 +191,7 @@ function schemaError(error: ErrorObject): RecordError {
 
 /** Epoch ms of a `YYYY-MM-DDTHH:MM:SSZ` time, or undefined when it is not one (or not a real date). */
 export function parseEventTime(value: string): number | undefined {
-  const match = EVENT_TIME.exec(value);
-  if (!match) return undefined;
-  const ms = Date.parse(value);
-  if (Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 19) + 'Z' !== value) return undefined;
-  return ms;
+  return parseIsoSeconds(value);
 }
 
 /**

@@ -23,13 +23,11 @@
  */
 import { ApiError } from './api-error';
 import type { TrailConfig } from './config';
+import { DESCRIBE_TRAILS_TARGET, GET_TRAIL_STATUS_TARGET } from './contracts';
 import { periodStart, streamId } from './digest-chain';
 import type { DeliveryLog, DigestChainStore, EarlyCloseLog } from './ports';
 
-export const GET_TRAIL_STATUS_TARGET =
-  'com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.GetTrailStatus';
-export const DESCRIBE_TRAILS_TARGET =
-  'com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.DescribeTrails';
+export { DESCRIBE_TRAILS_TARGET, GET_TRAIL_STATUS_TARGET };
 
 export interface TrailStatusDeps {
   readonly trails: readonly TrailConfig[];

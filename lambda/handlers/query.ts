@@ -5,21 +5,23 @@
  */
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { ApiError } from '../core/api-error';
+import {
+  CLOUDTRAIL_SHORT_TARGET_PREFIX,
+  CLOUDTRAIL_TARGET_PREFIX,
+  DESCRIBE_TRAILS_TARGET,
+  GET_TRAIL_STATUS_TARGET,
+  LIST_PUBLIC_KEYS_TARGET,
+  LOOKUP_EVENTS_TARGET,
+} from '../core/contracts';
 import { createLogger } from '../adapters/observability';
-import { LIST_PUBLIC_KEYS_TARGET } from '../core/public-keys';
-import { LOOKUP_EVENTS_TARGET } from '../core/history';
 import {
   describeTrailsFromEnvironment,
   getTrailStatusFromEnvironment,
   listPublicKeysFromEnvironment,
   lookupEventsFromEnvironment,
 } from './query-operations';
-import { DESCRIBE_TRAILS_TARGET, GET_TRAIL_STATUS_TARGET } from '../core/trail-status';
 
 const logger = createLogger('query');
-
-/** CloudTrail's target prefix: `com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.<Operation>`. */
-export const CLOUDTRAIL_TARGET_PREFIX = 'com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.';
 
 /** One operation: the parsed JSON request in, the JSON response out; throws ApiError. */
 export type Operation = (request: Record<string, unknown>) => Promise<unknown>;
@@ -69,7 +71,7 @@ export function createQueryHandler(operations: ReadonlyMap<string, Operation>) {
         ? undefined
         : (operations.get(target) ??
           operations.get(
-            `${CLOUDTRAIL_TARGET_PREFIX}${target.replace(/^CloudTrail_20131101\./, '')}`,
+            `${CLOUDTRAIL_TARGET_PREFIX}${target.startsWith(CLOUDTRAIL_SHORT_TARGET_PREFIX) ? target.slice(CLOUDTRAIL_SHORT_TARGET_PREFIX.length) : target}`,
           ));
     if (!operation) {
       const known = [...operations.keys()].map((t) => t.slice(t.lastIndexOf('.') + 1)).join(', ');
