@@ -5,8 +5,9 @@
  * `execute-api` with the standard AWS credential chain.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { stringify } from 'csv-stringify/sync';
 import { httpUrl, integerInRange, nonEmpty } from './shared/options';
-import { PROCESS_STREAMS, errorMessage, type OutputStreams } from './shared/output';
+import { PROCESS_STREAMS, alignedTable, errorMessage, type OutputStreams } from './shared/output';
 import { chooseSigner, type RequestSigner } from './shared/sigv4';
 
 export const LOOKUP_TARGET = 'com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents';
@@ -176,19 +177,22 @@ const CSV_COLUMNS: readonly [string, (e: Row, r: Row) => unknown][] = [
   ['CloudTrail event', (e) => e.CloudTrailEvent],
 ];
 
-function csvField(value: unknown): string {
-  const field = text(value);
-  return /[",\r\n]/.test(field) ? `"${field.replace(/"/g, '""')}"` : field;
-}
-
-/** The events as CSV (header line first), as the console's "download event history". */
+/**
+ * The events as CSV (header line first), as the console's "download event history": RFC 4180
+ * (fields with a comma, a quote or a line break quoted, quotes doubled, CRLF line ends), written by
+ * csv-stringify.
+ */
 export function toCsv(events: readonly Record<string, unknown>[]): string {
-  const lines = [CSV_COLUMNS.map(([name]) => csvField(name)).join(',')];
-  for (const event of events) {
+  const rows = events.map((event) => {
     const record = recordOf(event);
-    lines.push(CSV_COLUMNS.map(([, get]) => csvField(get(event, record))).join(','));
-  }
-  return `${lines.join('\r\n')}\r\n`;
+    return CSV_COLUMNS.map(([, get]) => text(get(event, record)));
+  });
+  return stringify(rows, {
+    header: true,
+    columns: CSV_COLUMNS.map(([name]) => name),
+    record_delimiter: 'windows',
+    eof: true,
+  });
 }
 
 /** The events as an aligned text table. */
@@ -202,14 +206,7 @@ export function toTable(events: readonly Record<string, unknown>[]): string {
     text(e.ReadOnly),
     text(e.EventId),
   ]);
-  const all = [header, ...rows];
-  const widths = header.map((_, c) => Math.max(...all.map((r) => r[c]!.length)));
-  const line = (r: string[]): string =>
-    r
-      .map((cell, c) => cell.padEnd(widths[c]!))
-      .join('  ')
-      .trimEnd();
-  return `${[line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n')}\n${events.length} events\n`;
+  return `${alignedTable(header, rows, { rule: true }).join('\n')}\n${events.length} events\n`;
 }
 
 interface CliOptions {
