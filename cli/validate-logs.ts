@@ -11,6 +11,14 @@
  */
 import { readFile } from 'node:fs/promises';
 import { createPublicKey } from 'node:crypto';
+import {
+  DescribeTrailsCommand,
+  GetTrailStatusCommand,
+  ListPublicKeysCommand,
+  type CloudTrailClient,
+  type DescribeTrailsCommandOutput,
+  type ListPublicKeysCommandOutput,
+} from '@aws-sdk/client-cloudtrail';
 import { Command, Option } from 'commander';
 import { createClients, destroyClients, EMULATOR_CREDENTIALS } from '../lambda/adapters/clients';
 import { S3ObjectReader } from '../lambda/adapters/s3-object-reader';
@@ -25,13 +33,7 @@ import {
   type WindowedPublicKey,
 } from '../lambda/core/digest-validate';
 import { FAR_FUTURE_EPOCH_SECONDS } from '../lambda/core/public-keys';
-import {
-  DESCRIBE_TRAILS_TARGET,
-  GET_TRAIL_STATUS_TARGET,
-  type DigestChainStatus,
-  type TrailDescription,
-  type TrailStatus,
-} from '../lambda/core/trail-status';
+import type { DigestChainStatus, TrailStatus } from '../lambda/core/trail-status';
 import type { ObjectReader } from '../lambda/core/ports';
 import { DEFAULT_DIGEST_PERIOD_SECONDS } from '../lambda/core/config';
 import { isLoopbackHost } from './shared/endpoint';
@@ -45,10 +47,12 @@ import {
 } from './shared/options';
 import { errorMessage, PROCESS_STREAMS, writeJson, type OutputStreams } from './shared/output';
 import { createProgress } from './shared/progress';
-import { chooseSigner, type RequestSigner } from './shared/sigv4';
-
-export const LIST_PUBLIC_KEYS_TARGET =
-  'com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.ListPublicKeys';
+import {
+  cloudTrailApiClient,
+  keepRawAnswer,
+  rawJson,
+  type RawAnswer,
+} from './shared/cloudtrail-api';
 
 export interface ValidateLogsFlags {
   readonly trailArn?: string;
@@ -227,40 +231,28 @@ export function readPublicKey(bytes: Buffer, name: string): Buffer {
   }
 }
 
-/** One AWS JSON 1.1 call to the opentrail API; throws naming the operation and the answer. */
-async function callApi(
+/**
+ * Sends one SDK command to the opentrail API, keeping its raw answer; an error answer is thrown as
+ * `OPERATION ENDPOINT: STATUS: message` (the API's own message, else the start of the body).
+ */
+async function callApi<Output>(
+  client: CloudTrailClient,
   endpoint: string,
-  signer: RequestSigner,
-  target: string,
-  request: Record<string, unknown>,
-): Promise<Record<string, unknown>> {
-  const operation = target.slice(target.lastIndexOf('.') + 1);
-  const body = JSON.stringify(request);
-  const url = new URL(`${endpoint}/`);
-  const headers = await signer({
-    method: 'POST',
-    url,
-    headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': target },
-    body,
-  });
-  const response = await fetch(url, {
-    method: 'POST',
-    headers,
-    body,
-    signal: AbortSignal.timeout(30_000),
-  });
-  const text = await response.text();
-  let document: Record<string, unknown>;
+  operation: string,
+  command: Parameters<typeof keepRawAnswer>[0],
+): Promise<{ output: Output; raw: RawAnswer }> {
+  const raw = keepRawAnswer(command);
   try {
-    document = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    throw new Error(`${operation} ${endpoint}: ${response.status}: ${text.slice(0, 200)}`);
+    const output = (await client.send(command as never)) as Output;
+    return { output, raw };
+  } catch (error) {
+    if (raw.status === undefined) throw error;
+    const body = raw.body ?? '';
+    const message = rawJson(raw)?.message;
+    throw new Error(
+      `${operation} ${endpoint}: ${raw.status}: ${typeof message === 'string' ? message : body.slice(0, 200)}`,
+    );
   }
-  if (!response.ok) {
-    const message = typeof document.message === 'string' ? document.message : text.slice(0, 200);
-    throw new Error(`${operation} ${endpoint}: ${response.status}: ${message}`);
-  }
-  return document;
 }
 
 /**
@@ -268,36 +260,37 @@ async function callApi(
  * each with its validity window (a ValidityEndTime of 9999-12-31 means none).
  */
 export async function listPublicKeys(
+  client: CloudTrailClient,
   endpoint: string,
-  signer: RequestSigner,
   startMs: number,
   endMs: number,
 ): Promise<Map<string, WindowedPublicKey>> {
   const keys = new Map<string, WindowedPublicKey>();
   let nextToken: string | undefined;
   do {
-    const document = (await callApi(endpoint, signer, LIST_PUBLIC_KEYS_TARGET, {
-      StartTime: Math.floor(startMs / 1000),
-      EndTime: Math.ceil(endMs / 1000),
-      ...(nextToken !== undefined ? { NextToken: nextToken } : {}),
-    })) as {
-      PublicKeyList?: { Value?: string; ValidityStartTime?: number; ValidityEndTime?: number }[];
-      NextToken?: string;
-    };
-    for (const entry of document.PublicKeyList ?? []) {
-      if (typeof entry.Value !== 'string') continue;
-      const der = Buffer.from(entry.Value, 'base64');
-      const until = entry.ValidityEndTime;
+    const { output } = await callApi<ListPublicKeysCommandOutput>(
+      client,
+      endpoint,
+      'ListPublicKeys',
+      new ListPublicKeysCommand({
+        StartTime: new Date(Math.floor(startMs / 1000) * 1000),
+        EndTime: new Date(Math.ceil(endMs / 1000) * 1000),
+        ...(nextToken !== undefined ? { NextToken: nextToken } : {}),
+      }),
+    );
+    for (const entry of output.PublicKeyList ?? []) {
+      if (!entry.Value) continue;
+      const der = Buffer.from(entry.Value);
+      const until = entry.ValidityEndTime?.getTime();
       keys.set(fingerprintOfPublicKey(der), {
         der,
-        validFromMs:
-          typeof entry.ValidityStartTime === 'number' ? entry.ValidityStartTime * 1000 : 0,
-        ...(typeof until === 'number' && until < FAR_FUTURE_EPOCH_SECONDS
-          ? { validUntilMs: until * 1000 }
+        validFromMs: entry.ValidityStartTime?.getTime() ?? 0,
+        ...(until !== undefined && until < FAR_FUTURE_EPOCH_SECONDS * 1000
+          ? { validUntilMs: until }
           : {}),
       });
     }
-    nextToken = document.NextToken;
+    nextToken = output.NextToken || undefined;
   } while (nextToken);
   return keys;
 }
@@ -316,17 +309,20 @@ export interface ChainStatus {
  * validation on, in this bucket and under this prefix; chains filtered by account and region.
  */
 export async function fetchChainStatus(
+  client: CloudTrailClient,
   endpoint: string,
-  signer: RequestSigner,
   settings: Pick<ValidateLogsSettings, 'trailName' | 'bucket' | 'prefix' | 'account' | 'region'>,
 ): Promise<ChainStatus> {
   let names: string[];
   if (settings.trailName !== undefined) {
     names = [settings.trailName];
   } else {
-    const described = (await callApi(endpoint, signer, DESCRIBE_TRAILS_TARGET, {})) as {
-      trailList?: TrailDescription[];
-    };
+    const { output: described } = await callApi<DescribeTrailsCommandOutput>(
+      client,
+      endpoint,
+      'DescribeTrails',
+      new DescribeTrailsCommand({}),
+    );
     names = (described.trailList ?? [])
       .filter(
         (t) =>
@@ -334,7 +330,7 @@ export async function fetchChainStatus(
           t.S3BucketName === settings.bucket &&
           (t.S3KeyPrefix ?? '') === (settings.prefix ?? ''),
       )
-      .map((t) => t.Name);
+      .flatMap((t) => (t.Name ? [t.Name] : []));
   }
   const result: {
     expectations: ChainExpectation[];
@@ -343,9 +339,15 @@ export async function fetchChainStatus(
     graceSeconds?: number;
   } = { expectations: [], unknown: [] };
   for (const name of names) {
-    const status = (await callApi(endpoint, signer, GET_TRAIL_STATUS_TARGET, {
-      Name: name,
-    })) as Partial<TrailStatus>;
+    // The SDK's GetTrailStatus output has no Opentrail* members (its deserializer drops what the
+    // CloudTrail model does not define): they are read from the raw body of the same call.
+    const { raw } = await callApi(
+      client,
+      endpoint,
+      'GetTrailStatus',
+      new GetTrailStatusCommand({ Name: name }),
+    );
+    const status = (rawJson(raw) ?? {}) as Partial<TrailStatus>;
     const chains: unknown = status.OpentrailDigestChains;
     if (!Array.isArray(chains)) {
       result.unknown.push(name);
@@ -424,21 +426,25 @@ export async function runValidateLogs(
   let graceSeconds = settings.graceSeconds;
   let unknownTrails: string[] = [];
   if (settings.endpoint !== undefined) {
-    const signer = chooseSigner(settings.endpoint, options.sign, settings.homeRegion);
-    if (typeof signer === 'string') throw new Error(signer);
-    const status = await fetchChainStatus(settings.endpoint, signer, settings);
-    for (const expectation of status.expectations)
-      expectations.set(keyOf(expectation), expectation);
-    unknownTrails = status.unknown;
-    periodSeconds ??= status.periodSeconds;
-    graceSeconds ??= status.graceSeconds;
-    for (const [fingerprint, der] of await listPublicKeys(
-      settings.endpoint,
-      signer,
-      settings.startMs,
-      Math.min(settings.endMs, options.nowMs) + 3_600_000,
-    ))
-      if (!publicKeys.has(fingerprint)) publicKeys.set(fingerprint, der);
+    const client = cloudTrailApiClient(settings.endpoint, options.sign, settings.homeRegion);
+    if (typeof client === 'string') throw new Error(client);
+    try {
+      const status = await fetchChainStatus(client, settings.endpoint, settings);
+      for (const expectation of status.expectations)
+        expectations.set(keyOf(expectation), expectation);
+      unknownTrails = status.unknown;
+      periodSeconds ??= status.periodSeconds;
+      graceSeconds ??= status.graceSeconds;
+      for (const [fingerprint, der] of await listPublicKeys(
+        client,
+        settings.endpoint,
+        settings.startMs,
+        Math.min(settings.endMs, options.nowMs) + 3_600_000,
+      ))
+        if (!publicKeys.has(fingerprint)) publicKeys.set(fingerprint, der);
+    } finally {
+      client.destroy();
+    }
   }
   // --expect wins over what the API says of the same chain.
   for (const expectation of settings.expectations)
