@@ -168,7 +168,7 @@ export function lambdaInvoker(options: {
   /** @default - the emulator credentials on a loopback endpoint, else the standard chain */
   readonly credentials?: LambdaClientConfig['credentials'];
   readonly random?: () => number;
-}): Invoker {
+}): Invoker & { destroy(): void } {
   const policy = options.retry ?? DEFAULT_RETRY_POLICY;
   const loopback =
     options.endpoint !== undefined && isLoopbackHost(new URL(options.endpoint).hostname);
@@ -233,7 +233,7 @@ export function lambdaInvoker(options: {
     return { payload };
   };
   const encoder = new TextEncoder();
-  return async (functionArn, event) => {
+  const invoke: Invoker = async (functionArn, event) => {
     const body = encoder.encode(JSON.stringify(event));
     return retrying(
       () => once(functionArn, body),
@@ -242,4 +242,11 @@ export function lambdaInvoker(options: {
       options.random,
     );
   };
+  return Object.assign(invoke, {
+    /** Closes the clients' connections. */
+    destroy(): void {
+      for (const client of clients.values()) client.destroy();
+      clients.clear();
+    },
+  });
 }
