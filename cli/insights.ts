@@ -14,7 +14,13 @@ import { MAX_FUTURE_SKEW_MS } from '../lambda/core/records';
 import { INSIGHT_TYPES, MINUTE_MS, type InsightType } from '../lambda/core/insights-counts';
 import type { InsightRecord } from '../lambda/core/insights-detector';
 import { renderReport } from './shared/insights-report';
-import { errorMessage, formatCounts, PROCESS_STREAMS, type OutputStreams } from './shared/output';
+import {
+  alignedTable,
+  errorMessage,
+  formatCounts,
+  PROCESS_STREAMS,
+  type OutputStreams,
+} from './shared/output';
 import { createProgress, type Progress } from './shared/progress';
 import {
   InputError,
@@ -62,13 +68,7 @@ function tableLines(records: readonly InsightRecord[]): string[] {
     'MINUTES',
     'TOP IDENTITY',
   ];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const format = (row: readonly string[]): string =>
-    row
-      .map((cell, i) => cell.padEnd(widths[i]!))
-      .join('  ')
-      .trimEnd();
-  return [format(header), ...rows.map(format)];
+  return alignedTable(header, rows);
 }
 
 /** Runs the backtest; resolves with the exit code. */

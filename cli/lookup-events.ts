@@ -4,13 +4,24 @@
  * console's "download event history"). Against a non-loopback endpoint it signs for
  * `execute-api` with the standard AWS credential chain.
  */
+import {
+  LookupEventsCommand,
+  type CloudTrailClient,
+  type Event,
+  type EventCategory,
+  type LookupAttribute as SdkLookupAttribute,
+  type LookupEventsCommandOutput,
+} from '@aws-sdk/client-cloudtrail';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { stringify } from 'csv-stringify/sync';
 import { httpUrl, integerInRange, nonEmpty } from './shared/options';
-import { PROCESS_STREAMS, errorMessage, type OutputStreams } from './shared/output';
-import { chooseSigner, type RequestSigner } from './shared/sigv4';
-
-import { LOOKUP_EVENTS_TARGET as LOOKUP_TARGET } from '../lambda/core/contracts';
-export { LOOKUP_TARGET };
+import { PROCESS_STREAMS, alignedTable, errorMessage, type OutputStreams } from './shared/output';
+import {
+  cloudTrailApiClient,
+  keepRawAnswer,
+  rawJson,
+  type RawAnswer,
+} from './shared/cloudtrail-api';
 
 export interface LookupAttribute {
   readonly AttributeKey: string;
@@ -18,8 +29,8 @@ export interface LookupAttribute {
 }
 
 export interface LookupEventsOptions {
-  readonly endpoint: string;
-  readonly signer: RequestSigner;
+  /** The opentrail API (see cloudTrailApiClient). */
+  readonly client: CloudTrailClient;
   readonly lookupAttributes?: readonly LookupAttribute[];
   /** Epoch seconds. */
   readonly startTime?: number;
@@ -48,6 +59,41 @@ export class LookupError extends Error {
   }
 }
 
+/**
+ * An SDK event back in the wire form `--output json` prints (docs/formats.md#lookupevents):
+ * CloudTrail's member order, EventTime in epoch seconds as the API sent it.
+ */
+function wireEvent(event: Event): Record<string, unknown> {
+  const wire: Record<string, unknown> = {
+    EventId: event.EventId,
+    EventName: event.EventName,
+    ReadOnly: event.ReadOnly,
+    AccessKeyId: event.AccessKeyId,
+    EventTime: event.EventTime ? event.EventTime.getTime() / 1000 : undefined,
+    EventSource: event.EventSource,
+    Username: event.Username,
+    Resources: event.Resources,
+    CloudTrailEvent: event.CloudTrailEvent,
+  };
+  for (const key of Object.keys(wire)) if (wire[key] === undefined) delete wire[key];
+  return wire;
+}
+
+/** The SDK's error for an answer, as the AWS CLI words it; network errors pass as they are. */
+function lookupErrorOf(error: unknown, raw: RawAnswer): unknown {
+  if (raw.status === undefined) return error;
+  const document = rawJson(raw);
+  if (!document) return new LookupError(`HTTP_${raw.status}`, (raw.body ?? '').slice(0, 200));
+  // The SDK names the error by `__type` (or X-Amzn-ErrorType); "Unknown" when the answer has none.
+  const name = (error as { name?: unknown }).name;
+  return new LookupError(
+    typeof name === 'string' && name !== 'Unknown' && name !== 'Error' && name !== 'SyntaxError'
+      ? name
+      : `HTTP_${raw.status}`,
+    text(document.message) || text(document.Message),
+  );
+}
+
 /** Calls LookupEvents page after page until the end or `maxItems`. */
 export async function lookupEventsPaged(options: LookupEventsOptions): Promise<LookupEventsOutput> {
   const events: Record<string, unknown>[] = [];
@@ -55,47 +101,28 @@ export async function lookupEventsPaged(options: LookupEventsOptions): Promise<L
   const pageSize = options.maxResults ?? 50;
   for (;;) {
     const remaining = options.maxItems === undefined ? pageSize : options.maxItems - events.length;
-    const request = {
-      ...(options.lookupAttributes ? { LookupAttributes: options.lookupAttributes } : {}),
-      ...(options.startTime !== undefined ? { StartTime: options.startTime } : {}),
-      ...(options.endTime !== undefined ? { EndTime: options.endTime } : {}),
-      ...(options.eventCategory !== undefined ? { EventCategory: options.eventCategory } : {}),
+    const command = new LookupEventsCommand({
+      ...(options.lookupAttributes
+        ? { LookupAttributes: options.lookupAttributes as SdkLookupAttribute[] }
+        : {}),
+      ...(options.startTime !== undefined ? { StartTime: new Date(options.startTime * 1000) } : {}),
+      ...(options.endTime !== undefined ? { EndTime: new Date(options.endTime * 1000) } : {}),
+      ...(options.eventCategory !== undefined
+        ? { EventCategory: options.eventCategory as EventCategory }
+        : {}),
       // A page never runs past --max-items, so the token of the last page resumes exactly.
       MaxResults: Math.min(pageSize, remaining),
       ...(token ? { NextToken: token } : {}),
-    };
-    const url = new URL(`${options.endpoint}/`);
-    const body = JSON.stringify(request);
-    const headers = await options.signer({
-      method: 'POST',
-      url,
-      headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': LOOKUP_TARGET },
-      body,
     });
-    // A server that never answers must not hang the command.
-    const response = await fetch(url, {
-      method: 'POST',
-      headers,
-      body,
-      signal: AbortSignal.timeout(30_000),
-    });
-    const bodyText = await response.text();
-    let parsed: Record<string, unknown>;
+    const raw = keepRawAnswer(command);
+    let page: LookupEventsCommandOutput;
     try {
-      parsed = JSON.parse(bodyText) as Record<string, unknown>;
-    } catch {
-      throw new LookupError(`HTTP_${response.status}`, bodyText.slice(0, 200));
+      page = await options.client.send(command);
+    } catch (error) {
+      throw lookupErrorOf(error, raw);
     }
-    if (!response.ok) {
-      throw new LookupError(
-        text(parsed.__type) ||
-          response.headers.get('x-amzn-errortype') ||
-          `HTTP_${response.status}`,
-        text(parsed.message) || text(parsed.Message),
-      );
-    }
-    events.push(...((parsed.Events as Record<string, unknown>[] | undefined) ?? []));
-    token = typeof parsed.NextToken === 'string' ? parsed.NextToken : undefined;
+    events.push(...(page.Events ?? []).map(wireEvent));
+    token = page.NextToken || undefined;
     if (!token) return { Events: events };
     if (options.maxItems !== undefined && events.length >= options.maxItems)
       return { Events: events, NextToken: token };
@@ -177,19 +204,22 @@ const CSV_COLUMNS: readonly [string, (e: Row, r: Row) => unknown][] = [
   ['CloudTrail event', (e) => e.CloudTrailEvent],
 ];
 
-function csvField(value: unknown): string {
-  const field = text(value);
-  return /[",\r\n]/.test(field) ? `"${field.replace(/"/g, '""')}"` : field;
-}
-
-/** The events as CSV (header line first), as the console's "download event history". */
+/**
+ * The events as CSV (header line first), as the console's "download event history": RFC 4180
+ * (fields with a comma, a quote or a line break quoted, quotes doubled, CRLF line ends), written by
+ * csv-stringify.
+ */
 export function toCsv(events: readonly Record<string, unknown>[]): string {
-  const lines = [CSV_COLUMNS.map(([name]) => csvField(name)).join(',')];
-  for (const event of events) {
+  const rows = events.map((event) => {
     const record = recordOf(event);
-    lines.push(CSV_COLUMNS.map(([, get]) => csvField(get(event, record))).join(','));
-  }
-  return `${lines.join('\r\n')}\r\n`;
+    return CSV_COLUMNS.map(([, get]) => text(get(event, record)));
+  });
+  return stringify(rows, {
+    header: true,
+    columns: CSV_COLUMNS.map(([name]) => name),
+    record_delimiter: 'windows',
+    eof: true,
+  });
 }
 
 /** The events as an aligned text table. */
@@ -203,14 +233,7 @@ export function toTable(events: readonly Record<string, unknown>[]): string {
     text(e.ReadOnly),
     text(e.EventId),
   ]);
-  const all = [header, ...rows];
-  const widths = header.map((_, c) => Math.max(...all.map((r) => r[c]!.length)));
-  const line = (r: string[]): string =>
-    r
-      .map((cell, c) => cell.padEnd(widths[c]!))
-      .join('  ')
-      .trimEnd();
-  return `${[line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n')}\n${events.length} events\n`;
+  return `${alignedTable(header, rows, { rule: true }).join('\n')}\n${events.length} events\n`;
 }
 
 interface CliOptions {
@@ -294,13 +317,12 @@ export function register(program: Command, streams: OutputStreams = PROCESS_STRE
         .default('json'),
     )
     .action(async (opts: CliOptions, command: Command) => {
-      const signer = chooseSigner(opts.endpoint, opts.sign, opts.region);
-      if (typeof signer === 'string') command.error(`error: ${signer}`);
+      const client = cloudTrailApiClient(opts.endpoint, opts.sign, opts.region);
+      if (typeof client === 'string') command.error(`error: ${client}`);
       let result: LookupEventsOutput;
       try {
         result = await lookupEventsPaged({
-          endpoint: opts.endpoint,
-          signer,
+          client,
           ...(opts.lookupAttributes ? { lookupAttributes: opts.lookupAttributes } : {}),
           ...(opts.startTime !== undefined ? { startTime: opts.startTime } : {}),
           ...(opts.endTime !== undefined ? { endTime: opts.endTime } : {}),
@@ -313,6 +335,8 @@ export function register(program: Command, streams: OutputStreams = PROCESS_STRE
         streams.stderr.write(`${errorMessage(error)}\n`);
         process.exitCode = 1;
         return;
+      } finally {
+        client.destroy();
       }
       if (opts.output === 'csv') {
         streams.stdout.write(toCsv(result.Events));

@@ -359,16 +359,17 @@ export function register(program: Command, streams: OutputStreams = PROCESS_STRE
           : {}),
         ...(settings.emulatorCredentials ? { credentials: EMULATOR_CREDENTIALS } : {}),
       });
+      const invoke = lambdaInvoker({
+        ...(settings.lambdaEndpoint !== undefined ? { endpoint: settings.lambdaEndpoint } : {}),
+        retry: { ...DEFAULT_RETRY_POLICY, maxAttempts: opts.maxAttempts },
+      });
       try {
         const report = await redrive({
           s3: clients.s3,
           kinesis: clients.kinesis,
           buckets: settings.buckets,
           prefix: settings.prefix,
-          invoke: lambdaInvoker({
-            ...(settings.lambdaEndpoint !== undefined ? { endpoint: settings.lambdaEndpoint } : {}),
-            retry: { ...DEFAULT_RETRY_POLICY, maxAttempts: opts.maxAttempts },
-          }),
+          invoke,
           force: opts.force,
           streamNameOnly: settings.kinesisEndpoint !== undefined,
           dryRun: opts.dryRun,
@@ -380,6 +381,7 @@ export function register(program: Command, streams: OutputStreams = PROCESS_STRE
         else writeLines(streams, formatRedriveReport(report));
         if (report.failed > 0) process.exitCode = 1;
       } finally {
+        invoke.destroy();
         destroyClients(clients);
       }
     });

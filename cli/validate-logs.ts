@@ -10,7 +10,6 @@
  * anything invalid or missing.
  */
 import { readFile } from 'node:fs/promises';
-import { createPublicKey } from 'node:crypto';
 import { Command, Option } from 'commander';
 import { createClients, destroyClients, EMULATOR_CREDENTIALS } from '../lambda/adapters/clients';
 import { S3ObjectReader } from '../lambda/adapters/s3-object-reader';
@@ -21,19 +20,11 @@ import {
   validateLogs,
   type ChainExpectation,
   type ValidationResult,
-  type ValidationSummary,
   type WindowedPublicKey,
 } from '../lambda/core/digest-validate';
-import { FAR_FUTURE_EPOCH_SECONDS } from '../lambda/core/public-keys';
-import {
-  DESCRIBE_TRAILS_TARGET,
-  GET_TRAIL_STATUS_TARGET,
-  type DigestChainStatus,
-  type TrailDescription,
-  type TrailStatus,
-} from '../lambda/core/trail-status';
 import type { ObjectReader } from '../lambda/core/ports';
 import { DEFAULT_DIGEST_PERIOD_SECONDS } from '../lambda/core/config';
+import { parseEndpoints } from '../lambda/core/contracts';
 import { isLoopbackHost } from './shared/endpoint';
 import { LocalDirReader } from './shared/local-dir-reader';
 import {
@@ -45,359 +36,27 @@ import {
 } from './shared/options';
 import { errorMessage, PROCESS_STREAMS, writeJson, type OutputStreams } from './shared/output';
 import { createProgress } from './shared/progress';
-import { chooseSigner, type RequestSigner } from './shared/sigv4';
+import { cloudTrailApiClient } from './shared/cloudtrail-api';
+import {
+  readPublicKey,
+  resolveValidateSettings,
+  type ValidateLogsFlags,
+  type ValidateLogsSettings,
+} from './shared/validate-settings';
+import { fetchChainStatus, listPublicKeys } from './shared/validate-api';
+import { formatSummary } from './shared/validate-output';
 
-import { LIST_PUBLIC_KEYS_TARGET } from '../lambda/core/contracts';
-export { LIST_PUBLIC_KEYS_TARGET };
-
-export interface ValidateLogsFlags {
-  readonly trailArn?: string;
-  readonly trailName?: string;
-  readonly accountId?: string;
-  readonly region?: string;
-  readonly organizationId?: string;
-  readonly startTime: string;
-  readonly endTime?: string;
-  readonly s3Bucket?: string;
-  readonly s3Prefix?: string;
-  readonly verbose?: boolean;
-  readonly publicKey?: readonly string[];
-  readonly endpoint?: string;
-  readonly sign?: 'auto' | 'always' | 'never';
-  readonly s3Endpoint?: string;
-  readonly localDir?: string;
-  /** An endpoints.json of the embedded runtime: api, s3 and bucket, unless flags say otherwise. */
-  readonly endpoints?: string;
-  readonly concurrency?: number;
-  readonly output?: OutputFormat;
-  /** `TRAIL,ACCOUNT,REGION,FIRST` (repeatable): a chain and the start of its first period. */
-  readonly expect?: readonly string[];
-  /** Regular digest period in seconds. */
-  readonly digestPeriod?: number;
-  /** Seconds after a period's end before its digest counts as missing. */
-  readonly grace?: number;
-}
-
-export interface ValidateLogsSettings {
-  readonly trailLabel: string;
-  readonly trailName?: string;
-  readonly homeRegion?: string;
-  readonly account?: string;
-  readonly region?: string;
-  readonly organizationId?: string;
-  readonly startMs: number;
-  readonly endMs: number;
-  readonly bucket: string;
-  readonly prefix?: string;
-  readonly publicKeyFiles: readonly string[];
-  readonly endpoint?: string;
-  readonly s3Endpoint?: string;
-  readonly localDir?: string;
-  /** Chains known from --expect. */
-  readonly expectations: readonly ChainExpectation[];
-  /** Flags or endpoints.json; absent: GetTrailStatus's, else the defaults. */
-  readonly periodSeconds?: number;
-  readonly graceSeconds?: number;
-}
-
-const TRAIL_ARN = /^arn:[^:]+:cloudtrail:([a-z0-9-]+):(\d{12}):trail\/(.+)$/;
-
-/** A time flag: ISO 8601 (UTC unless it names a zone), a date, or epoch seconds. */
-export function parseTimeFlag(value: string): number {
-  const text = value.trim();
-  if (/^\d{9,11}$/.test(text)) return Number(text) * 1000;
-  const zoned = /T.*(?:Z|[+-]\d{2}:?\d{2})$/i.test(text) || !text.includes('T') ? text : `${text}Z`;
-  const ms = Date.parse(zoned);
-  if (Number.isNaN(ms)) throw new Error(`Unable to parse date value: ${value}`);
-  return ms;
-}
-
-/** One `--expect TRAIL,ACCOUNT,REGION,FIRST`; an error message names the part and the rule. */
-export function parseExpectation(
-  value: string,
-  homeRegion: string | undefined,
-): ChainExpectation | string {
-  const parts = value.split(',').map((part) => part.trim());
-  if (parts.length !== 4)
-    return `--expect ${value}: must be TRAIL,ACCOUNT,REGION,FIRST (four comma-separated parts)`;
-  const [trailName, account, region, first] = parts as [string, string, string, string];
-  if (trailName === '') return `--expect ${value}: TRAIL must not be empty`;
-  if (!/^\d{12}$/.test(account)) return `--expect ${value}: ACCOUNT must be 12 digits`;
-  if (!/^[a-z0-9-]+$/.test(region))
-    return `--expect ${value}: REGION must be a region name such as us-east-1`;
-  let firstStartMs: number;
-  try {
-    firstStartMs = parseTimeFlag(first);
-  } catch {
-    return `--expect ${value}: FIRST must be a time (ISO 8601 or epoch seconds), the start of the chain's first digest period`;
-  }
-  return {
-    trailName,
-    account,
-    region,
-    firstStartMs,
-    ...(homeRegion !== undefined ? { homeRegion } : {}),
-  };
-}
-
-/** Checks and merges the flags (and the endpoints file); an error message names the flag. Pure. */
-export function resolveValidateSettings(
-  flags: ValidateLogsFlags,
-  file: { api?: string; s3?: string; bucket?: string; digestPeriodSeconds?: string },
-  nowMs: number,
-): ValidateLogsSettings | string {
-  let trailName = flags.trailName;
-  let homeRegion: string | undefined;
-  let account = flags.accountId;
-  if (flags.trailArn !== undefined) {
-    const match = TRAIL_ARN.exec(flags.trailArn);
-    if (!match) return `Invalid trail ARN provided: ${flags.trailArn}`;
-    homeRegion = match[1];
-    account ??= match[2];
-    if (trailName !== undefined && trailName !== match[3])
-      return `--trail-name ${trailName} differs from the name in --trail-arn (${match[3]})`;
-    trailName = match[3];
-  }
-  if (account !== undefined && !/^\d{12}$/.test(account))
-    return `--account-id must be 12 digits, got ${account}`;
-  let startMs: number;
-  let endMs: number;
-  try {
-    startMs = parseTimeFlag(flags.startTime);
-    endMs = flags.endTime !== undefined ? parseTimeFlag(flags.endTime) : nowMs;
-  } catch (error) {
-    return errorMessage(error);
-  }
-  if (startMs > endMs) return 'Invalid time range specified: start-time must occur before end-time';
-  const bucket = flags.s3Bucket ?? file.bucket;
-  if (!bucket) return '--s3-bucket is required (opentrail has no DescribeTrails to look it up)';
-  const endpoint = flags.endpoint ?? file.api;
-  const publicKeyFiles = flags.publicKey ?? [];
-  if (publicKeyFiles.length === 0 && endpoint === undefined)
-    return 'public keys are needed: --public-key FILE (repeatable) or --endpoint URL (ListPublicKeys)';
-  const s3Endpoint = flags.s3Endpoint ?? (flags.localDir === undefined ? file.s3 : undefined);
-  if (flags.localDir !== undefined && flags.s3Endpoint !== undefined)
-    return '--local-dir and --s3-endpoint exclude each other';
-  const prefix = flags.s3Prefix?.replace(/^\/+|\/+$/g, '');
-  const expectations: ChainExpectation[] = [];
-  for (const value of flags.expect ?? []) {
-    const expectation = parseExpectation(value, homeRegion);
-    if (typeof expectation === 'string') return expectation;
-    expectations.push(expectation);
-  }
-  const filePeriod = Number(file.digestPeriodSeconds);
-  const periodSeconds =
-    flags.digestPeriod ?? (Number.isInteger(filePeriod) && filePeriod > 0 ? filePeriod : undefined);
-  const trailLabel =
-    flags.trailArn ??
-    (trailName !== undefined
-      ? `${trailName}${account !== undefined ? ` (account ${account})` : ''}`
-      : 'all trails');
-  return {
-    trailLabel,
-    startMs,
-    endMs,
-    bucket,
-    publicKeyFiles,
-    expectations,
-    ...(periodSeconds !== undefined ? { periodSeconds } : {}),
-    ...(flags.grace !== undefined ? { graceSeconds: flags.grace } : {}),
-    ...(trailName !== undefined ? { trailName } : {}),
-    ...(homeRegion !== undefined ? { homeRegion } : {}),
-    ...(account !== undefined ? { account } : {}),
-    ...(flags.region !== undefined ? { region: flags.region } : {}),
-    ...(flags.organizationId !== undefined ? { organizationId: flags.organizationId } : {}),
-    ...(prefix ? { prefix } : {}),
-    ...(endpoint !== undefined ? { endpoint } : {}),
-    ...(s3Endpoint !== undefined ? { s3Endpoint } : {}),
-    ...(flags.localDir !== undefined ? { localDir: flags.localDir } : {}),
-  };
-}
-
-/** A public key file: PEM (PKCS#1 or SPKI, or a private key) or DER (PKCS#1 or SPKI). */
-export function readPublicKey(bytes: Buffer, name: string): Buffer {
-  try {
-    if (bytes.includes('-----BEGIN')) {
-      return createPublicKey(bytes.toString('utf8')).export({ type: 'pkcs1', format: 'der' });
-    }
-    fingerprintOfPublicKey(bytes);
-    return bytes;
-  } catch (error) {
-    throw new Error(`--public-key ${name}: not an RSA public key (${errorMessage(error)})`);
-  }
-}
-
-/** One AWS JSON 1.1 call to the opentrail API; throws naming the operation and the answer. */
-async function callApi(
-  endpoint: string,
-  signer: RequestSigner,
-  target: string,
-  request: Record<string, unknown>,
-): Promise<Record<string, unknown>> {
-  const operation = target.slice(target.lastIndexOf('.') + 1);
-  const body = JSON.stringify(request);
-  const url = new URL(`${endpoint}/`);
-  const headers = await signer({
-    method: 'POST',
-    url,
-    headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': target },
-    body,
-  });
-  const response = await fetch(url, {
-    method: 'POST',
-    headers,
-    body,
-    signal: AbortSignal.timeout(30_000),
-  });
-  const text = await response.text();
-  let document: Record<string, unknown>;
-  try {
-    document = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    throw new Error(`${operation} ${endpoint}: ${response.status}: ${text.slice(0, 200)}`);
-  }
-  if (!response.ok) {
-    const message = typeof document.message === 'string' ? document.message : text.slice(0, 200);
-    throw new Error(`${operation} ${endpoint}: ${response.status}: ${message}`);
-  }
-  return document;
-}
-
-/**
- * ListPublicKeys (all pages) → DER keys by fingerprint (computed, not trusted from the answer),
- * each with its validity window (a ValidityEndTime of 9999-12-31 means none).
- */
-export async function listPublicKeys(
-  endpoint: string,
-  signer: RequestSigner,
-  startMs: number,
-  endMs: number,
-): Promise<Map<string, WindowedPublicKey>> {
-  const keys = new Map<string, WindowedPublicKey>();
-  let nextToken: string | undefined;
-  do {
-    const document = (await callApi(endpoint, signer, LIST_PUBLIC_KEYS_TARGET, {
-      StartTime: Math.floor(startMs / 1000),
-      EndTime: Math.ceil(endMs / 1000),
-      ...(nextToken !== undefined ? { NextToken: nextToken } : {}),
-    })) as {
-      PublicKeyList?: { Value?: string; ValidityStartTime?: number; ValidityEndTime?: number }[];
-      NextToken?: string;
-    };
-    for (const entry of document.PublicKeyList ?? []) {
-      if (typeof entry.Value !== 'string') continue;
-      const der = Buffer.from(entry.Value, 'base64');
-      const until = entry.ValidityEndTime;
-      keys.set(fingerprintOfPublicKey(der), {
-        der,
-        validFromMs:
-          typeof entry.ValidityStartTime === 'number' ? entry.ValidityStartTime * 1000 : 0,
-        ...(typeof until === 'number' && until < FAR_FUTURE_EPOCH_SECONDS
-          ? { validUntilMs: until * 1000 }
-          : {}),
-      });
-    }
-    nextToken = document.NextToken;
-  } while (nextToken);
-  return keys;
-}
-
-/** What the API knows of the chains to validate: GetTrailStatus per trail. */
-export interface ChainStatus {
-  readonly expectations: ChainExpectation[];
-  /** Trails whose status carried no chain information (a CloudTrail-only answer). */
-  readonly unknown: string[];
-  readonly periodSeconds?: number;
-  readonly graceSeconds?: number;
-}
-
-/**
- * GetTrailStatus for the named trail, or for every trail DescribeTrails lists with log-file
- * validation on, in this bucket and under this prefix; chains filtered by account and region.
- */
-export async function fetchChainStatus(
-  endpoint: string,
-  signer: RequestSigner,
-  settings: Pick<ValidateLogsSettings, 'trailName' | 'bucket' | 'prefix' | 'account' | 'region'>,
-): Promise<ChainStatus> {
-  let names: string[];
-  if (settings.trailName !== undefined) {
-    names = [settings.trailName];
-  } else {
-    const described = (await callApi(endpoint, signer, DESCRIBE_TRAILS_TARGET, {})) as {
-      trailList?: TrailDescription[];
-    };
-    names = (described.trailList ?? [])
-      .filter(
-        (t) =>
-          t.LogFileValidationEnabled &&
-          t.S3BucketName === settings.bucket &&
-          (t.S3KeyPrefix ?? '') === (settings.prefix ?? ''),
-      )
-      .map((t) => t.Name);
-  }
-  const result: {
-    expectations: ChainExpectation[];
-    unknown: string[];
-    periodSeconds?: number;
-    graceSeconds?: number;
-  } = { expectations: [], unknown: [] };
-  for (const name of names) {
-    const status = (await callApi(endpoint, signer, GET_TRAIL_STATUS_TARGET, {
-      Name: name,
-    })) as Partial<TrailStatus>;
-    const chains: unknown = status.OpentrailDigestChains;
-    if (!Array.isArray(chains)) {
-      result.unknown.push(name);
-      continue;
-    }
-    if (typeof status.OpentrailDigestPeriodSeconds === 'number')
-      result.periodSeconds = status.OpentrailDigestPeriodSeconds;
-    if (typeof status.OpentrailDigestGraceSeconds === 'number')
-      result.graceSeconds = status.OpentrailDigestGraceSeconds;
-    for (const chain of chains as DigestChainStatus[]) {
-      if (typeof chain.FirstDigestStartTime !== 'number') continue;
-      if (settings.account !== undefined && chain.AccountId !== settings.account) continue;
-      if (settings.region !== undefined && chain.Region !== settings.region) continue;
-      result.expectations.push({
-        trailName: name,
-        account: chain.AccountId,
-        region: chain.Region,
-        homeRegion: chain.HomeRegion,
-        firstStartMs: chain.FirstDigestStartTime * 1000,
-        ...(chain.LatestDigestEndTime !== undefined
-          ? { headEndMs: chain.LatestDigestEndTime * 1000 }
-          : {}),
-        ...(Array.isArray(chain.EarlyClosedDigestEndTimes)
-          ? { earlyClosedEndsMs: chain.EarlyClosedDigestEndTimes.map((t) => t * 1000) }
-          : {}),
-      });
-    }
-  }
-  return result;
-}
-
-/** The AWS CLI's summary lines. */
-export function formatSummary(summary: ValidationSummary): string[] {
-  const lines = [
-    `Results requested for ${formatDigestTime(summary.startMs)} to ${formatDigestTime(summary.endMs)}`,
-  ];
-  const digestTotal = summary.digests.valid + summary.digests.invalid;
-  if (digestTotal === 0) return [...lines, 'No digests found'];
-  lines.push(
-    summary.foundStartMs !== undefined && summary.foundEndMs !== undefined
-      ? `Results found for ${formatDigestTime(summary.foundStartMs)} to ${formatDigestTime(summary.foundEndMs)}:`
-      : 'No valid digests found in range',
-  );
-  lines.push('');
-  const ratio = (counts: { valid: number; invalid: number }, name: string): string => {
-    const total = counts.valid + counts.invalid;
-    return `${counts.valid}/${total} ${name} files valid${counts.invalid > 0 ? `, ${counts.invalid}/${total} ${name} files INVALID` : ''}`;
-  };
-  lines.push(ratio(summary.digests, 'digest'));
-  if (summary.logs.valid + summary.logs.invalid > 0) lines.push(ratio(summary.logs, 'log'));
-  return lines;
-}
+// The command's building blocks, for tests and callers that import them from here.
+export {
+  parseExpectation,
+  parseTimeFlag,
+  readPublicKey,
+  resolveValidateSettings,
+  type ValidateLogsFlags,
+  type ValidateLogsSettings,
+} from './shared/validate-settings';
+export { fetchChainStatus, listPublicKeys, type ChainStatus } from './shared/validate-api';
+export { formatSummary } from './shared/validate-output';
 
 /** Runs the validation as the command does; resolves with the exit code. */
 export async function runValidateLogs(
@@ -424,21 +83,25 @@ export async function runValidateLogs(
   let graceSeconds = settings.graceSeconds;
   let unknownTrails: string[] = [];
   if (settings.endpoint !== undefined) {
-    const signer = chooseSigner(settings.endpoint, options.sign, settings.homeRegion);
-    if (typeof signer === 'string') throw new Error(signer);
-    const status = await fetchChainStatus(settings.endpoint, signer, settings);
-    for (const expectation of status.expectations)
-      expectations.set(keyOf(expectation), expectation);
-    unknownTrails = status.unknown;
-    periodSeconds ??= status.periodSeconds;
-    graceSeconds ??= status.graceSeconds;
-    for (const [fingerprint, der] of await listPublicKeys(
-      settings.endpoint,
-      signer,
-      settings.startMs,
-      Math.min(settings.endMs, options.nowMs) + 3_600_000,
-    ))
-      if (!publicKeys.has(fingerprint)) publicKeys.set(fingerprint, der);
+    const client = cloudTrailApiClient(settings.endpoint, options.sign, settings.homeRegion);
+    if (typeof client === 'string') throw new Error(client);
+    try {
+      const status = await fetchChainStatus(client, settings.endpoint, settings);
+      for (const expectation of status.expectations)
+        expectations.set(keyOf(expectation), expectation);
+      unknownTrails = status.unknown;
+      periodSeconds ??= status.periodSeconds;
+      graceSeconds ??= status.graceSeconds;
+      for (const [fingerprint, der] of await listPublicKeys(
+        client,
+        settings.endpoint,
+        settings.startMs,
+        Math.min(settings.endMs, options.nowMs) + 3_600_000,
+      ))
+        if (!publicKeys.has(fingerprint)) publicKeys.set(fingerprint, der);
+    } finally {
+      client.destroy();
+    }
   }
   // --expect wins over what the API says of the same chain.
   for (const expectation of settings.expectations)
@@ -575,13 +238,17 @@ interface CliOptions extends ValidateLogsFlags {
   readonly expect: string[];
 }
 
+/** The endpoints.json settings validate-logs uses, checked by the one endpoints.json reader. */
 async function readEndpointsFile(
   path: string,
 ): Promise<{ api?: string; s3?: string; bucket?: string; digestPeriodSeconds?: string }> {
-  const document = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
-  const pick = (name: string): Record<string, string> =>
-    typeof document[name] === 'string' ? { [name]: document[name] } : {};
-  return { ...pick('api'), ...pick('s3'), ...pick('bucket'), ...pick('digestPeriodSeconds') };
+  const { api, s3, bucket, digestPeriodSeconds } = parseEndpoints(
+    await readFile(path, 'utf8'),
+    `--endpoints ${path}`,
+  );
+  return Object.fromEntries(
+    Object.entries({ api, s3, bucket, digestPeriodSeconds }).filter(([, v]) => v !== undefined),
+  );
 }
 
 /** Registers `validate-logs` on the CLI. */

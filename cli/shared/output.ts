@@ -35,3 +35,28 @@ export function errorMessage(error: unknown): string {
   }
   return String(error);
 }
+
+/**
+ * Rows as aligned columns: each cell padded to its column's widest, two spaces between columns,
+ * trailing blanks trimmed; with `rule`, a line of dashes under the header. This is the plain
+ * format docs/cli.md promises for `--output table` (grep- and `cut`-friendly, no borders). A table
+ * library (cli-table3) draws box borders and pads the last column, so it would change that
+ * format; the few lines here are the one copy both tables (lookup-events, insights backtest) use.
+ */
+export function alignedTable(
+  header: readonly string[],
+  rows: readonly (readonly string[])[],
+  options: { readonly rule?: boolean } = {},
+): string[] {
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? '').length)));
+  const line = (row: readonly string[]): string =>
+    widths
+      .map((width, c) => (row[c] ?? '').padEnd(width))
+      .join('  ')
+      .trimEnd();
+  return [
+    line(header),
+    ...(options.rule ? [widths.map((w) => '-'.repeat(w)).join('  ')] : []),
+    ...rows.map(line),
+  ];
+}

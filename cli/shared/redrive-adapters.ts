@@ -3,6 +3,12 @@
  * read back from Kinesis, consumers invoked through Lambda's Invoke API.
  */
 import {
+  InvokeCommand,
+  LambdaClient,
+  type InvokeCommandOutput,
+  type LambdaClientConfig,
+} from '@aws-sdk/client-lambda';
+import {
   GetRecordsCommand,
   GetShardIteratorCommand,
   type KinesisClient,
@@ -14,12 +20,13 @@ import {
   ListObjectsV2Command,
   type S3Client,
 } from '@aws-sdk/client-s3';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { EMULATOR_CREDENTIALS } from '../../lambda/adapters/clients';
 import { isLoopbackHost } from './endpoint';
 import { copySource, parseFunctionArn, type FailedBatch } from './on-failure';
 import { errorMessage } from './output';
 import type { BatchReadBack, FailedRecordsStore, InvokeOutcome, Invoker } from './redrive-replay';
 import { DEFAULT_RETRY_POLICY, retrying, type RetryPolicy } from './retry';
-import { sigV4Signer, UNSIGNED, type RequestSigner } from './sigv4';
 
 /** Failed-records objects in S3 buckets. */
 export function s3FailedRecordsStore(s3: S3Client): FailedRecordsStore {
@@ -142,84 +149,92 @@ const INVOKE_TIMEOUT_MS = 930_000;
 /** A failure worth another attempt (throttling, 5xx, network). */
 class RetryableInvokeError extends Error {}
 
+/** The HTTP status of an SDK error, or undefined when no answer came (network, timeout). */
+function httpStatusOf(error: unknown): number | undefined {
+  return (error as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
+}
+
 /**
- * Lambda's Invoke API over HTTP (`POST /2015-03-31/functions/NAME/invocations`, RequestResponse),
- * SigV4-signed for `lambda` in the function's region, or unsigned against a loopback endpoint
- * (the embedded runtime). Throttling, 5xx and network errors are retried with backoff.
+ * Lambda's Invoke API (RequestResponse) through the AWS SDK's `LambdaClient`, one client per
+ * function region: SigV4 for `lambda` with the standard credential chain, or the emulator
+ * credentials against a loopback endpoint (the embedded runtime, which checks no signature).
+ * The SDK's own retries are off (`maxAttempts: 1`) so that throttling, 5xx and network errors
+ * are retried by {@link retrying} under `--max-attempts`, as every CLI command retries.
  */
 export function lambdaInvoker(options: {
   /** Endpoint override, e.g. the embedded runtime's API. @default - lambda.REGION.amazonaws.com */
   readonly endpoint?: string;
   readonly retry?: RetryPolicy;
-  readonly signerFor?: (region: string) => RequestSigner;
+  /** @default - the emulator credentials on a loopback endpoint, else the standard chain */
+  readonly credentials?: LambdaClientConfig['credentials'];
   readonly random?: () => number;
-}): Invoker {
+}): Invoker & { destroy(): void } {
   const policy = options.retry ?? DEFAULT_RETRY_POLICY;
-  const signers = new Map<string, RequestSigner>();
-  const signerFor = (region: string, url: URL): RequestSigner => {
-    if (isLoopbackHost(url.hostname)) return UNSIGNED;
-    let signer = signers.get(region);
-    if (!signer) {
-      signer = (options.signerFor ?? ((r) => sigV4Signer({ region: r, service: 'lambda' })))(
+  const loopback =
+    options.endpoint !== undefined && isLoopbackHost(new URL(options.endpoint).hostname);
+  const clients = new Map<string, LambdaClient>();
+  const clientFor = (region: string): LambdaClient => {
+    let client = clients.get(region);
+    if (!client) {
+      client = new LambdaClient({
         region,
-      );
-      signers.set(region, signer);
-    }
-    return signer;
-  };
-  const once = async (functionArn: string, body: string): Promise<InvokeOutcome> => {
-    const { region, name } = parseFunctionArn(functionArn);
-    const base = options.endpoint ?? `https://lambda.${region}.amazonaws.com`;
-    const url = new URL(
-      `/2015-03-31/functions/${encodeURIComponent(options.endpoint ? name : functionArn)}/invocations`,
-      base,
-    );
-    const unsigned = {
-      method: 'POST',
-      url,
-      headers: {
-        'content-type': 'application/json',
-        'x-amz-invocation-type': 'RequestResponse',
-      },
-      body,
-    };
-    const headers = await signerFor(region, url)(unsigned);
-    let response: Response;
-    try {
-      response = await fetch(url, {
-        method: 'POST',
-        headers,
-        body,
-        signal: AbortSignal.timeout(INVOKE_TIMEOUT_MS),
+        maxAttempts: 1,
+        requestHandler: new NodeHttpHandler({ requestTimeout: INVOKE_TIMEOUT_MS }),
+        ...(options.endpoint !== undefined ? { endpoint: options.endpoint } : {}),
+        ...(options.credentials !== undefined
+          ? { credentials: options.credentials }
+          : loopback
+            ? { credentials: EMULATOR_CREDENTIALS }
+            : {}),
       });
-    } catch (error) {
-      throw new RetryableInvokeError(`Invoke ${name}: ${errorMessage(error)}`);
+      clients.set(region, client);
     }
-    const text = await response.text();
-    if (response.status === 429 || response.status >= 500)
-      throw new RetryableInvokeError(
-        `Invoke ${name}: HTTP ${response.status} ${text.slice(0, 300)}`,
+    return client;
+  };
+  const decoder = new TextDecoder();
+  const once = async (functionArn: string, body: Uint8Array): Promise<InvokeOutcome> => {
+    const { region, name } = parseFunctionArn(functionArn);
+    let response: InvokeCommandOutput;
+    try {
+      response = await clientFor(region).send(
+        new InvokeCommand({
+          // The embedded runtime routes by name; AWS takes the ARN (its region and account).
+          FunctionName: options.endpoint !== undefined ? name : functionArn,
+          InvocationType: 'RequestResponse',
+          Payload: body,
+        }),
       );
-    if (response.status !== 200)
-      throw new Error(`Invoke ${name}: HTTP ${response.status} ${text.slice(0, 300)}`);
+    } catch (error) {
+      const status = httpStatusOf(error);
+      if (status === undefined) {
+        // No answer: a network error or the timeout, worth another attempt; but a missing
+        // credential is not going to appear by retrying.
+        if ((error as { name?: unknown }).name === 'CredentialsProviderError') throw error;
+        throw new RetryableInvokeError(`Invoke ${name}: ${errorMessage(error)}`);
+      }
+      const message = `Invoke ${name}: HTTP ${status} ${errorMessage(error).slice(0, 300)}`;
+      if (status === 429 || status >= 500) throw new RetryableInvokeError(message);
+      throw new Error(message);
+    }
+    const text = response.Payload ? decoder.decode(response.Payload) : '';
     let payload: unknown = null;
     try {
       payload = text === '' ? null : JSON.parse(text);
     } catch {
       payload = text;
     }
-    const functionError = response.headers.get('x-amz-function-error');
-    if (functionError) {
+    if (response.FunctionError) {
       const message = (payload as { errorMessage?: unknown } | null)?.errorMessage;
       return {
-        functionError: `${functionError}${typeof message === 'string' ? `: ${message}` : ''}`,
+        functionError: `${response.FunctionError}${typeof message === 'string' ? `: ${message}` : ''}`,
         payload,
       };
     }
     return { payload };
   };
-  return async (functionArn, event) => {
-    const body = JSON.stringify(event);
+  const encoder = new TextEncoder();
+  const invoke: Invoker = async (functionArn, event) => {
+    const body = encoder.encode(JSON.stringify(event));
     return retrying(
       () => once(functionArn, body),
       (error) => error instanceof RetryableInvokeError,
@@ -227,4 +242,11 @@ export function lambdaInvoker(options: {
       options.random,
     );
   };
+  return Object.assign(invoke, {
+    /** Closes the clients' connections. */
+    destroy(): void {
+      for (const client of clients.values()) client.destroy();
+      clients.clear();
+    },
+  });
 }

@@ -1,4 +1,4 @@
-import { parseLookupAttribute, parseTime, toCsv } from '../../cli/lookup-events';
+import { parseLookupAttribute, parseTime, toCsv, toTable } from '../../cli/lookup-events';
 import { rebaseTransform } from '../../cli/shared/rebase-time';
 
 describe('lookup-events flags', () => {
@@ -46,6 +46,33 @@ describe('lookup-events flags', () => {
     expect(csv[1]).toBe(
       'e1,2023-11-14T22:13:20Z,,"Put ""x"", y",AWS::S3::Bucket,b,,,eu-west-1,,1.2.3.4,,"{""awsRegion"":""eu-west-1"",""sourceIPAddress"":""1.2.3.4""}"',
     );
+  });
+  it('quotes a field holding a comma, a quote and a line break as RFC 4180 says', () => {
+    const csv = toCsv([
+      { EventId: 'e2', EventTime: 1700000000, Username: 'a,b "c"\nd', ReadOnly: 'true' },
+    ]);
+    const lines = csv.split('\r\n');
+    expect(lines[0]).toBe(
+      'Event ID,Event time,User name,Event name,Resource type,Resource name,AWS access key,Event source,AWS region,Error code,Source IP address,Read-only,CloudTrail event',
+    );
+    // The embedded \n stays inside the quoted field; records end with CRLF, the last one too.
+    expect(lines[1]).toBe('e2,2023-11-14T22:13:20Z,"a,b ""c""\nd",,,,,,,,,true,');
+    expect(lines).toHaveLength(3);
+    expect(lines[2]).toBe('');
+  });
+  it('writes --output table as aligned columns under a rule, then the count', () => {
+    const table = toTable([
+      { EventId: 'id-1', EventTime: 1700000000, EventName: 'PutObject', ReadOnly: 'false' },
+      { EventId: 'id-22', EventTime: 1700000001, EventName: 'Get', Username: 'alice' },
+    ]);
+    expect(table.split('\n')).toEqual([
+      'EventTime             EventName  Username  EventSource  ReadOnly  EventId',
+      '--------------------  ---------  --------  -----------  --------  -------',
+      '2023-11-14T22:13:20Z  PutObject                         false     id-1',
+      '2023-11-14T22:13:21Z  Get        alice                            id-22',
+      '2 events',
+      '',
+    ]);
   });
 });
 

@@ -18,22 +18,10 @@ function shippedSources(): string {
   return files.map((f) => readFileSync(join(ROOT, f), 'utf8')).join('\n');
 }
 
-/**
- * Runtime dependencies no shipped code imports yet, each with its reason. Today only tests use
- * the CloudTrail client; the CLI is to switch its hand-written LookupEvents client to it
- * (issue 10, point 6), which empties this list.
- */
-const NOT_YET_IMPORTED = new Set(['@aws-sdk/client-cloudtrail']);
-
 describe('dependencies', () => {
   const sources = shippedSources();
-  it.each(Object.keys(pkg.dependencies).filter((d) => !NOT_YET_IMPORTED.has(d)))(
-    '%s is imported by shipped code',
-    (name) => {
-      const quoted = name.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-      expect(sources).toMatch(
-        new RegExp(`(from |require\\(|import\\()['"]${quoted}(/[^'"]*)?['"]`),
-      );
-    },
-  );
+  it.each(Object.keys(pkg.dependencies))('%s is imported by shipped code', (name) => {
+    const quoted = name.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+    expect(sources).toMatch(new RegExp(`(from |require\\(|import\\()['"]${quoted}(/[^'"]*)?['"]`));
+  });
 });
