@@ -1,14 +1,9 @@
 import { failedBucketsFromOutputs, resolveRedriveSettings } from '../../cli/redrive';
 import {
-  chunkForPutRecords,
   copySource,
   decodeFailedBatch,
-  decodeOnFailureObject,
-  isRetryableSdkError,
-  OnFailureFormatError,
   parseEndpointsFile,
   redrivenKey,
-  type KinesisRecordToPut,
 } from '../../cli/shared/on-failure';
 
 const STREAM_ARN = 'arn:aws:kinesis:us-east-1:000000000000:stream/opentrail';
@@ -53,105 +48,10 @@ function onFailureObject(payload: unknown): string {
   });
 }
 
-describe('on-failure object decoding', () => {
-  const event = kinesisEvent([
-    { data: '{"eventID":"1"}', partitionKey: 'pk-1' },
-    { data: '{"eventID":"2"}', partitionKey: 'pk-2' },
-  ]);
-
-  it.each([
-    ['a JSON string', JSON.stringify(event)],
-    ['an object', event],
-  ])(
-    'decodes a payload given as %s into the original partition keys and bytes',
-    (_name, payload) => {
-      const decoded = decodeOnFailureObject(onFailureObject(payload));
-      expect(decoded.streamArn).toBe(STREAM_ARN);
-      expect(decoded.shardId).toBe('shardId-000000000000');
-      expect(decoded.records.map((r) => [r.partitionKey, Buffer.from(r.data).toString()])).toEqual([
-        ['pk-1', '{"eventID":"1"}'],
-        ['pk-2', '{"eventID":"2"}'],
-      ]);
-    },
-  );
-
-  it.each([
-    ['text that is not JSON', 'nope', 'not JSON'],
-    [
-      'an object without payload',
-      JSON.stringify({ KinesisBatchInfo: { streamArn: STREAM_ARN } }),
-      'no payload',
-    ],
-    [
-      'a payload string that is not JSON',
-      onFailureObject('{'),
-      'payload is a string that is not JSON',
-    ],
-    ['a payload without Records', onFailureObject({}), 'payload must be a Kinesis event'],
-    [
-      'a record without kinesis',
-      onFailureObject({ Records: [{}] }),
-      'payload.Records[0].kinesis is missing',
-    ],
-    [
-      'bad base64',
-      onFailureObject({ Records: [{ kinesis: { data: 'a$b=', partitionKey: 'p' } }] }),
-      'data must be a base64 string',
-    ],
-    [
-      'no partition key',
-      onFailureObject({ Records: [{ kinesis: { data: 'YQ==' } }] }),
-      'partitionKey must be a string',
-    ],
-  ])('refuses %s, naming the field and rule', (_name, text, message) => {
-    expect(() => decodeOnFailureObject(text)).toThrow(OnFailureFormatError);
-    expect(() => decodeOnFailureObject(text)).toThrow(message);
-  });
-});
-
-describe('PutRecords chunking', () => {
-  const record = (size: number, key = 'k'): KinesisRecordToPut => ({
-    partitionKey: key,
-    data: new Uint8Array(size),
-  });
-
-  it('puts at most 500 records in a call', () => {
-    const chunks = chunkForPutRecords(Array.from({ length: 1_201 }, () => record(10)));
-    expect(chunks.map((c) => c.length)).toEqual([500, 500, 201]);
-  });
-
-  it('puts at most 5 MiB (data plus partition keys) in a call, keeping order', () => {
-    const records = Array.from({ length: 12 }, (_, i) => record(1_000_000, `k${i}`));
-    const chunks = chunkForPutRecords(records);
-    expect(chunks.map((c) => c.length)).toEqual([5, 5, 2]);
-    expect(chunks.flat().map((r) => r.partitionKey)).toEqual(records.map((r) => r.partitionKey));
-    for (const chunk of chunks) {
-      expect(
-        chunk.reduce((n, r) => n + r.data.length + Buffer.byteLength(r.partitionKey), 0),
-      ).toBeLessThanOrEqual(5 * 1024 * 1024);
-    }
-  });
-
-  it('returns no chunk for no records', () => {
-    expect(chunkForPutRecords([])).toEqual([]);
-  });
-});
-
 describe('redrive helpers', () => {
   it('moves an object under redriven/ and encodes its copy source', () => {
     expect(redrivenKey('aws/lambda/a b/1')).toBe('redriven/aws/lambda/a b/1');
     expect(copySource('failed', 'aws/lambda/a b+c/ü')).toBe('failed/aws/lambda/a%20b%2Bc/%C3%BC');
-  });
-
-  it.each([
-    [{ name: 'ProvisionedThroughputExceededException' }, true],
-    [{ name: 'X', $retryable: { throttling: true } }, true],
-    [{ name: 'X', $metadata: { httpStatusCode: 503 } }, true],
-    [{ name: 'X', code: 'ECONNRESET' }, true],
-    [{ name: 'ResourceNotFoundException', $metadata: { httpStatusCode: 400 } }, false],
-    ['boom', false],
-  ])('classifies %j as retryable: %s', (error, expected) => {
-    expect(isRetryableSdkError(error)).toBe(expected);
   });
 
   it('reads the fields redrive uses from endpoints.json', () => {
