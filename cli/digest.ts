@@ -1,10 +1,12 @@
 /**
- * `opentrail digest --endpoint URL`: closes the open digest period of a running embedded
+ * `opentrail digest --endpoint URL` (or `--endpoints FILE`): closes the open digest period of a running embedded
  * runtime now, by calling its local-only `Opentrail.CloseDigestPeriod` operation (POST /,
  * AWS JSON 1.1). Every digest due is written too; the command prints each digest written by
  * the call, and exits 1 when the call fails.
  */
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { parseEndpoints } from '../lambda/core/contracts';
 import { CLOSE_DIGEST_PERIOD_TARGET } from '../lambda/core/digest-chain';
 import { httpUrl, outputOption, type OutputFormat } from './shared/options';
 import {
@@ -84,7 +86,8 @@ export function register(program: Command): void {
     .description(
       'close the open digest period of a running embedded runtime now (writes and signs its digests)',
     )
-    .requiredOption('--endpoint <url>', 'the runtime API (endpoints.json "api")', httpUrl)
+    .option('--endpoint <url>', 'the runtime API (endpoints.json "api")', httpUrl)
+    .option('--endpoints <file>', "read the API from a runtime's endpoints.json (--endpoint wins)")
     .addOption(outputOption())
     .addHelpText(
       'after',
@@ -93,7 +96,26 @@ Calls the runtime's local-only operation Opentrail.CloseDigestPeriod (POST /, X-
 every (trail, account, region) with log-file validation gets a digest ending at the next whole
 second, after any digests already due. Prints one line per digest written; exit 1 on failure.`,
     )
-    .action(async (flags: { endpoint: string; output: OutputFormat }) => {
-      process.exitCode = await runDigest(flags);
+    .action(async (flags: { endpoint?: string; endpoints?: string; output: OutputFormat }) => {
+      let endpoint = flags.endpoint;
+      try {
+        if (endpoint === undefined && flags.endpoints !== undefined) {
+          const file = `--endpoints ${flags.endpoints}`;
+          endpoint = parseEndpoints(await readFile(flags.endpoints, 'utf8'), file).api;
+          if (endpoint === undefined) throw new Error(`${file}: field api is required`);
+        }
+      } catch (error) {
+        process.stderr.write(`opentrail digest: ${errorMessage(error)}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      if (endpoint === undefined) {
+        process.stderr.write(
+          'opentrail digest: --endpoint <url> or --endpoints <file> is required\n',
+        );
+        process.exitCode = 1;
+        return;
+      }
+      process.exitCode = await runDigest({ endpoint, output: flags.output });
     });
 }

@@ -40,7 +40,7 @@ describe('validate-logs over the embedded runtime', () => {
     try {
       const bucket = runtime.endpoints.bucket;
       await waitForLogRecords(clients, runtime.endpoints, fixtureRecords().length);
-      const closed = await runCli(['digest', '--endpoint', runtime.endpoints.api]);
+      const closed = await runCli(['digest', '--endpoints', join(dataDir, 'endpoints.json')]);
       expect(closed.code).toBe(0);
       const keys = await listKeys(clients, bucket, 'AWSLogs/');
       const logKeys = keys.filter((key) => key.includes('/CloudTrail/'));
