@@ -10,6 +10,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
   CreateTableCommand,
+  type CreateTableCommandInput,
   DescribeTableCommand,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
@@ -75,30 +76,36 @@ async function ensureBuckets(s3: S3Client, names: string[]): Promise<void> {
   }
 }
 
+/**
+ * The delivery manifest's table as the embedded runtime creates it (keys and the `byStream`
+ * index of lambda/core/tables.ts), for tests that create one beside their own emulators too.
+ */
+export function manifestTableDefinition(tableName: string): CreateTableCommandInput {
+  return {
+    TableName: tableName,
+    BillingMode: 'PAY_PER_REQUEST',
+    AttributeDefinitions: [
+      { AttributeName: MANIFEST_TABLE.partitionKey, AttributeType: 'S' },
+      { AttributeName: MANIFEST_TABLE.indexPartitionKey, AttributeType: 'S' },
+      { AttributeName: MANIFEST_TABLE.indexSortKey, AttributeType: 'S' },
+    ],
+    KeySchema: [{ AttributeName: MANIFEST_TABLE.partitionKey, KeyType: 'HASH' }],
+    GlobalSecondaryIndexes: [
+      {
+        IndexName: MANIFEST_TABLE.indexName,
+        KeySchema: [
+          { AttributeName: MANIFEST_TABLE.indexPartitionKey, KeyType: 'HASH' },
+          { AttributeName: MANIFEST_TABLE.indexSortKey, KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      },
+    ],
+  };
+}
+
 async function ensureTables(dynamodb: DynamoDBClient): Promise<void> {
   await dynamodb
-    .send(
-      new CreateTableCommand({
-        TableName: LOCAL_DEFAULTS.manifestTable,
-        BillingMode: 'PAY_PER_REQUEST',
-        AttributeDefinitions: [
-          { AttributeName: MANIFEST_TABLE.partitionKey, AttributeType: 'S' },
-          { AttributeName: MANIFEST_TABLE.indexPartitionKey, AttributeType: 'S' },
-          { AttributeName: MANIFEST_TABLE.indexSortKey, AttributeType: 'S' },
-        ],
-        KeySchema: [{ AttributeName: MANIFEST_TABLE.partitionKey, KeyType: 'HASH' }],
-        GlobalSecondaryIndexes: [
-          {
-            IndexName: MANIFEST_TABLE.indexName,
-            KeySchema: [
-              { AttributeName: MANIFEST_TABLE.indexPartitionKey, KeyType: 'HASH' },
-              { AttributeName: MANIFEST_TABLE.indexSortKey, KeyType: 'RANGE' },
-            ],
-            Projection: { ProjectionType: 'ALL' },
-          },
-        ],
-      }),
-    )
+    .send(new CreateTableCommand(manifestTableDefinition(LOCAL_DEFAULTS.manifestTable)))
     .catch(ignoreExisting('ResourceInUseException'));
   await dynamodb
     .send(

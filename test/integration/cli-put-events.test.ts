@@ -9,6 +9,7 @@ import { gzipSync } from 'node:zlib';
 import { Command } from 'commander';
 import { chooseSigner, putEvents, register, type PutEventsReport } from '../../cli/put-events';
 import { ENTRY_ID_PATTERN } from '../../cli/shared/audit-batcher';
+import { runCommand } from '../support/cli-command';
 
 const CLOUDTRAIL_DATA = path.join(__dirname, '../fixtures/cloudtrail-data');
 const FAST_RETRY = { maxAttempts: 5, baseDelayMs: 5, maxDelayMs: 20 };
@@ -165,22 +166,8 @@ function record(n: number, extra: Record<string, unknown> = {}): Record<string, 
   };
 }
 
-/** Runs `opentrail put-events …` through commander; returns stdout and the exit code. */
-async function runCli(args: string[]): Promise<{ stdout: string; exitCode: number }> {
-  let stdout = '';
-  const program = new Command('opentrail').exitOverride();
-  register(program, {
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: () => true },
-  });
-  const before = process.exitCode;
-  process.exitCode = undefined;
-  try {
-    await program.parseAsync(['put-events', ...args], { from: 'user' });
-    return { stdout, exitCode: Number(process.exitCode ?? 0) };
-  } finally {
-    process.exitCode = before;
-  }
+function runCli(args: string[]): Promise<{ stdout: string; exitCode: number }> {
+  return runCommand(register, 'put-events', args);
 }
 
 describe('put-events against a local PutAuditEvents', () => {

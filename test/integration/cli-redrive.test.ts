@@ -17,7 +17,6 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
 } from '@aws-sdk/client-s3';
-import { Command } from 'commander';
 import {
   createClients,
   destroyClients,
@@ -27,6 +26,7 @@ import {
 import { lambdaInvoker, redrive, register, type RedriveReport } from '../../cli/redrive';
 import type { Emulators } from '../../local/emulators';
 import { startLimitedEmulators } from '../support/limited-dynalite';
+import { runCommand } from '../support/cli-command';
 
 const REGION = 'us-east-1';
 const BUCKET = 'opentrail-failed-records';
@@ -149,21 +149,8 @@ async function getText(clients: Clients, key: string): Promise<string> {
   return object.Body!.transformToString();
 }
 
-async function runCli(args: string[]): Promise<{ stdout: string; exitCode: number }> {
-  let stdout = '';
-  const program = new Command('opentrail').exitOverride();
-  register(program, {
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: () => true },
-  });
-  const before = process.exitCode;
-  process.exitCode = undefined;
-  try {
-    await program.parseAsync(['redrive', ...args], { from: 'user' });
-    return { stdout, exitCode: Number(process.exitCode ?? 0) };
-  } finally {
-    process.exitCode = before;
-  }
+function runCli(args: string[]): Promise<{ stdout: string; exitCode: number }> {
+  return runCommand(register, 'redrive', args);
 }
 
 interface Invocation {

@@ -11,7 +11,6 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { Command } from 'commander';
 import { closeDigestPeriod } from '../../cli/digest';
 import { register } from '../../cli/redrive';
 import type { TrailConfig } from '../../lambda/core/config';
@@ -26,6 +25,7 @@ import {
   manifestRows,
   waitFor,
 } from '../e2e/harness';
+import { runCommand } from '../support/cli-command';
 
 jest.setTimeout(90_000);
 
@@ -78,21 +78,8 @@ function record(eventID: string): Record<string, unknown> {
   };
 }
 
-async function runRedrive(args: string[]): Promise<{ stdout: string; exitCode: number }> {
-  let stdout = '';
-  const program = new Command('opentrail').exitOverride();
-  register(program, {
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: () => true },
-  });
-  const before = process.exitCode;
-  process.exitCode = undefined;
-  try {
-    await program.parseAsync(['redrive', ...args], { from: 'user' });
-    return { stdout, exitCode: Number(process.exitCode ?? 0) };
-  } finally {
-    process.exitCode = before;
-  }
+function runRedrive(args: string[]): Promise<{ stdout: string; exitCode: number }> {
+  return runCommand(register, 'redrive', args);
 }
 
 describe('redrive: exactly once per trail in the embedded runtime', () => {

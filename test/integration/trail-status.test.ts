@@ -26,7 +26,7 @@ import { documentClient } from '../../lambda/adapters/dynamodb';
 import { fingerprintOfPublicKey } from '../../lambda/core/digest-format';
 import { sha256Hex } from '../../lambda/core/logfile';
 import { createListPublicKeys, LIST_PUBLIC_KEYS_TARGET } from '../../lambda/core/public-keys';
-import { MANIFEST_TABLE } from '../../lambda/core/tables';
+import { manifestTableDefinition } from '../../local/runtime';
 import {
   createDescribeTrails,
   createGetTrailStatus,
@@ -62,28 +62,7 @@ let keyWindow: { validFromMs: number; validUntilMs?: number };
 let buckets = 0;
 
 async function createManifestTable(): Promise<void> {
-  await clients.dynamodb.send(
-    new CreateTableCommand({
-      TableName: MANIFEST,
-      BillingMode: 'PAY_PER_REQUEST',
-      AttributeDefinitions: [
-        { AttributeName: MANIFEST_TABLE.partitionKey, AttributeType: 'S' },
-        { AttributeName: MANIFEST_TABLE.indexPartitionKey, AttributeType: 'S' },
-        { AttributeName: MANIFEST_TABLE.indexSortKey, AttributeType: 'S' },
-      ],
-      KeySchema: [{ AttributeName: MANIFEST_TABLE.partitionKey, KeyType: 'HASH' }],
-      GlobalSecondaryIndexes: [
-        {
-          IndexName: MANIFEST_TABLE.indexName,
-          KeySchema: [
-            { AttributeName: MANIFEST_TABLE.indexPartitionKey, KeyType: 'HASH' },
-            { AttributeName: MANIFEST_TABLE.indexSortKey, KeyType: 'RANGE' },
-          ],
-          Projection: { ProjectionType: 'ALL' },
-        },
-      ],
-    }),
-  );
+  await clients.dynamodb.send(new CreateTableCommand(manifestTableDefinition(MANIFEST)));
   for (let i = 0; i < 200; i++) {
     const table = await clients.dynamodb.send(new DescribeTableCommand({ TableName: MANIFEST }));
     if (table.Table?.TableStatus === 'ACTIVE') return;
