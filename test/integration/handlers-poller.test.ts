@@ -16,7 +16,6 @@ import type { KinesisStreamEvent } from 'aws-lambda';
 import {
   createClients,
   destroyClients,
-  EMULATOR_CREDENTIALS,
   type Clients,
 } from '../../lambda/adapters/clients';
 import { CheckpointStore } from '../../local/checkpoints';
@@ -47,7 +46,6 @@ async function start(): Promise<Env> {
   const clients = createClients({
     region: 'us-east-1',
     ...emulators,
-    credentials: EMULATOR_CREDENTIALS,
   });
   await clients.kinesis.send(new CreateStreamCommand({ StreamName: STREAM, ShardCount: 1 }));
   const streamArn = await waitFor('stream ACTIVE', 10_000, async () => {

@@ -30,8 +30,22 @@ class S3rver extends Koa {
       allowMismatchedSignatures,
       vhostBuckets,
       configureBuckets,
+      credentials,
       ...serverOptions
     } = defaults({}, options, S3rver.defaultOptions);
+    // opentrail: the one access key accepted (see middleware/authentication.js); no default.
+    if (
+      !credentials ||
+      typeof credentials.accessKeyId !== 'string' ||
+      !credentials.accessKeyId ||
+      typeof credentials.secretAccessKey !== 'string' ||
+      !credentials.secretAccessKey
+    ) {
+      throw new Error(
+        'S3rver: options.credentials {accessKeyId, secretAccessKey} is required',
+      );
+    }
+    this.credentials = Object.freeze({ ...credentials });
     this.serverOptions = serverOptions;
     this._configureBuckets = configureBuckets;
     this.silent = silent;

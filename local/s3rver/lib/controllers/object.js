@@ -8,6 +8,7 @@ const { URL } = require('url');
 
 const { DUMMY_ACCOUNT } = require('../models/account');
 const S3Error = require('../models/error');
+const { checkBucketName, checkKey } = require('../opentrail-guards');
 const S3Event = require('../models/event');
 const S3Object = require('../models/object');
 const { TaggingConfiguration } = require('../models/config');
@@ -525,6 +526,8 @@ exports.putObjectCopy = async function putObjectCopy(ctx) {
   copySource = copySource.startsWith('/') ? copySource.slice(1) : copySource;
   let [srcBucket, ...srcKey] = copySource.split('/');
   srcKey = srcKey.join('/');
+  checkBucketName(srcBucket); // opentrail: the source is a path too
+  checkKey(srcKey);
 
   const destBucket = ctx.params.bucket;
   const destKey = ctx.params.key;
