@@ -154,6 +154,9 @@ module.exports = () =>
     if (mechanisms.header) {
       const result = parseHeader(ctx.headers);
       ({ signature, signatureProvided } = result);
+      // opentrail: V2 signs the Date header (empty when x-amz-date, an amz header, is sent)
+      canonicalRequest.timestamp =
+        'x-amz-date' in ctx.headers ? '' : result.timestamp;
     } else if (mechanisms.queryV2) {
       const result = parseQueryV2(ctx.query, ctx.headers);
       ({ signature, signatureProvided } = result);

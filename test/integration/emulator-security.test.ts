@@ -1,0 +1,349 @@
+/**
+ * The embedded runtime cannot be used to escape or be reached from a web page
+ * (docs/security.md#the-local-runtime): the reproduced path escape (an anonymous
+ * `DELETE /..%2Fvictim` removed a sibling of the data directory), keys and upload ids that name
+ * paths outside the store, the Host/Origin guard in front of all three emulators, and the
+ * run's access key in endpoints.json (mode 0600, data directory 0700) handed to stock tools by
+ * `opentrail env`. What is stored is counted: every file under the temporary directory.
+ */
+import { execFileSync } from 'node:child_process';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { Sha256 } from '@aws-crypto/sha256-js';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { createClients, destroyClients } from '../../lambda/adapters/clients';
+import { register as registerEnv } from '../../cli/env';
+import { ensureBucket, startEmulators, type Emulators } from '../../local/emulators';
+import { startRuntime } from '../../local/runtime';
+import { runCommand } from '../support/cli-command';
+
+const REGION = 'us-east-1';
+const BUCKET = 'security-test';
+
+let work: string;
+let emulators: Emulators | undefined;
+
+beforeEach(() => {
+  work = mkdtempSync(join(tmpdir(), 'opentrail-emulator-security-'));
+});
+
+afterEach(async () => {
+  await emulators?.close();
+  emulators = undefined;
+  rmSync(work, { recursive: true, force: true });
+});
+
+/** Every file under `dir`, relative, with its bytes as text. */
+function filesUnder(dir: string): Record<string, string> {
+  const files: Record<string, string> = {};
+  const walk = (path: string): void => {
+    for (const entry of readdirSync(path, { withFileTypes: true })) {
+      const full = join(path, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else files[relative(dir, full)] = readFileSync(full, 'utf8');
+    }
+  };
+  walk(dir);
+  return files;
+}
+
+interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/** An HTTP request with the path sent verbatim (fetch would resolve "..") and any Host. */
+function raw(
+  endpoint: string,
+  options: { method: string; path: string; headers?: Record<string, string>; body?: string },
+): Promise<Answer> {
+  const url = new URL(endpoint);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: url.hostname,
+        port: Number(url.port),
+        method: options.method,
+        path: options.path,
+        headers: options.headers,
+      },
+      (response) => {
+        let body = '';
+        response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        response.on('end', () =>
+          resolve({ status: response.statusCode ?? 0, headers: response.headers, body }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+/** The same request, signed with SigV4 for s3 with `credentials` (path used as sent). */
+async function signed(
+  endpoint: string,
+  credentials: { accessKeyId: string; secretAccessKey: string },
+  options: { method: string; path: string; body?: string },
+): Promise<Answer> {
+  const url = new URL(endpoint);
+  const [path, query = ''] = options.path.split('?');
+  const signer = new SignatureV4({
+    service: 's3',
+    region: REGION,
+    sha256: Sha256,
+    credentials,
+    uriEscapePath: false,
+  });
+  const request = await signer.sign({
+    method: options.method,
+    protocol: 'http:',
+    hostname: url.hostname,
+    port: Number(url.port),
+    path: path!,
+    query: Object.fromEntries(new URLSearchParams(query)),
+    headers: { host: url.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
+  });
+  return raw(endpoint, {
+    method: options.method,
+    path: options.path,
+    headers: request.headers,
+    ...(options.body !== undefined ? { body: options.body } : {}),
+  });
+}
+
+describe('the embedded S3 keeps every request inside its store', () => {
+  it('refuses DELETE /..%2Fvictim and every other name or key that leads outside, and nothing outside changes', async () => {
+    const dataDir = join(work, 'data');
+    mkdirSync(join(work, 'victim'), { recursive: true });
+    writeFileSync(join(work, 'victim', 'precious.txt'), 'keep me');
+    emulators = await startEmulators({ dataDir });
+    const { s3Endpoint, credentials } = emulators;
+    const clients = createClients({ region: REGION, s3Endpoint, credentials });
+    try {
+      await ensureBucket(clients.s3, BUCKET);
+      const before = filesUnder(work);
+
+      // The reproduction: anonymous, then signed with the run's own key.
+      const anonymous = await raw(s3Endpoint, { method: 'DELETE', path: '/..%2Fvictim' });
+      const anonymousInside = await raw(s3Endpoint, { method: 'DELETE', path: `/${BUCKET}` });
+      const attempts = await Promise.all([
+        signed(s3Endpoint, credentials, { method: 'DELETE', path: '/..%2Fvictim' }),
+        signed(s3Endpoint, credentials, { method: 'DELETE', path: '/..' }),
+        signed(s3Endpoint, credentials, { method: 'PUT', path: '/..%2Fvictim' }),
+        signed(s3Endpoint, credentials, {
+          method: 'PUT',
+          path: `/${BUCKET}/../../victim/planted`,
+          body: 'x',
+        }),
+        signed(s3Endpoint, credentials, {
+          method: 'PUT',
+          path: `/${BUCKET}/..%2F..%2Fvictim%2Fplanted`,
+          body: 'x',
+        }),
+        signed(s3Endpoint, credentials, {
+          method: 'DELETE',
+          path: `/${BUCKET}/..%2F..%2Fvictim%2Fprecious.txt`,
+        }),
+        signed(s3Endpoint, credentials, {
+          method: 'PUT',
+          path: `/${BUCKET}/k?partNumber=1&uploadId=..%2F..%2F..%2Fvictim`,
+          body: 'x',
+        }),
+        signed(s3Endpoint, credentials, {
+          method: 'PUT',
+          path: `/${BUCKET}/k?partNumber=..%2F..%2Fplanted&uploadId=${'a'.repeat(32)}`,
+          body: 'x',
+        }),
+      ]);
+
+      // Names are checked before anything else; a valid name still needs the run's key.
+      expect([anonymous.status, anonymous.body]).toEqual([
+        400,
+        expect.stringContaining('<Code>InvalidBucketName</Code>'),
+      ]);
+      expect([anonymousInside.status, anonymousInside.body]).toEqual([
+        403,
+        expect.stringContaining('<Code>AccessDenied</Code>'),
+      ]);
+      expect(
+        attempts.map((answer) => [answer.status, /<Code>(\w+)<\/Code>/.exec(answer.body)?.[1]]),
+      ).toEqual([
+        [400, 'InvalidBucketName'],
+        [400, 'InvalidBucketName'],
+        [400, 'InvalidBucketName'],
+        [400, 'InvalidArgument'],
+        [400, 'InvalidArgument'],
+        [400, 'InvalidArgument'],
+        [404, 'NoSuchUpload'],
+        [400, 'InvalidArgument'],
+      ]);
+      expect(filesUnder(work)).toEqual(before);
+      expect(filesUnder(join(work, 'victim'))).toEqual({ 'precious.txt': 'keep me' });
+      const listed = await clients.s3.send(new ListObjectsV2Command({ Bucket: BUCKET }));
+      expect(listed.KeyCount).toBe(0);
+    } finally {
+      destroyClients(clients);
+    }
+  });
+});
+
+describe('the emulators refuse web pages', () => {
+  it.each([
+    ['s3', 's3Endpoint', 'GET', '/'],
+    ['dynamodb', 'dynamodbEndpoint', 'POST', '/'],
+    ['kinesis', 'kinesisEndpoint', 'POST', '/'],
+  ] as const)(
+    '%s answers 403 to an Origin header or a foreign Host, with no CORS grant, and serves 127.0.0.1',
+    async (_name, key, method, path) => {
+      emulators = await startEmulators({ dataDir: join(work, 'data') });
+      const endpoint = emulators[key];
+      const port = new URL(endpoint).port;
+      // A cross-origin "simple" request a web page can send without a preflight.
+      const body = '{}';
+      const fromPage = await raw(endpoint, {
+        method,
+        path,
+        headers: { origin: 'https://evil.example', 'content-type': 'text/plain' },
+        body,
+      });
+      const rebound = await raw(endpoint, {
+        method,
+        path,
+        headers: { host: `evil.example:${port}`, 'content-type': 'text/plain' },
+        body,
+      });
+      const otherPort = await raw(endpoint, {
+        method,
+        path,
+        headers: { host: `127.0.0.1:${Number(port) === 1 ? 2 : 1}` },
+        body,
+      });
+      const local = await raw(endpoint, {
+        method,
+        path,
+        headers: { host: `localhost:${port}`, 'content-type': 'text/plain' },
+        body,
+      });
+
+      for (const refused of [fromPage, rebound, otherPort]) {
+        expect(refused.status).toBe(403);
+        expect(refused.headers['access-control-allow-origin']).toBeUndefined();
+        expect(refused.body).toMatch(/AccessDenied/);
+      }
+      expect(fromPage.body).toContain('Origin header');
+      expect(rebound.body).toContain('evil.example');
+      // Served (the emulator's own answer, whatever it makes of an empty request).
+      expect(local.body).not.toMatch(/only 127\.0\.0\.1 or localhost|Origin header/);
+    },
+  );
+
+  it('a DynamoDB CreateTable from a web page creates nothing', async () => {
+    emulators = await startEmulators({ dataDir: join(work, 'data') });
+    const target = (operation: string) => ({
+      'content-type': 'application/x-amz-json-1.0',
+      'x-amz-target': `DynamoDB_20120810.${operation}`,
+      authorization:
+        'AWS4-HMAC-SHA256 Credential=x/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0',
+      'x-amz-date': '20260101T000000Z',
+    });
+    const create = JSON.stringify({
+      TableName: 'planted',
+      AttributeDefinitions: [{ AttributeName: 'k', AttributeType: 'S' }],
+      KeySchema: [{ AttributeName: 'k', KeyType: 'HASH' }],
+      BillingMode: 'PAY_PER_REQUEST',
+    });
+
+    const refused = await raw(emulators.dynamodbEndpoint, {
+      method: 'POST',
+      path: '/',
+      headers: { ...target('CreateTable'), origin: 'https://evil.example' },
+      body: create,
+    });
+    const tables = await raw(emulators.dynamodbEndpoint, {
+      method: 'POST',
+      path: '/',
+      headers: target('ListTables'),
+      body: '{}',
+    });
+
+    expect(refused.status).toBe(403);
+    expect(tables.status).toBe(200);
+    expect(JSON.parse(tables.body)).toEqual({ TableNames: [] });
+  });
+});
+
+describe("the run's access key", () => {
+  it('is in endpoints.json (0600, data directory 0700), and `opentrail env` hands it to a shell that then reads S3', async () => {
+    const dataDir = join(work, 'runtime');
+    mkdirSync(dataDir, { mode: 0o755 });
+    const runtime = await startRuntime({ dataDir, port: 0, flushSeconds: 1, components: [] });
+    try {
+      const endpointsFile = join(dataDir, 'endpoints.json');
+      const file = JSON.parse(readFileSync(endpointsFile, 'utf8')) as Record<string, string>;
+      expect(statSync(endpointsFile).mode & 0o777).toBe(0o600);
+      expect(statSync(dataDir).mode & 0o777).toBe(0o700);
+      expect(file.accessKeyId).toMatch(/^OTL[0-9A-F]{18}$/);
+      expect(file.secretAccessKey).toHaveLength(40);
+
+      const { stdout, exitCode } = await runCommand(registerEnv, 'env', ['--data-dir', dataDir]);
+      expect(exitCode).toBe(0);
+      // What `eval "$(npx opentrail env)"` leaves in a shell.
+      const shell = execFileSync('bash', ['-c', `${stdout}\nenv`], {
+        env: { PATH: process.env.PATH, AWS_SESSION_TOKEN: 'stale', AWS_PROFILE: 'work' },
+        encoding: 'utf8',
+      });
+      const vars = Object.fromEntries(
+        shell
+          .split('\n')
+          .filter((line) => line.startsWith('AWS_'))
+          .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
+      );
+      expect(vars).toEqual({
+        AWS_ACCESS_KEY_ID: file.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: file.secretAccessKey,
+        AWS_REGION: 'us-east-1',
+        AWS_ENDPOINT_URL_S3: runtime.endpoints.s3,
+        AWS_ENDPOINT_URL_DYNAMODB: runtime.endpoints.dynamodb,
+        AWS_ENDPOINT_URL_KINESIS: runtime.endpoints.kinesis,
+        AWS_ENDPOINT_URL_CLOUDTRAIL: runtime.endpoints.api,
+      });
+      const clients = createClients({
+        region: vars.AWS_REGION!,
+        s3Endpoint: vars.AWS_ENDPOINT_URL_S3!,
+        credentials: {
+          accessKeyId: vars.AWS_ACCESS_KEY_ID!,
+          secretAccessKey: vars.AWS_SECRET_ACCESS_KEY!,
+        },
+      });
+      try {
+        const listed = await clients.s3.send(
+          new ListObjectsV2Command({ Bucket: runtime.endpoints.bucket }),
+        );
+        expect(listed.$metadata.httpStatusCode).toBe(200);
+      } finally {
+        destroyClients(clients);
+      }
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it('`opentrail env` names the missing runtime', async () => {
+    await expect(
+      runCommand(registerEnv, 'env', ['--data-dir', join(work, 'none')]),
+    ).rejects.toThrow(/no running runtime: .*endpoints\.json does not exist/);
+  });
+});
