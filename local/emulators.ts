@@ -61,6 +61,7 @@ import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
+import { loopbackRequestProblem } from './http-guard';
 
 export interface EmulatorOptions {
   /** Root of the emulators' data: `s3/`, `dynamodb/` and `kinesis/` beneath it. */
@@ -221,26 +222,6 @@ export async function ensureBucket(s3: S3Client, bucket: string): Promise<void> 
 }
 
 type Refuse = (response: ServerResponse, message: string) => void;
-
-/**
- * Why a request to a loopback emulator is refused, or undefined: an Origin header (a browser's
- * cross-origin request), or a Host other than 127.0.0.1 / localhost with no port or `port`
- * (DNS rebinding sends the attacker's host name).
- */
-export function loopbackRequestProblem(
-  headers: IncomingMessage['headers'],
-  port: number,
-): string | undefined {
-  if (headers.origin !== undefined) {
-    return 'requests with an Origin header (from a web page) are refused';
-  }
-  const host = headers.host;
-  const match = host === undefined ? null : /^(127\.0\.0\.1|localhost)(?::(\d+))?$/i.exec(host);
-  if (!match || (match[2] !== undefined && Number(match[2]) !== port)) {
-    return `Host ${JSON.stringify(host ?? '')} is refused: only 127.0.0.1 or localhost${port ? `:${port}` : ''}`;
-  }
-  return undefined;
-}
 
 /** Puts {@link loopbackRequestProblem} in front of every request listener of `server`. */
 function guardRequests(server: Server, refuse: Refuse): void {
