@@ -20,7 +20,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { Sha256 } from '@aws-crypto/sha256-js';
-import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { createClients, destroyClients } from '../../lambda/adapters/clients';
 import { register as registerEnv } from '../../cli/env';
@@ -124,6 +124,43 @@ async function signed(
   });
 }
 
+/** A signed request with a body and a content type (signed as an unsigned payload). */
+async function signedWithBody(
+  endpoint: string,
+  credentials: { accessKeyId: string; secretAccessKey: string },
+  options: { method: string; path: string; contentType: string; body: string },
+): Promise<Answer> {
+  const url = new URL(endpoint);
+  const [path, query = ''] = options.path.split('?');
+  const signer = new SignatureV4({
+    service: 's3',
+    region: REGION,
+    sha256: Sha256,
+    credentials,
+    uriEscapePath: false,
+  });
+  const request = await signer.sign({
+    method: options.method,
+    protocol: 'http:',
+    hostname: url.hostname,
+    port: Number(url.port),
+    path: path!,
+    query: Object.fromEntries(new URLSearchParams(query)),
+    headers: {
+      host: url.host,
+      'content-type': options.contentType,
+      'content-length': String(Buffer.byteLength(options.body)),
+      'x-amz-content-sha256': 'UNSIGNED-PAYLOAD',
+    },
+  });
+  return raw(endpoint, {
+    method: options.method,
+    path: options.path,
+    headers: request.headers,
+    body: options.body,
+  });
+}
+
 describe('the embedded S3 keeps every request inside its store', () => {
   it('refuses DELETE /..%2Fvictim and every other name or key that leads outside, and nothing outside changes', async () => {
     const dataDir = join(work, 'data');
@@ -194,6 +231,57 @@ describe('the embedded S3 keeps every request inside its store', () => {
       expect(filesUnder(join(work, 'victim'))).toEqual({ 'precious.txt': 'keep me' });
       const listed = await clients.s3.send(new ListObjectsV2Command({ Bucket: BUCKET }));
       expect(listed.KeyCount).toBe(0);
+    } finally {
+      destroyClients(clients);
+    }
+  });
+});
+
+describe('the embedded S3 survives hostile bodies', () => {
+  it('refuses POST Object with malformed multipart (the dicer crash) and __proto__ XML with S3 errors, and keeps serving', async () => {
+    emulators = await startEmulators({ dataDir: join(work, 'data') });
+    const { s3Endpoint, credentials } = emulators;
+    const clients = createClients({ region: REGION, s3Endpoint, credentials });
+    try {
+      await ensureBucket(clients.s3, BUCKET);
+      await clients.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'kept', Body: 'kept' }));
+      const boundary = '----opentrail';
+      // A part header line beginning with a space: dicer's HeaderParser threw outside any handler
+      // and ended the process (GHSA-wm7h-9275-46v2).
+      const multipart = await signedWithBody(s3Endpoint, credentials, {
+        method: 'POST',
+        path: `/${BUCKET}`,
+        contentType: `multipart/form-data; boundary=${boundary}`,
+        body: `--${boundary}\r\n Content-Disposition: form-data; name="key"\r\n\r\nplanted\r\n--${boundary}--`,
+      });
+      const deleteXml = await signedWithBody(s3Endpoint, credentials, {
+        method: 'POST',
+        path: `/${BUCKET}?delete=`,
+        contentType: 'application/xml',
+        body: '<Delete><Object><Key>kept</Key></Object><__proto__><polluted>yes</polluted></__proto__></Delete>',
+      });
+      const taggingXml = await signedWithBody(s3Endpoint, credentials, {
+        method: 'PUT',
+        path: `/${BUCKET}/kept?tagging=`,
+        contentType: 'application/xml',
+        body: '<Tagging><TagSet><constructor><prototype><polluted>yes</polluted></prototype></constructor></TagSet></Tagging>',
+      });
+
+      expect([multipart.status, /<Code>(\w+)<\/Code>/.exec(multipart.body)?.[1]]).toEqual([
+        501,
+        'NotImplemented',
+      ]);
+      expect(multipart.body).toContain('POST Object');
+      for (const answer of [deleteXml, taggingXml]) {
+        expect([answer.status, /<Code>(\w+)<\/Code>/.exec(answer.body)?.[1]]).toEqual([
+          400,
+          'MalformedXML',
+        ]);
+      }
+      expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+      // Still serving, and nothing was written or deleted.
+      const listed = await clients.s3.send(new ListObjectsV2Command({ Bucket: BUCKET }));
+      expect((listed.Contents ?? []).map((object) => object.Key)).toEqual(['kept']);
     } finally {
       destroyClients(clients);
     }

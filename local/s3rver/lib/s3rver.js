@@ -1,6 +1,6 @@
 'use strict';
 
-const xmlParser = require('fast-xml-parser');
+const { XMLBuilder } = require('fast-xml-parser');
 const Koa = require('koa');
 const { defaults, isPlainObject } = require('lodash');
 const he = require('he');
@@ -58,17 +58,20 @@ class S3rver extends Koa {
 
     try {
       // encode object responses as XML
-      const parser = new xmlParser.j2xParser({
+      // opentrail: fast-xml-parser 5's builder, same output: attributes under "@", values
+      // escaped by he
+      const builder = new XMLBuilder({
         ignoreAttributes: false,
-        attrNodeName: '@',
-        tagValueProcessor: a => he.escape(a.toString()),
+        attributesGroupName: '@',
+        processEntities: false,
+        tagValueProcessor: (tagName, a) => he.escape(a.toString()),
       });
       this.use(async (ctx, next) => {
         await next();
         if (isPlainObject(ctx.body)) {
           ctx.type = 'application/xml';
           ctx.body =
-            '<?xml version="1.0" encoding="UTF-8"?>\n' + parser.parse(ctx.body);
+            '<?xml version="1.0" encoding="UTF-8"?>\n' + builder.build(ctx.body);
         }
       });
 
