@@ -237,9 +237,7 @@ interface CliOptions extends ValidateLogsFlags {
 }
 
 /** The endpoints.json settings validate-logs uses, checked by the one endpoints.json reader. */
-async function readEndpointsFile(
-  path: string,
-): Promise<{
+async function readEndpointsFile(path: string): Promise<{
   api?: string;
   s3?: string;
   bucket?: string;

@@ -7,11 +7,7 @@ import { dirname } from 'node:path';
  * new one whole: a temporary file, fsync, then rename over the target. `mode` (e.g. 0o600 for a
  * file holding a secret) is the new file's permissions from its creation on.
  */
-export async function writeJsonAtomic(
-  path: string,
-  value: unknown,
-  mode = 0o666,
-): Promise<void> {
+export async function writeJsonAtomic(path: string, value: unknown, mode = 0o666): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const temporary = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   const handle = await open(temporary, 'wx', mode);

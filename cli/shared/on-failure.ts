@@ -165,7 +165,14 @@ export function copySource(bucket: string, key: string): string {
 /** The settings of `<data-dir>/endpoints.json` that redrive uses. */
 export type EndpointsFile = Pick<
   EndpointsDocument,
-  's3' | 'kinesis' | 'region' | 'failedBucket' | 'stream' | 'lambda' | 'accessKeyId' | 'secretAccessKey'
+  | 's3'
+  | 'kinesis'
+  | 'region'
+  | 'failedBucket'
+  | 'stream'
+  | 'lambda'
+  | 'accessKeyId'
+  | 'secretAccessKey'
 >;
 
 /** Parses an endpoints.json text (the one schema: lambda/core/contracts.ts); throws with the field and the rule. */
@@ -182,8 +189,6 @@ export function parseEndpointsFile(text: string, name: string): EndpointsFile {
       lambda,
       accessKeyId,
       secretAccessKey,
-    }).filter(
-      ([, value]) => value !== undefined,
-    ),
+    }).filter(([, value]) => value !== undefined),
   );
 }

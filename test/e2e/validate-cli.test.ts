@@ -10,11 +10,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  createClients,
-  destroyClients,
-  type Clients,
-} from '../../lambda/adapters/clients';
+import { createClients, destroyClients, type Clients } from '../../lambda/adapters/clients';
 import { fingerprintOfPublicKey } from '../../lambda/core/digest-format';
 import { ensureBucket, type Emulators } from '../../local/emulators';
 import { startLimitedEmulators } from '../support/limited-dynalite';

@@ -17,11 +17,7 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
 } from '@aws-sdk/client-s3';
-import {
-  createClients,
-  destroyClients,
-  type Clients,
-} from '../../lambda/adapters/clients';
+import { createClients, destroyClients, type Clients } from '../../lambda/adapters/clients';
 import { lambdaInvoker, redrive, register, type RedriveReport } from '../../cli/redrive';
 import type { Emulators } from '../../local/emulators';
 import { startLimitedEmulators } from '../support/limited-dynalite';

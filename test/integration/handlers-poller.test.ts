@@ -13,11 +13,7 @@ import {
   PutRecordsCommand,
 } from '@aws-sdk/client-kinesis';
 import type { KinesisStreamEvent } from 'aws-lambda';
-import {
-  createClients,
-  destroyClients,
-  type Clients,
-} from '../../lambda/adapters/clients';
+import { createClients, destroyClients, type Clients } from '../../lambda/adapters/clients';
 import { CheckpointStore } from '../../local/checkpoints';
 import type { Emulators } from '../../local/emulators';
 import { startLimitedEmulators } from '../support/limited-dynalite';

@@ -3,11 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import {
-  createClients,
-  destroyClients,
-  type Clients,
-} from '../../lambda/adapters/clients';
+import { createClients, destroyClients, type Clients } from '../../lambda/adapters/clients';
 import {
   digestKey,
   fingerprintOfPublicKey,
