@@ -24,9 +24,12 @@ import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { createClients, destroyClients } from '../../lambda/adapters/clients';
 import { register as registerEnv } from '../../cli/env';
+import { register as registerValidateLogs } from '../../cli/validate-logs';
 import { ensureBucket, startEmulators, type Emulators } from '../../local/emulators';
 import { startRuntime } from '../../local/runtime';
+import { buildChain, CHAIN_PUBLIC_PEM, s3Sink, writeAll } from '../fixtures/validate-chain';
 import { runCommand } from '../support/cli-command';
+import { credentialsInEnv } from '../support/emulator-clients';
 
 const REGION = 'us-east-1';
 const BUCKET = 'security-test';
@@ -289,6 +292,69 @@ describe('the embedded S3 survives hostile bodies', () => {
       const listed = await clients.s3.send(new ListObjectsV2Command({ Bucket: BUCKET }));
       expect((listed.Contents ?? []).map((object) => object.Key)).toEqual(['kept']);
     } finally {
+      destroyClients(clients);
+    }
+  });
+});
+
+describe("the CLI signs with the runtime's key only for the runtime", () => {
+  const USER_KEY = { accessKeyId: 'AKIAUSEROWNKEY000001', secretAccessKey: 'the-users-own-secret' };
+  const CHAIN_START = Date.UTC(2024, 2, 5, 0, 0, 0);
+  const validate = (flags: string[]) =>
+    runCommand(registerValidateLogs, 'validate-logs', [
+      '--trail-arn',
+      'arn:aws:cloudtrail:us-east-1:111111111111:trail/opentrail',
+      '--region',
+      'us-east-1',
+      '--start-time',
+      '2024-03-04T22:00:00Z',
+      '--end-time',
+      '2024-03-05T04:00:00Z',
+      '--public-key',
+      join(work, 'key.pem'),
+      '--s3-bucket',
+      BUCKET,
+      ...flags,
+    ]);
+
+  it('validate-logs --s3-endpoint on localhost (a MinIO) uses the standard chain; --endpoints uses the file', async () => {
+    // An S3 on localhost that knows only the user's own key, as MinIO or LocalStack would.
+    emulators = await startEmulators({ dataDir: join(work, 'minio'), credentials: USER_KEY });
+    const clients = createClients({ region: REGION, ...emulators });
+    const restoreEnv = credentialsInEnv(USER_KEY);
+    try {
+      await ensureBucket(clients.s3, BUCKET);
+      await writeAll(
+        s3Sink(clients.s3, BUCKET),
+        buildChain({ bucket: BUCKET, startMs: CHAIN_START, periods: 3 }).objects,
+      );
+      writeFileSync(join(work, 'key.pem'), CHAIN_PUBLIC_PEM);
+      const endpointsFile = join(work, 'endpoints.json');
+      writeFileSync(
+        endpointsFile,
+        JSON.stringify({ s3: emulators.s3Endpoint, bucket: BUCKET, ...USER_KEY }),
+      );
+
+      const viaFlag = await validate(['--s3-endpoint', emulators.s3Endpoint]);
+      // The user's environment holds other credentials: the file's key is used for its S3.
+      process.env.AWS_ACCESS_KEY_ID = 'AKIASOMEONEELSE00001';
+      process.env.AWS_SECRET_ACCESS_KEY = 'not-this-s3s-secret';
+      const viaFile = await validate(['--endpoints', endpointsFile]);
+      const flagOverFile = await validate([
+        '--endpoints',
+        endpointsFile,
+        '--s3-endpoint',
+        emulators.s3Endpoint.replace('127.0.0.1', 'localhost'),
+      ]);
+
+      expect(viaFlag.exitCode).toBe(0);
+      expect(viaFlag.stdout).toContain('3/3 digest files valid');
+      expect(viaFile.exitCode).toBe(0);
+      expect(viaFile.stdout).toContain('3/3 digest files valid');
+      // An endpoint the file does not name gets the environment's (here wrong) credentials.
+      expect(flagOverFile.exitCode).toBe(1);
+    } finally {
+      restoreEnv();
       destroyClients(clients);
     }
   });
