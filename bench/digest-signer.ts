@@ -42,6 +42,8 @@ export async function runDigestSignerBench(options: {
       dynamodb: runtime.endpoints.dynamodb,
       bucket: runtime.endpoints.bucket,
       manifestTable: runtime.endpoints.manifestTable,
+      accessKeyId: runtime.endpoints.accessKeyId,
+      secretAccessKey: runtime.endpoints.secretAccessKey,
       chainTable: DIGEST_CHAIN_TABLE,
     };
     const figures: BenchFigure[] = [];

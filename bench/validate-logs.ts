@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
-import { createClients, destroyClients, EMULATOR_CREDENTIALS } from '../lambda/adapters/clients';
+import { createClients, destroyClients } from '../lambda/adapters/clients';
 import { S3ObjectReader } from '../lambda/adapters/s3-object-reader';
 import { fingerprintOfPublicKey } from '../lambda/core/digest-format';
 import { validateLogs } from '../lambda/core/digest-validate';
@@ -60,7 +60,7 @@ export async function runValidateLogsBench(options: {
   const clients = createClients({
     region: 'us-east-1',
     s3Endpoint: emulators.s3Endpoint,
-    credentials: EMULATOR_CREDENTIALS,
+    credentials: emulators.credentials,
   });
   try {
     const dir = join(work, 'copy');

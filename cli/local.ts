@@ -49,12 +49,14 @@ No AWS account needed: S3 is s3rver, DynamoDB is dynalite, Kinesis is kinesalite
 data under --data-dir, so a restart loses nothing (a batch interrupted by a crash is retried
 whole on the next start). Prints "opentrail listening on http://127.0.0.1:<port>" once ready and
 writes <data-dir>/endpoints.json: {api, s3, dynamodb, kinesis, bucket, region, accountId,
-failedBucket, stream, lambda, manifestTable, dedupTable, historyTable, digestChainTable,
-digestPeriodSeconds}. Besides log files and digests in the embedded S3, it writes
-<data-dir>/eventbridge/events.jsonl, sns/notifications.jsonl and cloudwatch-logs/. The embedded
-S3 accepts any credentials. SIGINT or SIGTERM stops it cleanly.
+failedBucket, stream, lambda, manifestTable, dedupTable, accessKeyId, secretAccessKey,
+historyTable, digestChainTable, digestPeriodSeconds}. Besides log files and digests in the
+embedded S3, it writes <data-dir>/eventbridge/events.jsonl, sns/notifications.jsonl and
+cloudwatch-logs/. The embedded S3 accepts only the access key of this run (accessKeyId and
+secretAccessKey, random at every start; \`eval "$(npx opentrail env)"\` for stock tools); the data
+directory is made mode 0700 and endpoints.json mode 0600. SIGINT or SIGTERM stops it cleanly.
 
-The emulators' packages (dynalite, kinesalite and the embedded S3's koa, @koa/router, busboy,
+The emulators' packages (dynalite, kinesalite and the embedded S3's koa, @koa/router,
 fast-xml-parser, fs-extra, he, koa-logger, lodash, statuses, winston) are optional peer
 dependencies: a checkout of opentrail has them; where opentrail was installed as a package,
 this command names the missing ones and the npm install command that adds them.`,

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { register as registerDigest } from './digest';
+import { register as registerEnv } from './env';
 import { register as registerInsights } from './insights';
 import { register as registerLocal } from './local';
 import { register as registerLookupEvents } from './lookup-events';
@@ -22,5 +23,6 @@ export function buildProgram(): Command {
   registerLookupEvents(program);
   registerProxy(program);
   registerInsights(program);
+  registerEnv(program);
   return program;
 }

@@ -26,8 +26,8 @@ import { readFile } from 'node:fs/promises';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Command, Option } from 'commander';
-import { createClients, destroyClients, EMULATOR_CREDENTIALS } from '../lambda/adapters/clients';
-import { isLoopbackHost } from './shared/endpoint';
+import { createClients, destroyClients } from '../lambda/adapters/clients';
+import { credentialsFor, runtimeAccessKey, type AccessKey } from './shared/endpoint';
 import { parseEndpointsFile, REDRIVEN_PREFIX, type EndpointsFile } from './shared/on-failure';
 import {
   httpUrl,
@@ -169,8 +169,11 @@ export interface RedriveSettings {
   readonly s3Endpoint?: string;
   readonly kinesisEndpoint?: string;
   readonly lambdaEndpoint?: string;
-  /** True when every endpoint in use is a loopback override: the emulators' fixed credentials. */
-  readonly emulatorCredentials: boolean;
+  /**
+   * The embedded runtime's access key, when every endpoint in use is the one --endpoints names;
+   * absent: the standard AWS credential chain.
+   */
+  readonly credentials?: AccessKey;
 }
 
 /**
@@ -208,24 +211,27 @@ export function resolveRedriveSettings(
       }
     }
   }
-  const loopback = (endpoint: string | undefined): boolean =>
-    endpoint !== undefined && isLoopbackHost(new URL(endpoint).hostname);
-  const emulatorCredentials =
-    loopback(s3Endpoint) &&
-    (flags.dryRun || loopback(lambdaEndpoint)) &&
-    (!flags.force || flags.dryRun || loopback(kinesisEndpoint));
+  // The runtime's key only when --endpoints names every endpoint this run calls.
+  const fromFile = (endpoint: string | undefined, fileEndpoint: string | undefined): boolean =>
+    credentialsFor(endpoint, fileEndpoint, file) !== undefined;
+  const credentials =
+    fromFile(s3Endpoint, file.s3) &&
+    (flags.dryRun || fromFile(lambdaEndpoint, file.lambda)) &&
+    (!flags.force || flags.dryRun || fromFile(kinesisEndpoint, file.kinesis))
+      ? runtimeAccessKey(file)
+      : undefined;
   const region =
     flags.region ??
     file.region ??
     env.AWS_REGION ??
     env.AWS_DEFAULT_REGION ??
-    (emulatorCredentials ? 'us-east-1' : undefined);
+    (credentials !== undefined ? 'us-east-1' : undefined);
   if (!region) return '--region is required (or AWS_REGION, or --endpoints FILE with a region)';
   return {
     buckets,
     prefix: flags.prefix,
     region,
-    emulatorCredentials,
+    ...(credentials !== undefined ? { credentials } : {}),
     ...(s3Endpoint !== undefined ? { s3Endpoint } : {}),
     ...(kinesisEndpoint !== undefined ? { kinesisEndpoint } : {}),
     ...(lambdaEndpoint !== undefined ? { lambdaEndpoint } : {}),
@@ -258,8 +264,8 @@ export function register(program: Command, streams: OutputStreams = PROCESS_STRE
         '*FailedRecordsBucketName output) or --bucket. Deployed, it calls lambda:InvokeFunction on ' +
         'the function each object names. An object without payload is replayed only with --force, ' +
         'read back from the stream while the stream still holds it.\n\n' +
-        "Against loopback endpoints the emulators' fixed credentials are used; otherwise the " +
-        'standard AWS credential chain. Exit code 1 on any failure.',
+        "Against the endpoints --endpoints names, the embedded runtime's own access key (from that " +
+        'file) is used; otherwise the standard AWS credential chain. Exit code 1 on any failure.',
     )
     .addOption(
       new Option(
@@ -357,9 +363,10 @@ export function register(program: Command, streams: OutputStreams = PROCESS_STRE
         ...(settings.kinesisEndpoint !== undefined
           ? { kinesisEndpoint: settings.kinesisEndpoint }
           : {}),
-        ...(settings.emulatorCredentials ? { credentials: EMULATOR_CREDENTIALS } : {}),
+        ...(settings.credentials !== undefined ? { credentials: settings.credentials } : {}),
       });
       const invoke = lambdaInvoker({
+        ...(settings.credentials !== undefined ? { credentials: settings.credentials } : {}),
         ...(settings.lambdaEndpoint !== undefined ? { endpoint: settings.lambdaEndpoint } : {}),
         retry: { ...DEFAULT_RETRY_POLICY, maxAttempts: opts.maxAttempts },
       });

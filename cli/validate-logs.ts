@@ -11,7 +11,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
-import { createClients, destroyClients, EMULATOR_CREDENTIALS } from '../lambda/adapters/clients';
+import { createClients, destroyClients } from '../lambda/adapters/clients';
 import { S3ObjectReader } from '../lambda/adapters/s3-object-reader';
 import { fingerprintOfPublicKey, formatDigestTime } from '../lambda/core/digest-format';
 import {
@@ -25,7 +25,6 @@ import {
 import type { ObjectReader } from '../lambda/core/ports';
 import { DEFAULT_DIGEST_PERIOD_SECONDS } from '../lambda/core/config';
 import { parseEndpoints } from '../lambda/core/contracts';
-import { isLoopbackHost } from './shared/endpoint';
 import { LocalDirReader } from './shared/local-dir-reader';
 import {
   httpUrl,
@@ -116,8 +115,6 @@ export async function runValidateLogs(
   let reader = options.reader;
   if (!reader && settings.localDir !== undefined) reader = new LocalDirReader(settings.localDir);
   if (!reader) {
-    const loopback =
-      settings.s3Endpoint !== undefined && isLoopbackHost(new URL(settings.s3Endpoint).hostname);
     clients = createClients({
       region:
         settings.homeRegion ??
@@ -125,7 +122,8 @@ export async function runValidateLogs(
         process.env.AWS_DEFAULT_REGION ??
         'us-east-1',
       ...(settings.s3Endpoint !== undefined ? { s3Endpoint: settings.s3Endpoint } : {}),
-      ...(loopback ? { credentials: EMULATOR_CREDENTIALS } : {}),
+      // The runtime's key only for the S3 that --endpoints names; else the standard chain.
+      ...(settings.s3Credentials !== undefined ? { credentials: settings.s3Credentials } : {}),
     });
     reader = new S3ObjectReader(clients.s3);
   }
@@ -239,15 +237,22 @@ interface CliOptions extends ValidateLogsFlags {
 }
 
 /** The endpoints.json settings validate-logs uses, checked by the one endpoints.json reader. */
-async function readEndpointsFile(
-  path: string,
-): Promise<{ api?: string; s3?: string; bucket?: string; digestPeriodSeconds?: string }> {
-  const { api, s3, bucket, digestPeriodSeconds } = parseEndpoints(
+async function readEndpointsFile(path: string): Promise<{
+  api?: string;
+  s3?: string;
+  bucket?: string;
+  digestPeriodSeconds?: string;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+}> {
+  const { api, s3, bucket, digestPeriodSeconds, accessKeyId, secretAccessKey } = parseEndpoints(
     await readFile(path, 'utf8'),
     `--endpoints ${path}`,
   );
   return Object.fromEntries(
-    Object.entries({ api, s3, bucket, digestPeriodSeconds }).filter(([, v]) => v !== undefined),
+    Object.entries({ api, s3, bucket, digestPeriodSeconds, accessKeyId, secretAccessKey }).filter(
+      ([, v]) => v !== undefined,
+    ),
   );
 }
 
@@ -333,7 +338,8 @@ export function register(program: Command, streams: OutputStreams = PROCESS_STRE
     .addOption(
       new Option(
         '--s3-endpoint <url>',
-        'S3 endpoint override (path-style), e.g. the embedded s3rver',
+        'S3 endpoint override (path-style), e.g. MinIO; signed with the standard AWS credential ' +
+          "chain (--endpoints instead: the embedded runtime's own access key)",
       ).argParser(httpUrl),
     )
     .addOption(

@@ -5,9 +5,22 @@
  *
  * Quirks of the emulators (checked against the installed versions):
  *
+ * Security defaults (docs/security.md#the-local-runtime): the three listen on 127.0.0.1 only;
+ * each refuses a request whose Host is not 127.0.0.1 or localhost (optionally with its own
+ * port), so a web page cannot reach it through DNS rebinding, and any request with an Origin
+ * header (a browser's cross-origin request), with 403 before the emulator sees it: dynalite and
+ * kinesalite would otherwise answer CORS `*` to any web page.
+ *
  * s3rver 3.7.1, vendored with opentrail's changes (local/s3rver/, see its README):
- * - Accepts any access key and any signature (stock it refused unknown keys). Still checks
- *   the auth shape, presigned-URL expiry and a 15-minute clock skew, like S3.
+ * - Accepts only the access key it was started with (`credentials`: random per start unless
+ *   given) and checks V2 and V4 signatures (header or presigned query; the payload hash is
+ *   taken as sent); refuses unsigned requests (AccessDenied), other keys (InvalidAccessKeyId)
+ *   and bad signatures (SignatureDoesNotMatch). Checks presigned-URL expiry and a 15-minute
+ *   clock skew, like S3.
+ * - Bucket names follow S3's rules; keys with a "." or ".." segment or a NUL are refused
+ *   (InvalidArgument), and every path it builds is resolved and refused (AccessDenied) outside
+ *   the store: no request reads, writes or deletes outside `<dataDir>/s3`.
+ * - POST-object uploads (browser forms) are refused with NotImplemented.
  * - `If-None-Match: *` on PutObject / CompleteMultipartUpload creates only (412
  *   PreconditionFailed otherwise), atomically; stock it ignored the header. Other conditional
  *   writes (If-Match on PUT, conditional CopyObject) are still ignored.
@@ -17,8 +30,8 @@
  * - Objects are written to a temporary file and renamed, so a reader never sees half an object.
  * - Stores aws-chunked bodies verbatim and checks no checksums: clients must send plain bodies
  *   (createClients sets requestChecksumCalculation WHEN_REQUIRED).
- * - Keys map to file paths: "a//b" and "a/./b" alias "a/b", ".." is unsafe, a key segment
- *   longer than the file system's name limit (255 bytes) fails. No versioning, no SSE, no
+ * - Keys map to file paths: "a//b" aliases "a/b", a key segment longer than the file system's
+ *   name limit (255 bytes) fails. No versioning, no SSE, no
  *   bucket policies, no lifecycle; ListObjectVersions is unsupported.
  *
  * dynalite 4.0.0:
@@ -41,24 +54,36 @@
  * - No throughput limits: GetRecords returns up to 10,000 records, never throttles.
  * - close() closes its LevelDB before its HTTP server; `closeServer` below stops HTTP first.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
-import { Server } from 'node:http';
+import { Server, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
+import { loopbackRequestProblem } from './http-guard';
 
 export interface EmulatorOptions {
   /** Root of the emulators' data: `s3/`, `dynamodb/` and `kinesis/` beneath it. */
   readonly dataDir: string;
   /** No request logging from s3rver (default true). */
   readonly silent?: boolean;
+  /** The one access key the S3 emulator accepts. @default - a random key per start */
+  readonly credentials?: EmulatorCredentials;
+}
+
+/** An access key and its secret. */
+export interface EmulatorCredentials {
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
 }
 
 export interface Emulators {
   readonly s3Endpoint: string;
   readonly dynamodbEndpoint: string;
   readonly kinesisEndpoint: string;
+  /** What S3 requests must be signed with (dynalite and kinesalite check no signature). */
+  readonly credentials: EmulatorCredentials;
   /** Stops all three; resolves once their ports are released and their LevelDBs closed. */
   close(): Promise<void>;
 }
@@ -74,6 +99,7 @@ type S3rverConstructor = new (options: {
   port: number;
   silent: boolean;
   directory: string;
+  credentials: EmulatorCredentials;
 }) => S3rverInstance;
 type DynaliteFactory = (options: {
   path: string;
@@ -99,6 +125,17 @@ const CLOSE_GRACE_MS = 2_000;
 /** Tables and streams become ACTIVE at once, not after dynalite's/kinesalite's 500 ms. */
 const STATE_CHANGE_MS = 0;
 
+/**
+ * A fresh access key for one run: `OTL` and 18 hex digits (21 characters, AWS's shape is 20
+ * upper-case letters and digits; any string works), and a 40-character secret.
+ */
+export function randomCredentials(): EmulatorCredentials {
+  return {
+    accessKeyId: `OTL${randomBytes(9).toString('hex').toUpperCase()}`,
+    secretAccessKey: randomBytes(30).toString('base64'),
+  };
+}
+
 /** Starts the three emulators on 127.0.0.1 (ephemeral ports) over `dataDir`. */
 export async function startEmulators(options: EmulatorOptions): Promise<Emulators> {
   const s3Dir = join(options.dataDir, 's3');
@@ -114,14 +151,17 @@ export async function startEmulators(options: EmulatorOptions): Promise<Emulator
     if (failed) throw failed.reason;
   };
 
+  const credentials = options.credentials ?? randomCredentials();
   try {
     const s3 = new S3rver({
       address: '127.0.0.1',
       port: 0,
       silent: options.silent ?? true,
       directory: s3Dir,
+      credentials,
     });
     const s3Address = await s3.run();
+    guardRequests(s3.httpServer!, refuseS3);
     closers.push(() =>
       closeServer(s3.httpServer!, (done) => void s3.close().then(() => done(), done)),
     );
@@ -132,6 +172,7 @@ export async function startEmulators(options: EmulatorOptions): Promise<Emulator
       deleteTableMs: STATE_CHANGE_MS,
       updateTableMs: STATE_CHANGE_MS,
     });
+    guardRequests(dynamodb, refuseJson('application/x-amz-json-1.0'));
     const dynamodbPort = await listen(dynamodb);
     // dynalite's close() stops HTTP, waits for pending LevelDB operations, closes the DB.
     closers.push(() => closeServer(dynamodb, (done) => dynamodb.close(done)));
@@ -142,6 +183,7 @@ export async function startEmulators(options: EmulatorOptions): Promise<Emulator
       deleteStreamMs: STATE_CHANGE_MS,
       updateStreamMs: STATE_CHANGE_MS,
     });
+    guardRequests(kinesis, refuseJson('application/x-amz-json-1.1'));
     const kinesisPort = await listen(kinesis);
     // kinesalite's close() closes its LevelDB first, then HTTP: stop HTTP ourselves before,
     // so no request in flight meets a closed DB.
@@ -160,6 +202,7 @@ export async function startEmulators(options: EmulatorOptions): Promise<Emulator
       s3Endpoint: `http://127.0.0.1:${s3Address.port}`,
       dynamodbEndpoint: `http://127.0.0.1:${dynamodbPort}`,
       kinesisEndpoint: `http://127.0.0.1:${kinesisPort}`,
+      credentials,
       close,
     };
   } catch (error) {
@@ -176,6 +219,42 @@ export async function ensureBucket(s3: S3Client, bucket: string): Promise<void> 
     const name = (error as Error).name;
     if (name !== 'BucketAlreadyOwnedByYou' && name !== 'BucketAlreadyExists') throw error;
   }
+}
+
+type Refuse = (response: ServerResponse, message: string) => void;
+
+/** Puts {@link loopbackRequestProblem} in front of every request listener of `server`. */
+function guardRequests(server: Server, refuse: Refuse): void {
+  const listeners = server.listeners('request') as ((
+    request: IncomingMessage,
+    response: ServerResponse,
+  ) => void)[];
+  server.removeAllListeners('request');
+  server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+    const port = (server.address() as AddressInfo | null)?.port ?? 0;
+    const problem = loopbackRequestProblem(request.headers, port);
+    if (problem !== undefined) {
+      // The body is not read: close the connection after answering.
+      response.shouldKeepAlive = false;
+      refuse(response, problem);
+      return;
+    }
+    for (const listener of listeners) listener.call(server, request, response);
+  });
+}
+
+const refuseS3: Refuse = (response, message) => {
+  response.writeHead(403, { 'content-type': 'application/xml', connection: 'close' });
+  response.end(
+    `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>${message.replace(/[<>&"]/g, (ch) => `&#${ch.charCodeAt(0)};`)}</Message></Error>`,
+  );
+};
+
+function refuseJson(contentType: string): Refuse {
+  return (response, message) => {
+    response.writeHead(403, { 'content-type': contentType, connection: 'close' });
+    response.end(JSON.stringify({ __type: 'AccessDeniedException', message }));
+  };
 }
 
 function listen(server: Server): Promise<number> {

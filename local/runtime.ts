@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { KinesisStreamEvent } from 'aws-lambda';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
   CreateTableCommand,
@@ -23,7 +23,7 @@ import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/c
 import { DEFAULT_TRAIL } from '../lambda/core/config';
 import { validateTrailConfigs } from '../lambda/core/selectors';
 import { DEDUP_TABLE, MANIFEST_TABLE } from '../lambda/core/tables';
-import { createClients, destroyClients, EMULATOR_CREDENTIALS } from '../lambda/adapters/clients';
+import { createClients, destroyClients } from '../lambda/adapters/clients';
 import { documentClient } from '../lambda/adapters/dynamodb';
 import { createQueryHandler, type Operation } from '../lambda/handlers/query';
 import { CheckpointStore } from './checkpoints';
@@ -174,7 +174,9 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     throw new Error(`invalid trail configuration:\n- ${problems.join('\n- ')}`);
   }
 
-  await mkdir(dataDir, { recursive: true });
+  // Owner only: endpoints.json holds the S3 secret, and the emulators' files are the archive.
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await chmod(dataDir, 0o700);
   const lock = await takeLock(dataDir);
   const emulators = await startEmulators({ dataDir, silent: true });
   const clients = createClients({
@@ -182,7 +184,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     s3Endpoint: emulators.s3Endpoint,
     dynamodbEndpoint: emulators.dynamodbEndpoint,
     kinesisEndpoint: emulators.kinesisEndpoint,
-    credentials: EMULATOR_CREDENTIALS,
+    credentials: emulators.credentials,
   });
   // Run last to first: components, then clients, emulators and the lock.
   const cleanups: (() => Promise<void>)[] = [
@@ -257,10 +259,12 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       lambda: api.url,
       manifestTable: LOCAL_DEFAULTS.manifestTable,
       dedupTable: LOCAL_DEFAULTS.dedupTable,
+      accessKeyId: emulators.credentials.accessKeyId,
+      secretAccessKey: emulators.credentials.secretAccessKey,
     };
     const endpointsFile = join(dataDir, 'endpoints.json');
     checkEndpoints(endpoints, endpointsFile);
-    await writeJsonAtomic(endpointsFile, endpoints);
+    await writeJsonAtomic(endpointsFile, endpoints, 0o600);
     // Removed first on close: nobody should find the address of a runtime that is stopping.
     cleanups.push(() => rm(endpointsFile, { force: true }));
     return { endpoints, dataDir, close };

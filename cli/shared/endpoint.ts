@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 /**
  * True for hosts that can only be this machine: `localhost` (and `*.localhost`), 127.0.0.0/8,
  * ::1 and IPv4-mapped 127.x. Requests to them go unsigned under `--sign auto` (the embedded
- * runtime does not check signatures).
+ * runtime's API does not check signatures).
  */
 export function isLoopbackHost(hostname: string): boolean {
   const host = hostname
@@ -26,4 +26,37 @@ export function regionFromHost(hostname: string): string | undefined {
     hostname.toLowerCase(),
   );
   return match?.[1];
+}
+
+/** An access key and its secret. */
+export interface AccessKey {
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+}
+
+/** The embedded runtime's access key held by an endpoints.json document, if it holds one. */
+export function runtimeAccessKey(file: {
+  readonly accessKeyId?: string;
+  readonly secretAccessKey?: string;
+}): AccessKey | undefined {
+  return file.accessKeyId !== undefined && file.secretAccessKey !== undefined
+    ? { accessKeyId: file.accessKeyId, secretAccessKey: file.secretAccessKey }
+    : undefined;
+}
+
+/**
+ * What a CLI client of `endpoint` signs with: the embedded runtime's access key when `endpoint`
+ * is the one its endpoints.json (`--endpoints`) names for that service; otherwise undefined, for
+ * the standard AWS credential chain. A loopback address alone says nothing: a user's MinIO or
+ * LocalStack listens there too, and expects the user's own credentials.
+ */
+export function credentialsFor(
+  endpoint: string | undefined,
+  fileEndpoint: string | undefined,
+  file: { readonly accessKeyId?: string; readonly secretAccessKey?: string },
+): AccessKey | undefined {
+  if (endpoint === undefined || fileEndpoint === undefined || endpoint !== fileEndpoint) {
+    return undefined;
+  }
+  return runtimeAccessKey(file);
 }

@@ -165,18 +165,30 @@ export function copySource(bucket: string, key: string): string {
 /** The settings of `<data-dir>/endpoints.json` that redrive uses. */
 export type EndpointsFile = Pick<
   EndpointsDocument,
-  's3' | 'kinesis' | 'region' | 'failedBucket' | 'stream' | 'lambda'
+  | 's3'
+  | 'kinesis'
+  | 'region'
+  | 'failedBucket'
+  | 'stream'
+  | 'lambda'
+  | 'accessKeyId'
+  | 'secretAccessKey'
 >;
 
 /** Parses an endpoints.json text (the one schema: lambda/core/contracts.ts); throws with the field and the rule. */
 export function parseEndpointsFile(text: string, name: string): EndpointsFile {
-  const { s3, kinesis, region, failedBucket, stream, lambda } = parseEndpoints(
-    text,
-    `--endpoints ${name}`,
-  );
+  const { s3, kinesis, region, failedBucket, stream, lambda, accessKeyId, secretAccessKey } =
+    parseEndpoints(text, `--endpoints ${name}`);
   return Object.fromEntries(
-    Object.entries({ s3, kinesis, region, failedBucket, stream, lambda }).filter(
-      ([, value]) => value !== undefined,
-    ),
+    Object.entries({
+      s3,
+      kinesis,
+      region,
+      failedBucket,
+      stream,
+      lambda,
+      accessKeyId,
+      secretAccessKey,
+    }).filter(([, value]) => value !== undefined),
   );
 }

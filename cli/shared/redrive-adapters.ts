@@ -21,8 +21,6 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { EMULATOR_CREDENTIALS } from '../../lambda/adapters/clients';
-import { isLoopbackHost } from './endpoint';
 import { copySource, parseFunctionArn, type FailedBatch } from './on-failure';
 import { errorMessage } from './output';
 import type { BatchReadBack, FailedRecordsStore, InvokeOutcome, Invoker } from './redrive-replay';
@@ -156,8 +154,8 @@ function httpStatusOf(error: unknown): number | undefined {
 
 /**
  * Lambda's Invoke API (RequestResponse) through the AWS SDK's `LambdaClient`, one client per
- * function region: SigV4 for `lambda` with the standard credential chain, or the emulator
- * credentials against a loopback endpoint (the embedded runtime, which checks no signature).
+ * function region: SigV4 for `lambda` with the standard credential chain, or the credentials
+ * given (the embedded runtime's access key, from endpoints.json).
  * The SDK's own retries are off (`maxAttempts: 1`) so that throttling, 5xx and network errors
  * are retried by {@link retrying} under `--max-attempts`, as every CLI command retries.
  */
@@ -165,13 +163,11 @@ export function lambdaInvoker(options: {
   /** Endpoint override, e.g. the embedded runtime's API. @default - lambda.REGION.amazonaws.com */
   readonly endpoint?: string;
   readonly retry?: RetryPolicy;
-  /** @default - the emulator credentials on a loopback endpoint, else the standard chain */
+  /** @default - the standard AWS credential chain */
   readonly credentials?: LambdaClientConfig['credentials'];
   readonly random?: () => number;
 }): Invoker & { destroy(): void } {
   const policy = options.retry ?? DEFAULT_RETRY_POLICY;
-  const loopback =
-    options.endpoint !== undefined && isLoopbackHost(new URL(options.endpoint).hostname);
   const clients = new Map<string, LambdaClient>();
   const clientFor = (region: string): LambdaClient => {
     let client = clients.get(region);
@@ -181,11 +177,7 @@ export function lambdaInvoker(options: {
         maxAttempts: 1,
         requestHandler: new NodeHttpHandler({ requestTimeout: INVOKE_TIMEOUT_MS }),
         ...(options.endpoint !== undefined ? { endpoint: options.endpoint } : {}),
-        ...(options.credentials !== undefined
-          ? { credentials: options.credentials }
-          : loopback
-            ? { credentials: EMULATOR_CREDENTIALS }
-            : {}),
+        ...(options.credentials !== undefined ? { credentials: options.credentials } : {}),
       });
       clients.set(region, client);
     }

@@ -6,6 +6,7 @@
 import { createPublicKey } from 'node:crypto';
 import { fingerprintOfPublicKey } from '../../lambda/core/digest-format';
 import type { ChainExpectation } from '../../lambda/core/digest-validate';
+import { credentialsFor, type AccessKey } from './endpoint';
 import type { OutputFormat } from './options';
 import { errorMessage } from './output';
 
@@ -51,6 +52,8 @@ export interface ValidateLogsSettings {
   readonly publicKeyFiles: readonly string[];
   readonly endpoint?: string;
   readonly s3Endpoint?: string;
+  /** The embedded runtime's access key, when --endpoints names the S3 endpoint in use. */
+  readonly s3Credentials?: AccessKey;
   readonly localDir?: string;
   /** Chains known from --expect. */
   readonly expectations: readonly ChainExpectation[];
@@ -102,7 +105,14 @@ export function parseExpectation(
 /** Checks and merges the flags (and the endpoints file); an error message names the flag. Pure. */
 export function resolveValidateSettings(
   flags: ValidateLogsFlags,
-  file: { api?: string; s3?: string; bucket?: string; digestPeriodSeconds?: string },
+  file: {
+    api?: string;
+    s3?: string;
+    bucket?: string;
+    digestPeriodSeconds?: string;
+    accessKeyId?: string;
+    secretAccessKey?: string;
+  },
   nowMs: number,
 ): ValidateLogsSettings | string {
   let trailName = flags.trailName;
@@ -137,6 +147,7 @@ export function resolveValidateSettings(
   const s3Endpoint = flags.s3Endpoint ?? (flags.localDir === undefined ? file.s3 : undefined);
   if (flags.localDir !== undefined && flags.s3Endpoint !== undefined)
     return '--local-dir and --s3-endpoint exclude each other';
+  const s3Credentials = credentialsFor(s3Endpoint, file.s3, file);
   const prefix = flags.s3Prefix?.replace(/^\/+|\/+$/g, '');
   const expectations: ChainExpectation[] = [];
   for (const value of flags.expect ?? []) {
@@ -169,6 +180,7 @@ export function resolveValidateSettings(
     ...(prefix ? { prefix } : {}),
     ...(endpoint !== undefined ? { endpoint } : {}),
     ...(s3Endpoint !== undefined ? { s3Endpoint } : {}),
+    ...(s3Credentials !== undefined ? { s3Credentials } : {}),
     ...(flags.localDir !== undefined ? { localDir: flags.localDir } : {}),
   };
 }

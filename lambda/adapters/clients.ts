@@ -10,8 +10,8 @@ export interface ClientOptions {
   readonly dynamodbEndpoint?: string;
   readonly kinesisEndpoint?: string;
   /**
-   * Fixed credentials, for emulators (they accept any). Absent: the standard AWS credential
-   * chain, resolved lazily on first use.
+   * Fixed credentials, e.g. the embedded runtime's access key. Absent: the standard AWS
+   * credential chain, resolved lazily on first use.
    */
   readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string };
 }
@@ -22,7 +22,11 @@ export interface Clients {
   readonly kinesis: KinesisClient;
 }
 
-/** Credentials for the embedded emulators, which accept any. */
+/**
+ * Placeholder credentials for dynalite and kinesalite (which check no signature) and for clients
+ * that never sign. The embedded S3 accepts only its run's key (`Emulators.credentials`,
+ * endpoints.json).
+ */
 export const EMULATOR_CREDENTIALS = { accessKeyId: 'opentrail', secretAccessKey: 'opentrail' };
 
 /**

@@ -87,6 +87,12 @@ export interface Endpoints {
   readonly lambda: string;
   readonly manifestTable: string;
   readonly dedupTable: string;
+  /**
+   * The access key of this run: the embedded S3 accepts requests signed with it only. Random per
+   * start; the file is readable by its owner only (docs/security.md#the-local-runtime).
+   */
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
   // Components add digestChainTable, digestPeriodSeconds (whole seconds, as text), historyTable.
 }
 
@@ -104,6 +110,8 @@ export const ENDPOINT_KEYS = [
   'lambda',
   'manifestTable',
   'dedupTable',
+  'accessKeyId',
+  'secretAccessKey',
   'digestChainTable',
   'digestPeriodSeconds',
   'historyTable',

@@ -92,6 +92,8 @@ export function runCli(
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [CLI, ...args], {
       cwd: ROOT,
+      // The test's own environment (jest's process.env is not the one spawn would pass on).
+      env: process.env,
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';

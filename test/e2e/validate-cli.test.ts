@@ -10,12 +10,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  createClients,
-  destroyClients,
-  EMULATOR_CREDENTIALS,
-  type Clients,
-} from '../../lambda/adapters/clients';
+import { createClients, destroyClients, type Clients } from '../../lambda/adapters/clients';
 import { fingerprintOfPublicKey } from '../../lambda/core/digest-format';
 import { ensureBucket, type Emulators } from '../../local/emulators';
 import { startLimitedEmulators } from '../support/limited-dynalite';
@@ -28,6 +23,7 @@ import {
   writeAll,
 } from '../fixtures/validate-chain';
 import { runCli } from './harness';
+import { credentialsInEnv } from '../support/emulator-clients';
 
 const BUCKET = 'validate-cli';
 const START = Date.UTC(2024, 2, 5, 0, 0, 0);
@@ -35,6 +31,8 @@ const RANGE = ['--start-time', '2024-03-05T00:00:00Z', '--end-time', '2024-03-05
 
 let work: string;
 let emulators: Emulators;
+/** The S3 emulator's key in AWS_* env vars: the standard chain of --s3-endpoint runs. */
+let restoreEnv: () => void = () => undefined;
 let clients: Clients;
 let server: Server;
 let keyEndpoint: string;
@@ -44,10 +42,11 @@ const chain = buildChain({ bucket: BUCKET, startMs: START, periods: 4 });
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'opentrail-validate-cli-'));
   emulators = await startLimitedEmulators({ dataDir: join(work, 'emulators') });
+  restoreEnv = credentialsInEnv(emulators.credentials);
   clients = createClients({
     region: 'us-east-1',
     s3Endpoint: emulators.s3Endpoint,
-    credentials: EMULATOR_CREDENTIALS,
+    credentials: emulators.credentials,
   });
   await ensureBucket(clients.s3, BUCKET);
   await writeAll(s3Sink(clients.s3, BUCKET), chain.objects);
@@ -83,6 +82,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  restoreEnv();
   destroyClients(clients);
   await new Promise((resolve) => server.close(resolve));
   await emulators.close();

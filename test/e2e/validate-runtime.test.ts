@@ -20,6 +20,7 @@ import {
   runCli,
   runtimeForSuite,
 } from './harness';
+import { credentialsInEnv } from '../support/emulator-clients';
 
 const DIGEST_PERIOD_SECONDS = 4;
 
@@ -30,6 +31,13 @@ describe('validate-logs over the embedded runtime', () => {
     '--digest-period',
     String(DIGEST_PERIOD_SECONDS),
   ]);
+  // The --s3-endpoint runs sign with the standard credential chain: here the run's own key, as
+  // `eval "$(npx opentrail env)"` exports it (the CLI children inherit the environment).
+  let restoreEnv = (): void => undefined;
+  beforeEach(() => {
+    restoreEnv = credentialsInEnv(suite.runtime.endpoints);
+  });
+  afterEach(() => restoreEnv());
 
   it('finds every digest and log file valid online and offline, and a deleted log file missing', async () => {
     const startTime = new Date(Date.now() - 60_000).toISOString();

@@ -1,4 +1,9 @@
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type Server,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CloudTrailClient, LookupEventsCommand } from '@aws-sdk/client-cloudtrail';
 import { Sha256 } from '@aws-crypto/sha256-js';
@@ -81,5 +86,165 @@ describe('opentrail proxy', () => {
     } finally {
       client.destroy();
     }
+  });
+});
+
+describe('opentrail proxy signs only what its user meant', () => {
+  let upstream: Server;
+  let forwarded: number;
+  let signer: jest.Mock;
+  let proxy: Awaited<ReturnType<typeof startProxy>> | undefined;
+
+  beforeEach(async () => {
+    forwarded = 0;
+    signer = jest.fn((request: { headers: Record<string, string> }) =>
+      Promise.resolve({ ...request.headers, authorization: 'signed' }),
+    );
+    upstream = createServer((_request, response) => {
+      forwarded++;
+      response.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' });
+      response.end('{"Events":[]}');
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', () => resolve()));
+  });
+
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+    await new Promise<void>((resolve) => upstream.close(() => resolve()));
+  });
+
+  const start = async (allowWrites = false) => {
+    proxy = await startProxy({
+      endpoint: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/v1`,
+      port: 0,
+      signer,
+      allowWrites,
+    });
+    return proxy;
+  };
+
+  /** A request with any headers (fetch cannot set Host or send a forbidden Origin). */
+  const send = (
+    url: string,
+    options: { method?: string; path?: string; headers?: Record<string, string>; body?: string },
+  ): Promise<{ status: number; body: string }> => {
+    const target = new URL(url);
+    return new Promise((resolve, reject) => {
+      const req = httpRequest(
+        {
+          host: target.hostname,
+          port: Number(target.port),
+          method: options.method ?? 'POST',
+          path: options.path ?? target.pathname,
+          headers: options.headers,
+        },
+        (response) => {
+          let body = '';
+          response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+          response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+        },
+      );
+      req.on('error', reject);
+      req.end(options.body);
+    });
+  };
+
+  it('refuses a cross-origin text/plain POST from a web page: nothing signed, nothing forwarded', async () => {
+    const { url } = await start(true);
+
+    const answer = await send(url, {
+      path: `${new URL(url).pathname}/`,
+      headers: {
+        origin: 'https://evil.example',
+        'content-type': 'text/plain',
+        'x-amz-target': 'CloudTrail_20131101.LookupEvents',
+      },
+      body: '{"MaxResults":50}',
+    });
+
+    expect(answer.status).toBe(403);
+    expect(answer.body).toContain('Origin header');
+    expect(signer).not.toHaveBeenCalled();
+    expect(forwarded).toBe(0);
+  });
+
+  it('refuses another Host (DNS rebinding) and a request without the token of the run', async () => {
+    const { url } = await start(true);
+    const { port, pathname } = new URL(url);
+    const lookup = { 'x-amz-target': 'CloudTrail_20131101.LookupEvents' };
+
+    const rebound = await send(url, {
+      path: `${pathname}/`,
+      headers: { ...lookup, host: `evil.example:${port}` },
+      body: '{}',
+    });
+    const noToken = await send(url, { path: '/', headers: lookup, body: '{}' });
+    const wrongToken = await send(url, {
+      path: `/${'0'.repeat(32)}/`,
+      headers: lookup,
+      body: '{}',
+    });
+
+    expect([rebound.status, noToken.status, wrongToken.status]).toEqual([403, 403, 403]);
+    expect(noToken.body).toContain('token');
+    expect(signer).not.toHaveBeenCalled();
+    expect(forwarded).toBe(0);
+  });
+
+  it('prints a URL with a fresh token each run, which a stock CloudTrailClient uses as its endpoint', async () => {
+    const first = await start();
+    const firstUrl = first.url;
+    await first.close();
+    proxy = undefined;
+    const { url } = await start();
+    const client = new CloudTrailClient({
+      endpoint: url,
+      region: 'eu-west-1',
+      credentials: { accessKeyId: 'STOCK', secretAccessKey: 'stock' },
+    });
+    try {
+      const response = await client.send(new LookupEventsCommand({ MaxResults: 1 }));
+
+      expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/[0-9a-f]{32}$/);
+      expect(new URL(url).pathname).not.toBe(new URL(firstUrl).pathname);
+      expect(response.Events).toEqual([]);
+      expect(forwarded).toBe(1);
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it('forwards only the read operations unless --allow-writes', async () => {
+    const readOnly = await start(false);
+    const path = `${new URL(readOnly.url).pathname}`;
+    const put = {
+      path: `${path}/PutAuditEvents`,
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    };
+    const close = {
+      path: `${path}/`,
+      headers: { 'x-amz-target': 'Opentrail.CloseDigestPeriod' },
+      body: '{}',
+    };
+
+    const refusedPut = await send(readOnly.url, put);
+    const refusedClose = await send(readOnly.url, close);
+    const read = await send(readOnly.url, {
+      path: `${path}/`,
+      headers: { 'x-amz-target': 'CloudTrail_20131101.GetTrailStatus' },
+      body: '{}',
+    });
+    expect([refusedPut.status, refusedClose.status, read.status]).toEqual([403, 403, 200]);
+    expect(refusedPut.body).toContain('--allow-writes');
+    expect(forwarded).toBe(1);
+    await readOnly.close();
+
+    const writable = await start(true);
+    const writablePath = new URL(writable.url).pathname;
+    const allowed = await send(writable.url, { ...put, path: `${writablePath}/PutAuditEvents` });
+    expect(allowed.status).toBe(200);
+    expect(forwarded).toBe(2);
   });
 });

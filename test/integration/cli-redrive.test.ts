@@ -17,16 +17,12 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
 } from '@aws-sdk/client-s3';
-import {
-  createClients,
-  destroyClients,
-  EMULATOR_CREDENTIALS,
-  type Clients,
-} from '../../lambda/adapters/clients';
+import { createClients, destroyClients, type Clients } from '../../lambda/adapters/clients';
 import { lambdaInvoker, redrive, register, type RedriveReport } from '../../cli/redrive';
 import type { Emulators } from '../../local/emulators';
 import { startLimitedEmulators } from '../support/limited-dynalite';
 import { runCommand } from '../support/cli-command';
+import { credentialsInEnv } from '../support/emulator-clients';
 
 const REGION = 'us-east-1';
 const BUCKET = 'opentrail-failed-records';
@@ -202,6 +198,7 @@ class FakeLambda {
 describe('redrive against s3rver and kinesalite, into a Lambda Invoke endpoint', () => {
   let dataDir: string;
   let emulators: Emulators;
+  let restoreEnv: () => void = () => undefined;
   let clients: Clients;
   let endpointsFile: string;
   const lambda = new FakeLambda();
@@ -209,12 +206,13 @@ describe('redrive against s3rver and kinesalite, into a Lambda Invoke endpoint',
   beforeAll(async () => {
     dataDir = mkdtempSync(path.join(tmpdir(), 'opentrail-redrive-'));
     emulators = await startLimitedEmulators({ dataDir });
+    restoreEnv = credentialsInEnv(emulators.credentials);
     await lambda.start();
     clients = createClients({
       region: REGION,
       s3Endpoint: emulators.s3Endpoint,
       kinesisEndpoint: emulators.kinesisEndpoint,
-      credentials: EMULATOR_CREDENTIALS,
+      credentials: emulators.credentials,
     });
     await clients.s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
     await clients.s3.send(new CreateBucketCommand({ Bucket: 'indexer-failed' }));
@@ -241,11 +239,13 @@ describe('redrive against s3rver and kinesalite, into a Lambda Invoke endpoint',
         accountId: '000000000000',
         failedBucket: BUCKET,
         stream: STREAM,
+        ...emulators.credentials,
       }),
     );
   });
 
   afterAll(async () => {
+    restoreEnv();
     if (clients) destroyClients(clients);
     await lambda.close();
     await emulators?.close();

@@ -42,6 +42,7 @@ import { CHAIN_TABLE } from '../../lambda/core/tables';
 import { DIGEST_CHAIN_TABLE, ensureChainTable } from '../../local/components/digest';
 import { startRuntime, type Runtime } from '../../local/runtime';
 import { clientsFor, destroyClients, getObject, listKeys, runCli } from '../e2e/harness';
+import { credentialsInEnv } from '../support/emulator-clients';
 import type { Clients } from '../../lambda/adapters/clients';
 
 const PERIOD_MS = 10_000;
@@ -50,6 +51,7 @@ const ACCOUNT = '111122223333';
 
 let dataDir: string;
 let runtime: Runtime;
+let restoreEnv = (): void => undefined;
 let clients: Clients;
 let signer: LocalRsaSigner;
 let bucket: string;
@@ -58,12 +60,15 @@ beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'opentrail-digest-chain-'));
   runtime = await startRuntime({ dataDir, port: 0, flushSeconds: 1, components: [] });
   clients = clientsFor(runtime.endpoints);
+  // validate-logs --s3-endpoint signs with the standard chain: the run's key, in the environment.
+  restoreEnv = credentialsInEnv(runtime.endpoints);
   bucket = runtime.endpoints.bucket;
   await ensureChainTable(clients.dynamodb);
   signer = await LocalRsaSigner.open(join(dataDir, 'keys'));
 });
 
 afterAll(async () => {
+  restoreEnv();
   if (clients) destroyClients(clients);
   if (runtime) await runtime.close();
   rmSync(dataDir, { recursive: true, force: true });

@@ -51,6 +51,8 @@ beforeAll(async () => {
     dynamodb: runtime.endpoints.dynamodb,
     bucket: runtime.endpoints.bucket,
     manifestTable: runtime.endpoints.manifestTable,
+    accessKeyId: runtime.endpoints.accessKeyId,
+    secretAccessKey: runtime.endpoints.secretAccessKey,
     chainTable: DIGEST_CHAIN_TABLE,
   };
 });

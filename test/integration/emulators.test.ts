@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -24,12 +24,7 @@ import {
   PutRecordCommand,
 } from '@aws-sdk/client-kinesis';
 import { SignatureV4 } from '@smithy/signature-v4';
-import {
-  createClients,
-  destroyClients,
-  EMULATOR_CREDENTIALS,
-  type Clients,
-} from '../../lambda/adapters/clients';
+import { createClients, destroyClients, type Clients } from '../../lambda/adapters/clients';
 import { ensureBucket, startEmulators, type Emulators } from '../../local/emulators';
 
 const REGION = 'us-east-1';
@@ -49,11 +44,7 @@ let env: Env | undefined;
 async function start(dataDir?: string): Promise<Env> {
   const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'opentrail-emulators-')));
   const emulators = await startEmulators({ dataDir: dir });
-  const clients = createClients({
-    region: REGION,
-    ...emulators,
-    credentials: EMULATOR_CREDENTIALS,
-  });
+  const clients = createClients({ region: REGION, ...emulators });
   env = { dataDir: dir, emulators, clients };
   return env;
 }
@@ -115,30 +106,17 @@ function portIsClosed(endpoint: string): Promise<boolean> {
   });
 }
 
-test('S3 accepts clients with unknown credentials: SDK header auth, V4 presigned URL, V2 header', async () => {
-  const { emulators } = await start();
-  const stranger = createClients({
-    region: REGION,
-    s3Endpoint: emulators.s3Endpoint,
-    credentials: {
-      accessKeyId: `AKIA${randomBytes(8).toString('hex').toUpperCase()}`,
-      secretAccessKey: randomBytes(20).toString('base64'),
-    },
-  });
-  try {
-    await ensureBucket(stranger.s3, BUCKET);
-    await ensureBucket(stranger.s3, BUCKET); // idempotent
-    await stranger.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'k', Body: 'hello' }));
-    expect(await getText(stranger.s3, 'k')).toBe('hello');
+test("S3 accepts the run's access key only: SDK header auth, V4 presigned URL, V2 header; anonymous, unknown keys and bad signatures are refused", async () => {
+  const { emulators, clients } = await start();
+  const { accessKeyId, secretAccessKey } = emulators.credentials;
+  await ensureBucket(clients.s3, BUCKET);
+  await ensureBucket(clients.s3, BUCKET); // idempotent
+  await clients.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'k', Body: 'hello' }));
+  expect(await getText(clients.s3, 'k')).toBe('hello');
 
-    // Query-string (presigned) V4 auth with another unknown key.
-    const url = new URL(`${emulators.s3Endpoint}/${BUCKET}/k`);
-    const signer = new SignatureV4({
-      service: 's3',
-      region: REGION,
-      sha256: Sha256,
-      credentials: { accessKeyId: 'NOBODY', secretAccessKey: 'nothing' },
-    });
+  const url = new URL(`${emulators.s3Endpoint}/${BUCKET}/k`);
+  const presign = async (credentials: { accessKeyId: string; secretAccessKey: string }) => {
+    const signer = new SignatureV4({ service: 's3', region: REGION, sha256: Sha256, credentials });
     const presigned = await signer.presign(
       {
         method: 'GET',
@@ -147,26 +125,65 @@ test('S3 accepts clients with unknown credentials: SDK header auth, V4 presigned
         port: Number(url.port),
         path: url.pathname,
         query: {},
-        headers: { host: url.host },
+        // As @aws-sdk/s3-request-presigner does: S3 signs presigned URLs' payload as unsigned.
+        headers: { host: url.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
       },
       { expiresIn: 60 },
     );
     const query = new URLSearchParams(presigned.query as Record<string, string>);
-    const viaQuery = await fetch(`${url.origin}${url.pathname}?${query.toString()}`);
-    expect(viaQuery.status).toBe(200);
-    expect(await viaQuery.text()).toBe('hello');
+    return fetch(`${url.origin}${url.pathname}?${query.toString()}`);
+  };
+  const viaQuery = await presign(emulators.credentials);
+  expect(viaQuery.status).toBe(200);
+  expect(await viaQuery.text()).toBe('hello');
+  const wrongSecret = await presign({ accessKeyId, secretAccessKey: 'not the secret' });
+  expect(wrongSecret.status).toBe(403);
+  expect(await wrongSecret.text()).toContain('<Code>SignatureDoesNotMatch</Code>');
 
-    // Legacy V2 header auth with a made-up key and signature.
-    const viaV2 = await fetch(url, {
-      headers: {
-        authorization: 'AWS UNKNOWN:bm90IGEgc2lnbmF0dXJl',
-        date: new Date().toUTCString(),
-      },
-    });
-    expect(viaV2.status).toBe(200);
-    expect(await viaV2.text()).toBe('hello');
+  // Legacy V2 header auth: HMAC-SHA1 over "GET\n\n\nDATE\n/bucket/key".
+  const date = new Date().toUTCString();
+  const v2 = (secret: string) =>
+    createHmac('sha1', secret).update(`GET\n\n\n${date}\n/${BUCKET}/k`).digest('base64');
+  const viaV2 = await fetch(url, {
+    headers: { authorization: `AWS ${accessKeyId}:${v2(secretAccessKey)}`, date },
+  });
+  expect(viaV2.status).toBe(200);
+  expect(await viaV2.text()).toBe('hello');
+  const badV2 = await fetch(url, {
+    headers: { authorization: `AWS ${accessKeyId}:${v2('guess')}`, date },
+  });
+  expect(badV2.status).toBe(403);
+
+  const anonymous = await fetch(url);
+  expect(anonymous.status).toBe(403);
+  expect(await anonymous.text()).toContain('<Code>AccessDenied</Code>');
+
+  const stranger = createClients({
+    region: REGION,
+    s3Endpoint: emulators.s3Endpoint,
+    credentials: {
+      accessKeyId: `AKIA${randomBytes(8).toString('hex').toUpperCase()}`,
+      secretAccessKey: randomBytes(20).toString('base64'),
+    },
+  });
+  const forger = createClients({
+    region: REGION,
+    s3Endpoint: emulators.s3Endpoint,
+    credentials: { accessKeyId, secretAccessKey: randomBytes(20).toString('base64') },
+  });
+  try {
+    expect(
+      await errorOf(
+        stranger.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'k', Body: 'x' })),
+      ),
+    ).toEqual({ name: 'InvalidAccessKeyId', status: 403 });
+    expect(
+      await errorOf(forger.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'k', Body: 'x' }))),
+    ).toEqual({ name: 'SignatureDoesNotMatch', status: 403 });
+    expect(await getText(clients.s3, 'k')).toBe('hello');
   } finally {
     destroyClients(stranger);
+    destroyClients(forger);
   }
 });
 

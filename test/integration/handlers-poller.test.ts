@@ -13,12 +13,7 @@ import {
   PutRecordsCommand,
 } from '@aws-sdk/client-kinesis';
 import type { KinesisStreamEvent } from 'aws-lambda';
-import {
-  createClients,
-  destroyClients,
-  EMULATOR_CREDENTIALS,
-  type Clients,
-} from '../../lambda/adapters/clients';
+import { createClients, destroyClients, type Clients } from '../../lambda/adapters/clients';
 import { CheckpointStore } from '../../local/checkpoints';
 import type { Emulators } from '../../local/emulators';
 import { startLimitedEmulators } from '../support/limited-dynalite';
@@ -47,7 +42,6 @@ async function start(): Promise<Env> {
   const clients = createClients({
     region: 'us-east-1',
     ...emulators,
-    credentials: EMULATOR_CREDENTIALS,
   });
   await clients.kinesis.send(new CreateStreamCommand({ StreamName: STREAM, ShardCount: 1 }));
   const streamArn = await waitFor('stream ACTIVE', 10_000, async () => {

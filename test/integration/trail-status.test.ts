@@ -44,6 +44,7 @@ import {
   writeAll,
   type BuiltChain,
 } from '../fixtures/validate-chain';
+import { credentialsInEnv } from '../support/emulator-clients';
 
 const HOUR = 3_600_000;
 const CHAIN_START = Date.UTC(2024, 2, 5, 0, 0, 0);
@@ -54,6 +55,8 @@ const LAST_DELIVERY = '2024-03-05T05:40:00.000Z';
 
 let work: string;
 let emulators: Emulators;
+/** The S3 emulator's key in AWS_* env vars: the standard chain of --s3-endpoint runs. */
+let restoreEnv: () => void = () => undefined;
 let clients: Clients;
 let server: Server;
 let endpoint: string;
@@ -73,11 +76,12 @@ async function createManifestTable(): Promise<void> {
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'opentrail-trail-status-'));
   emulators = await startEmulators({ dataDir: join(work, 'emulators') });
+  restoreEnv = credentialsInEnv(emulators.credentials);
   clients = createClients({
     region: 'us-east-1',
     s3Endpoint: emulators.s3Endpoint,
     dynamodbEndpoint: emulators.dynamodbEndpoint,
-    credentials: EMULATOR_CREDENTIALS,
+    credentials: emulators.credentials,
   });
   await ensureChainTable(clients.dynamodb);
   await createManifestTable();
@@ -158,6 +162,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  restoreEnv();
   destroyClients(clients);
   await new Promise((resolve) => server.close(resolve));
   await emulators.close();

@@ -3,12 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import {
-  createClients,
-  destroyClients,
-  EMULATOR_CREDENTIALS,
-  type Clients,
-} from '../../lambda/adapters/clients';
+import { createClients, destroyClients, type Clients } from '../../lambda/adapters/clients';
 import {
   digestKey,
   fingerprintOfPublicKey,
@@ -29,6 +24,7 @@ import {
   type BuiltChain,
   type ObjectSink,
 } from '../fixtures/validate-chain';
+import { credentialsInEnv } from '../support/emulator-clients';
 
 const HOUR = 3_600_000;
 const CHAIN_START = Date.UTC(2024, 2, 5, 0, 0, 0);
@@ -36,22 +32,26 @@ const FOREIGN = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
 
 let work: string;
 let emulators: Emulators;
+/** The S3 emulator's key in AWS_* env vars: the standard chain of --s3-endpoint runs. */
+let restoreEnv: () => void = () => undefined;
 let clients: Clients;
 let publicKeyFile: string;
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'opentrail-validate-'));
   emulators = await startLimitedEmulators({ dataDir: join(work, 'emulators') });
+  restoreEnv = credentialsInEnv(emulators.credentials);
   clients = createClients({
     region: 'us-east-1',
     s3Endpoint: emulators.s3Endpoint,
-    credentials: EMULATOR_CREDENTIALS,
+    credentials: emulators.credentials,
   });
   publicKeyFile = join(work, 'key.pem');
   writeFileSync(publicKeyFile, CHAIN_PUBLIC_PEM);
 });
 
 afterAll(async () => {
+  restoreEnv();
   destroyClients(clients);
   await emulators.close();
   rmSync(work, { recursive: true, force: true });

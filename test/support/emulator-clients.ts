@@ -4,24 +4,46 @@
  */
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { ListObjectsV2Command, GetObjectCommand } from '@aws-sdk/client-s3';
-import {
-  createClients,
-  destroyClients,
-  EMULATOR_CREDENTIALS,
-  type Clients,
-} from '../../lambda/adapters/clients';
+import { createClients, destroyClients, type Clients } from '../../lambda/adapters/clients';
 import { documentClient } from '../../lambda/adapters/dynamodb';
 import type { ManifestRow } from '../../lambda/core/ports';
 import type { Endpoints } from '../../local/runtime';
 
+/** Clients of a runtime, signing with the access key of its endpoints.json. */
 export function clientsFor(endpoints: Endpoints): Clients {
   return createClients({
     region: endpoints.region,
     s3Endpoint: endpoints.s3,
     dynamodbEndpoint: endpoints.dynamodb,
     kinesisEndpoint: endpoints.kinesis,
-    credentials: EMULATOR_CREDENTIALS,
+    credentials: {
+      accessKeyId: endpoints.accessKeyId,
+      secretAccessKey: endpoints.secretAccessKey,
+    },
   });
+}
+
+/**
+ * Puts an access key in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (no session token or profile),
+ * as `eval "$(npx opentrail env)"` does, for CLI runs that use the standard credential chain
+ * (in-process, or children, which inherit the environment). Returns the undo.
+ */
+export function credentialsInEnv(credentials: {
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+}): () => void {
+  const names = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE'];
+  const saved = Object.fromEntries(names.map((name) => [name, process.env[name]]));
+  for (const name of names) delete process.env[name];
+  process.env.AWS_ACCESS_KEY_ID = credentials.accessKeyId;
+  process.env.AWS_SECRET_ACCESS_KEY = credentials.secretAccessKey;
+  return () => {
+    for (const name of names) {
+      const value = saved[name];
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  };
 }
 
 /** Every key in a bucket, page by page. */

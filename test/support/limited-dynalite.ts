@@ -304,6 +304,7 @@ export async function withLimitsProxy(
     s3Endpoint: emulators.s3Endpoint,
     kinesisEndpoint: emulators.kinesisEndpoint,
     dynamodbEndpoint: limits.endpoint,
+    credentials: emulators.credentials,
     limits,
     close: async () => {
       await limits.close();

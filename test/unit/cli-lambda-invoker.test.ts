@@ -34,6 +34,9 @@ async function fakeLambda(
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen, server };
 }
 
+/** A loopback endpoint is no longer signed with fixed credentials: tests give theirs. */
+const TEST_KEY = { accessKeyId: 'AKIDTEST', secretAccessKey: 'secret' };
+
 describe('lambdaInvoker (the AWS SDK LambdaClient)', () => {
   let server: Server | undefined;
   afterEach(async () => {
@@ -67,7 +70,10 @@ describe('lambdaInvoker (the AWS SDK LambdaClient)', () => {
       headers: { 'x-amz-function-error': 'Unhandled' },
     }));
     server = fake.server;
-    const outcome = await lambdaInvoker({ endpoint: fake.url, retry: FAST })(ARN, { Records: [] });
+    const outcome = await lambdaInvoker({ endpoint: fake.url, retry: FAST, credentials: TEST_KEY })(
+      ARN,
+      { Records: [] },
+    );
     expect(outcome.functionError).toBe('Unhandled: bus down');
     expect(fake.seen).toHaveLength(1);
   });
@@ -76,7 +82,9 @@ describe('lambdaInvoker (the AWS SDK LambdaClient)', () => {
     const failing = await fakeLambda(() => ({ status: 503, body: '{"message":"try later"}' }));
     server = failing.server;
     await expect(
-      lambdaInvoker({ endpoint: failing.url, retry: FAST })(ARN, { Records: [] }),
+      lambdaInvoker({ endpoint: failing.url, retry: FAST, credentials: TEST_KEY })(ARN, {
+        Records: [],
+      }),
     ).rejects.toThrow(/^Invoke opentrail-packager: HTTP 503 /);
     expect(failing.seen).toHaveLength(3);
     await new Promise<void>((resolve) => failing.server.close(() => resolve()));
@@ -88,7 +96,9 @@ describe('lambdaInvoker (the AWS SDK LambdaClient)', () => {
     }));
     server = missing.server;
     await expect(
-      lambdaInvoker({ endpoint: missing.url, retry: FAST })(ARN, { Records: [] }),
+      lambdaInvoker({ endpoint: missing.url, retry: FAST, credentials: TEST_KEY })(ARN, {
+        Records: [],
+      }),
     ).rejects.toThrow('Invoke opentrail-packager: HTTP 404 Function not found');
     expect(missing.seen).toHaveLength(1);
   });

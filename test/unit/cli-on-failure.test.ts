@@ -87,9 +87,11 @@ describe('redrive helpers', () => {
     region: 'eu-west-1',
     failedBucket: 'fb',
     stream: 's',
+    accessKeyId: 'OTLKEY',
+    secretAccessKey: 'secret',
   };
 
-  it('takes settings from the endpoints file, with emulator credentials for loopback endpoints', () => {
+  it("takes settings from the endpoints file, with the runtime's access key for its endpoints", () => {
     expect(resolveRedriveSettings(noFlags, file, {})).toEqual({
       buckets: ['fb'],
       prefix: '',
@@ -97,8 +99,19 @@ describe('redrive helpers', () => {
       s3Endpoint: 'http://127.0.0.1:2',
       kinesisEndpoint: 'http://127.0.0.1:3',
       lambdaEndpoint: 'http://127.0.0.1:1',
-      emulatorCredentials: true,
+      credentials: { accessKeyId: 'OTLKEY', secretAccessKey: 'secret' },
     });
+  });
+
+  it('uses the standard credential chain for a loopback endpoint the endpoints file does not name', () => {
+    const settings = resolveRedriveSettings(
+      { ...noFlags, s3Endpoint: 'http://127.0.0.1:9000' },
+      file,
+      {},
+    );
+
+    expect(settings).toEqual(expect.objectContaining({ s3Endpoint: 'http://127.0.0.1:9000' }));
+    expect(settings).not.toHaveProperty('credentials');
   });
 
   it('lets flags win over the endpoints file, and reads every bucket given', () => {
@@ -118,9 +131,9 @@ describe('redrive helpers', () => {
         buckets: ['b2', 'b3', 'out1', 'fb'],
         region: 'us-west-2',
         s3Endpoint: 'https://s3.example.com',
-        emulatorCredentials: false,
       }),
     );
+    expect(settings).not.toHaveProperty('credentials');
   });
 
   it('names the missing flag', () => {
@@ -132,7 +145,7 @@ describe('redrive helpers', () => {
     );
     expect(
       resolveRedriveSettings({ ...noFlags, bucket: ['b'] }, {}, { AWS_REGION: 'ap-south-1' }),
-    ).toEqual(expect.objectContaining({ region: 'ap-south-1', emulatorCredentials: false }));
+    ).toEqual(expect.objectContaining({ region: 'ap-south-1' }));
   });
 
   it("finds every consumer's failed-records bucket in a cdk deploy --outputs-file", () => {

@@ -11,6 +11,7 @@ const corsMiddleware = require('./middleware/cors');
 const responseHeaderOverrideMiddleware = require('./middleware/response-header-override');
 const websiteMiddleware = require('./middleware/website');
 const S3Error = require('./models/error');
+const { checkBucketName, checkKey } = require('./opentrail-guards');
 
 const router = new Router();
 
@@ -46,6 +47,13 @@ const queryMethod = methods =>
     }
   };
 
+// opentrail: bucket names and keys are checked before anything (CORS, website, the controllers)
+// turns them into paths.
+router.use('/:bucket?/:key*', (ctx, next) => {
+  if (ctx.params.bucket !== undefined) checkBucketName(ctx.params.bucket);
+  if (ctx.params.key !== undefined) checkKey(ctx.params.key);
+  return next();
+});
 router.all('/:bucket/:key*', corsMiddleware());
 router.use('/:bucket/:key*', websiteMiddleware());
 router.use('/:bucket?/:key*', authenticationMiddleware());

@@ -1,6 +1,6 @@
 'use strict';
 
-const xmlParser = require('fast-xml-parser');
+const { XMLBuilder } = require('fast-xml-parser');
 const Koa = require('koa');
 const { defaults, isPlainObject } = require('lodash');
 const he = require('he');
@@ -30,8 +30,22 @@ class S3rver extends Koa {
       allowMismatchedSignatures,
       vhostBuckets,
       configureBuckets,
+      credentials,
       ...serverOptions
     } = defaults({}, options, S3rver.defaultOptions);
+    // opentrail: the one access key accepted (see middleware/authentication.js); no default.
+    if (
+      !credentials ||
+      typeof credentials.accessKeyId !== 'string' ||
+      !credentials.accessKeyId ||
+      typeof credentials.secretAccessKey !== 'string' ||
+      !credentials.secretAccessKey
+    ) {
+      throw new Error(
+        'S3rver: options.credentials {accessKeyId, secretAccessKey} is required',
+      );
+    }
+    this.credentials = Object.freeze({ ...credentials });
     this.serverOptions = serverOptions;
     this._configureBuckets = configureBuckets;
     this.silent = silent;
@@ -44,17 +58,20 @@ class S3rver extends Koa {
 
     try {
       // encode object responses as XML
-      const parser = new xmlParser.j2xParser({
+      // opentrail: fast-xml-parser 5's builder, same output: attributes under "@", values
+      // escaped by he
+      const builder = new XMLBuilder({
         ignoreAttributes: false,
-        attrNodeName: '@',
-        tagValueProcessor: a => he.escape(a.toString()),
+        attributesGroupName: '@',
+        processEntities: false,
+        tagValueProcessor: (tagName, a) => he.escape(a.toString()),
       });
       this.use(async (ctx, next) => {
         await next();
         if (isPlainObject(ctx.body)) {
           ctx.type = 'application/xml';
           ctx.body =
-            '<?xml version="1.0" encoding="UTF-8"?>\n' + parser.parse(ctx.body);
+            '<?xml version="1.0" encoding="UTF-8"?>\n' + builder.build(ctx.body);
         }
       });
 

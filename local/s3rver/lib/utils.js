@@ -1,7 +1,7 @@
 'use strict';
 
 const crypto = require('crypto');
-const xmlParser = require('fast-xml-parser');
+const { XMLParser } = require('fast-xml-parser');
 const fs = require('fs-extra');
 const path = require('path');
 const { PassThrough } = require('stream');
@@ -73,10 +73,14 @@ exports.encodeURIComponentRFC3986 = function(string) {
   );
 };
 
+// opentrail: fast-xml-parser 5 has no traversal object; the first element of the document.
 exports.getXmlRootTag = function(xml) {
-  const traversal = xmlParser.getTraversalObj(xml.toString());
-  const [[root]] = Object.values(traversal.child);
-  return root && root.tagname;
+  const [root] = Object.keys(
+    new XMLParser({ ignoreDeclaration: true, ignorePiTags: true }).parse(
+      xml.toString(),
+    ),
+  );
+  return root;
 };
 
 exports.randomBase64String = function(length) {

@@ -1,17 +1,16 @@
 'use strict';
 
-const Busboy = require('busboy');
 const crypto = require('crypto');
-const xmlParser = require('fast-xml-parser');
+const { XMLParser, XMLValidator } = require('fast-xml-parser');
 const he = require('he');
-const { URL } = require('url');
 
 const { DUMMY_ACCOUNT } = require('../models/account');
 const S3Error = require('../models/error');
+const { checkBucketName, checkKey } = require('../opentrail-guards');
 const S3Event = require('../models/event');
 const S3Object = require('../models/object');
 const { TaggingConfiguration } = require('../models/config');
-const { capitalizeHeader, once, utf8BodyParser } = require('../utils');
+const { capitalizeHeader, utf8BodyParser } = require('../utils');
 
 async function xmlBodyParser(ctx) {
   const { req } = ctx;
@@ -21,16 +20,28 @@ async function xmlBodyParser(ctx) {
     req.on('end', () => resolve(payload));
     req.on('error', reject);
   });
-  if (xmlParser.validate(xmlString) !== true) {
+  if (XMLValidator.validate(xmlString) !== true) {
     throw new S3Error(
       'MalformedXML',
       'The XML you provided was not well-formed or did not validate against ' +
         'our published schema.',
     );
   }
-  ctx.request.body = xmlParser.parse(xmlString, {
-    tagValueProcessor: a => he.decode(a),
-  });
+  // opentrail: fast-xml-parser 5 (3.x is open to prototype pollution, GHSA-x3cc-x39p-42qx); its
+  // own entity handling is off, he decodes values as before. It throws on names such as
+  // __proto__ or constructor: that is malformed XML to S3, not an internal error.
+  try {
+    ctx.request.body = new XMLParser({
+      processEntities: false,
+      tagValueProcessor: (tagName, value) => he.decode(value),
+    }).parse(xmlString);
+  } catch (err) {
+    throw new S3Error(
+      'MalformedXML',
+      'The XML you provided was not well-formed or did not validate against ' +
+        'our published schema.',
+    );
+  }
 }
 
 // opentrail: conditional create. PutObject and CompleteMultipartUpload with `If-None-Match: *`
@@ -280,194 +291,14 @@ exports.getObjectTagging = async function getObjectTagging(ctx) {
  * {@link https://docs.aws.amazon.com/AmazonS3/latest/API/RESTObjectPOST.html}
  */
 exports.postObject = async function postObject(ctx) {
-  if (!ctx.is('multipart/form-data')) {
-    throw new S3Error(
-      'PreconditionFailed',
-      'At least one of the pre-conditions you specified did not hold',
-      {
-        Condition:
-          'Bucket POST must be of the enclosure-type multipart/form-data',
-      },
-    );
-  }
-  try {
-    let successRedirect;
-    let successStatus = 204;
-    let fileCount = 0;
-
-    const busboy = new Busboy({ headers: ctx.headers });
-    const finishedPromise = once(busboy, 'finish');
-    const object = await Promise.race([
-      finishedPromise.then(() => null),
-      new Promise((resolve, reject) => {
-        let key;
-        const metadata = {};
-
-        const errorHandler = err => {
-          busboy.off('field', fieldHandler);
-          busboy.off('file', fileHandler);
-          reject(err);
-        };
-        const fieldHandler = (fieldname, value) => {
-          if (fieldname === 'file') {
-            // busboy will identify parts as fields if they both lack a filename
-            // and have a content-type other than application/octet-stream
-            const file = Buffer.from(value);
-            fileCount++;
-            resolve(new S3Object(ctx.params.bucket, key, file, metadata));
-          }
-          if (fileCount) {
-            // ignore everything submitted after the first 'file' field
-            return;
-          }
-          switch (fieldname) {
-            case 'key':
-              key = value;
-              break;
-            case 'success_action_redirect':
-              successRedirect = value;
-              break;
-            case 'redirect':
-              // redirect field name is deprecated and is always overridden by
-              // success_action_redirect if present
-              if (successRedirect === undefined) {
-                successRedirect = value;
-              }
-              break;
-            case 'success_action_status':
-              if (value === '200' || value === '201') {
-                successStatus = Number(value);
-              }
-              break;
-            case 'AWSAccessKeyId':
-            case 'acl':
-            case 'policy':
-            case 'tagging':
-              // unimplemented
-              break;
-            default:
-              metadata[fieldname.toLowerCase()] = value;
-              break;
-          }
-        };
-        const fileHandler = (fieldname, file) => {
-          if (fieldname !== 'file' || fileCount++) {
-            return file.resume();
-          }
-          resolve(new S3Object(ctx.params.bucket, key, file, metadata));
-        };
-
-        busboy.once('error', errorHandler);
-        busboy.on('field', fieldHandler);
-        busboy.on('file', fileHandler);
-
-        ctx.req.pipe(busboy);
-      }),
-    ]);
-
-    if (!object) {
-      throw new S3Error(
-        'InvalidArgument',
-        'POST requires exactly one file upload per request.',
-        {
-          ArgumentName: 'file',
-          ArgumentValue: fileCount,
-        },
-      );
-    }
-
-    if (object.key === undefined) {
-      throw new S3Error(
-        'InvalidArgument',
-        "Bucket POST must contain a field named 'key'.  If it is specified, " +
-          'please check the order of the fields',
-        {
-          ArgumentName: 'key',
-          ArgumentValue: '',
-        },
-      );
-    }
-
-    if (!object.key.length) {
-      throw new S3Error(
-        'InvalidArgument',
-        'User key must have a length greater than 0.',
-        {
-          ArgumentName: 'key',
-          ArgumentValue: '',
-        },
-      );
-    }
-
-    const { md5, size } = await ctx.store.putObject(object);
-    ctx.logger.info(
-      'Stored object "%s" in bucket "%s" successfully',
-      object.key,
-      object.bucket,
-    );
-    triggerS3Event(ctx, {
-      bucket: ctx.params.bucket,
-      eventType: 'Post',
-      S3Item: new S3Object(object.bucket, object.key, null, {
-        'content-length': size,
-        etag: JSON.stringify(md5),
-      }),
-    });
-
-    if (!busboy._finished) {
-      await finishedPromise;
-    }
-
-    if (fileCount > 1) {
-      ctx.logger.warn(
-        'A POST request for object %s in bucket %s contained %d files in the ' +
-          'multipart body. This request would be rejected by real S3 servers.',
-        object.key,
-        object.bucket,
-        fileCount,
-      );
-    }
-
-    ctx.etag = md5;
-
-    if (successRedirect) {
-      ctx.status = 303;
-      const location = new URL(successRedirect);
-      location.searchParams.append('bucket', object.bucket);
-      location.searchParams.append('key', object.key);
-      location.searchParams.append('etag', ctx.response.get('ETag'));
-      ctx.set('Location', location.href);
-    } else {
-      ctx.status = successStatus;
-      const location = new URL(ctx.originalUrl, ctx.origin);
-      if (!location.pathname.endsWith('/')) {
-        location.pathname += '/';
-      }
-      location.pathname += object.key;
-      ctx.set('Location', location.href);
-    }
-
-    if (ctx.status === 201) {
-      ctx.body = {
-        PostResponse: {
-          Location: ctx.response.get('Location'),
-          Bucket: object.bucket,
-          Key: object.key,
-          Etag: JSON.stringify(md5),
-        },
-      };
-    } else {
-      ctx.body = '';
-      ctx.type = '';
-    }
-  } catch (err) {
-    ctx.logger.error(
-      'Error uploading object to bucket "%s"',
-      ctx.params.bucket,
-      err,
-    );
-    throw err;
-  }
+  // opentrail: POST Object (browser form uploads) is refused before the body is read. It was the
+  // only user of busboy, whose multipart parser dicer crashes the process on a malformed header
+  // (GHSA-wm7h-9275-46v2, no fixed release); nothing in opentrail uploads through forms.
+  throw new S3Error(
+    'NotImplemented',
+    'POST Object (HTML form upload) is not supported by the embedded S3: use PUT Object.',
+    { Method: 'POST', ResourceType: 'OBJECT' },
+  );
 };
 
 /**
@@ -525,6 +356,8 @@ exports.putObjectCopy = async function putObjectCopy(ctx) {
   copySource = copySource.startsWith('/') ? copySource.slice(1) : copySource;
   let [srcBucket, ...srcKey] = copySource.split('/');
   srcKey = srcKey.join('/');
+  checkBucketName(srcBucket); // opentrail: the source is a path too
+  checkKey(srcKey);
 
   const destBucket = ctx.params.bucket;
   const destKey = ctx.params.key;

@@ -1,6 +1,6 @@
 'use strict';
 
-const { createHmac } = require('crypto');
+const { createHash, createHmac, timingSafeEqual } = require('crypto');
 const { mapKeys, pickBy } = require('lodash');
 const querystring = require('querystring');
 
@@ -70,7 +70,13 @@ module.exports = () =>
 
     const mechanismCount = Object.values(mechanisms).filter(Boolean).length;
     if (mechanismCount === 0) {
-      return next();
+      // opentrail: no anonymous access. Stock s3rver served unsigned requests as an anonymous
+      // user with full rights; any local process or web page could then read, write and delete.
+      throw new S3Error(
+        'AccessDenied',
+        'Anonymous access is refused: sign requests with the access key of this run ' +
+          '(endpoints.json; eval "$(npx opentrail env)" for stock tools).',
+      );
     }
     if (mechanismCount !== 1) {
       throw new S3Error(
@@ -148,6 +154,9 @@ module.exports = () =>
     if (mechanisms.header) {
       const result = parseHeader(ctx.headers);
       ({ signature, signatureProvided } = result);
+      // opentrail: V2 signs the Date header (empty when x-amz-date, an amz header, is sent)
+      canonicalRequest.timestamp =
+        'x-amz-date' in ctx.headers ? '' : result.timestamp;
     } else if (mechanisms.queryV2) {
       const result = parseQueryV2(ctx.query, ctx.headers);
       ({ signature, signatureProvided } = result);
@@ -159,13 +168,43 @@ module.exports = () =>
       canonicalRequest.timestamp = result.timestamp;
     }
 
-    // opentrail: accept ANY access key id and ANY signature. Stock clients sign with whatever
-    // credentials their environment holds, and the secret behind an unknown key cannot be known,
-    // so S3 here never answers InvalidAccessKeyId or SignatureDoesNotMatch. The auth header or
-    // query (V2/V4, presigned expiry, clock skew) is still parsed and validated above; an
-    // unknown key acts as the built-in account.
-    ctx.state.account =
-      AWSAccount.registry.get(signature.accessKeyId) || AWSAccount.DUMMY_ACCOUNT;
+    // opentrail: only the access key this server was started with (a random one per run of the
+    // embedded runtime, in endpoints.json) is accepted, and its signature is checked: V2 as
+    // upstream did, V4 (headers or presigned query), which upstream left unchecked, below. The
+    // payload itself is not hashed (x-amz-content-sha256 is signed as sent).
+    const { accessKeyId, secretAccessKey } = ctx.app.credentials;
+    if (!safeEqual(signature.accessKeyId, accessKeyId)) {
+      throw new S3Error(
+        'InvalidAccessKeyId',
+        'The AWS Access Key Id you provided does not exist in our records.',
+        { AWSAccessKeyId: String(signature.accessKeyId) },
+      );
+    }
+    let stringToSign;
+    let valid;
+    if (signature.version === 2) {
+      stringToSign = getStringToSign(canonicalRequest);
+      valid = safeEqual(
+        signatureProvided,
+        calculateSignature(stringToSign, secretAccessKey, signature.algorithm),
+      );
+    } else {
+      ({ stringToSign, valid } = verifyV4(
+        ctx,
+        mechanisms.queryV4,
+        signatureProvided,
+        secretAccessKey,
+      ));
+    }
+    if (!valid) {
+      throw new S3Error(
+        'SignatureDoesNotMatch',
+        'The request signature we calculated does not match the signature ' +
+          'you provided. Check your key and signing method.',
+        { AWSAccessKeyId: String(signature.accessKeyId) },
+      );
+    }
+    ctx.state.account = AWSAccount.DUMMY_ACCOUNT;
 
     return next();
   };
@@ -456,4 +495,123 @@ function calculateSignature(stringToSign, signingKey, algorithm) {
   const signature = createHmac(algorithm, signingKey);
   signature.update(stringToSign, 'utf8');
   return signature.digest('base64');
+}
+
+// opentrail: constant-time comparison of two strings (false for anything but two strings).
+function safeEqual(provided, expected) {
+  if (typeof provided !== 'string' || typeof expected !== 'string') return false;
+  const a = Buffer.from(provided, 'utf8');
+  const b = Buffer.from(expected, 'utf8');
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+// opentrail: SigV4 as S3 checks it.
+// {@link https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-based-auth.html}
+// The canonical URI is the path as sent (S3 does not encode it again); a signer that encodes
+// it once more (SignatureV4's default) is accepted too.
+function verifyV4(ctx, presigned, signatureProvided, secretAccessKey) {
+  let credential;
+  let signedHeaders;
+  let amzDate;
+  if (presigned) {
+    credential = ctx.query['X-Amz-Credential'];
+    signedHeaders = ctx.query['X-Amz-SignedHeaders'];
+    amzDate = ctx.query['X-Amz-Date'];
+  } else {
+    const fields = new Map(
+      ctx.headers['authorization']
+        .replace(/^\S+\s+/, '')
+        .split(',')
+        .map(part => {
+          const [key, ...value] = part.trim().split('=');
+          return [key, value.join('=')];
+        }),
+    );
+    credential = fields.get('Credential');
+    signedHeaders = fields.get('SignedHeaders');
+    amzDate = ctx.headers['x-amz-date'];
+  }
+  const [, date, region, service, terminator] = String(credential).split('/');
+  if (
+    typeof signedHeaders !== 'string' ||
+    typeof amzDate !== 'string' ||
+    !date ||
+    !region ||
+    !service ||
+    terminator !== 'aws4_request'
+  ) {
+    throw new S3Error(
+      'AuthorizationHeaderMalformed',
+      'The authorization header is malformed; the Credential must be ' +
+        'KEY/DATE/REGION/SERVICE/aws4_request, with SignedHeaders and X-Amz-Date present.',
+    );
+  }
+  const rawUrl = ctx.originalUrl || ctx.url;
+  const queryAt = rawUrl.indexOf('?');
+  const rawPath = (queryAt < 0 ? rawUrl : rawUrl.slice(0, queryAt)) || '/';
+  const rawQuery = queryAt < 0 ? '' : rawUrl.slice(queryAt + 1);
+  const decode = text => {
+    try {
+      return decodeURIComponent(text);
+    } catch (err) {
+      return text;
+    }
+  };
+  const canonicalQuery = rawQuery
+    .split('&')
+    .filter(Boolean)
+    .map(pair => {
+      const at = pair.indexOf('=');
+      const name = decode(at < 0 ? pair : pair.slice(0, at));
+      const value = at < 0 ? '' : decode(pair.slice(at + 1));
+      return [encodeURIComponentRFC3986(name), encodeURIComponentRFC3986(value)];
+    })
+    .filter(([name]) => !(presigned && name === 'X-Amz-Signature'))
+    .sort(([a, x], [b, y]) => (a < b ? -1 : a > b ? 1 : x < y ? -1 : x > y ? 1 : 0))
+    .map(([name, value]) => `${name}=${value}`)
+    .join('&');
+  const headerNames = signedHeaders.split(';');
+  const canonicalHeaders = headerNames
+    .map(name => {
+      const value = ctx.req.headers[name];
+      const text = Array.isArray(value) ? value.join(',') : String(value ?? '');
+      return `${name}:${text.trim().replace(/\s+/g, ' ')}\n`;
+    })
+    .join('');
+  const payloadHash = presigned
+    ? ctx.query['X-Amz-Content-Sha256'] || 'UNSIGNED-PAYLOAD'
+    : ctx.headers['x-amz-content-sha256'];
+  const scope = [date, region, service, 'aws4_request'].join('/');
+  const hmac = (key, text) => createHmac('sha256', key).update(text, 'utf8').digest();
+  const signingKey = hmac(
+    hmac(hmac(hmac(`AWS4${secretAccessKey}`, date), region), service),
+    'aws4_request',
+  );
+  let stringToSign;
+  const matches = path => {
+    const canonicalRequest = [
+      ctx.method,
+      path,
+      canonicalQuery,
+      canonicalHeaders,
+      signedHeaders,
+      payloadHash,
+    ].join('\n');
+    stringToSign = [
+      'AWS4-HMAC-SHA256',
+      amzDate,
+      scope,
+      createHash('sha256').update(canonicalRequest, 'utf8').digest('hex'),
+    ].join('\n');
+    return safeEqual(
+      signatureProvided,
+      createHmac('sha256', signingKey).update(stringToSign, 'utf8').digest('hex'),
+    );
+  };
+  const encodedAgain = rawPath
+    .split('/')
+    .map(encodeURIComponentRFC3986)
+    .join('/');
+  const valid = matches(rawPath) || matches(encodedAgain);
+  return { stringToSign, valid };
 }

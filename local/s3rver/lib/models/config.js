@@ -1,6 +1,6 @@
 'use strict';
 
-const xmlParser = require('fast-xml-parser');
+const { XMLBuilder, XMLParser, XMLValidator } = require('fast-xml-parser');
 const { escapeRegExp } = require('lodash');
 const he = require('he');
 
@@ -38,11 +38,21 @@ class S3ConfigBase {
       throw new Error('Cannot create an instance of an abstract class');
     }
     this.type = type;
-    this.rawConfig = xmlParser.parse(config, {
-      ignoreAttributes: false,
-      parseNodeValue: true,
-      tagValueProcessor: he.decode,
-    });
+    // opentrail: fast-xml-parser 5 (see controllers/object.js), its refusals are MalformedXML
+    try {
+      this.rawConfig = new XMLParser({
+        ignoreAttributes: false,
+        parseTagValue: true,
+        processEntities: false,
+        tagValueProcessor: (tagName, value) => he.decode(value),
+      }).parse(config);
+    } catch (err) {
+      throw new S3Error(
+        'MalformedXML',
+        'The XML you provided was not well-formed or did not validate ' +
+          'against our published schema',
+      );
+    }
   }
 
   toJSON() {
@@ -50,18 +60,18 @@ class S3ConfigBase {
   }
 
   toXML(space) {
-    const parser = new xmlParser.j2xParser({
+    const builder = new XMLBuilder({
       ignoreAttributes: false,
       format: typeof space === 'number',
       indentBy: ' '.repeat(space),
     });
-    return parser.parse(this.rawConfig);
+    return builder.build(this.rawConfig);
   }
 }
 
 class S3CorsConfiguration extends S3ConfigBase {
   static validate(xml) {
-    if (xmlParser.validate(xml) !== true) {
+    if (XMLValidator.validate(xml) !== true) {
       throw new S3Error(
         'MalformedXML',
         'The XML you provided was not well-formed or did not validate ' +
@@ -153,7 +163,7 @@ exports.S3CorsConfiguration = S3CorsConfiguration;
 
 class S3WebsiteConfiguration extends S3ConfigBase {
   static validate(xml) {
-    if (xmlParser.validate(xml) !== true) {
+    if (XMLValidator.validate(xml) !== true) {
       throw new S3Error(
         'MalformedXML',
         'The XML you provided was not well-formed or did not validate ' +
@@ -347,7 +357,7 @@ exports.S3WebsiteConfiguration = S3WebsiteConfiguration;
 
 class TaggingConfiguration extends S3ConfigBase {
   static validate(xml) {
-    if (xmlParser.validate(xml) !== true) {
+    if (XMLValidator.validate(xml) !== true) {
       throw new S3Error(
         'MalformedXML',
         'The XML you provided was not well-formed or did not validate ' +

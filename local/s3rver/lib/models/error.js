@@ -1,7 +1,7 @@
 'use strict';
 
 const { mapKeys, omit } = require('lodash');
-const { j2xParser } = require('fast-xml-parser');
+const { XMLBuilder } = require('fast-xml-parser');
 const he = require('he');
 
 class S3Error extends Error {
@@ -32,13 +32,15 @@ class S3Error extends Error {
   }
 
   toXML() {
-    const parser = new j2xParser({
-      tagValueProcessor: a =>
+    // opentrail: fast-xml-parser 5's builder; values are encoded by he, as before
+    const builder = new XMLBuilder({
+      processEntities: false,
+      tagValueProcessor: (tagName, a) =>
         he.encode(a.toString(), { useNamedReferences: true }),
     });
     return [
       '<?xml version="1.0" encoding="UTF-8"?>',
-      parser.parse({
+      builder.build({
         Error: {
           Code: this.code,
           Message: this.message,

@@ -12,6 +12,7 @@ const { getConfigModel } = require('../models/config');
 const S3Bucket = require('../models/bucket');
 const S3Object = require('../models/object');
 const { concatStreams } = require('../utils');
+const { checkPartNumber, checkUploadId, inside } = require('../opentrail-guards');
 
 const S3RVER_SUFFIX = '%s._S3rver_%s';
 
@@ -59,14 +60,32 @@ class FilesystemStore {
   }
 
   // helpers
+  // opentrail: every path is resolved and refused (AccessDenied) unless it lies inside the store
+  // (a bucket) or inside its bucket (anything else), whatever the name or key that led there.
   getBucketPath(bucketName) {
-    return path.join(this.rootDirectory, bucketName);
+    return inside(this.rootDirectory, path.join(this.rootDirectory, bucketName), {
+      child: true,
+    });
   }
 
   getResourcePath(bucket, key = '', resource) {
     const parts = FilesystemStore.encodeKeyPath(key).split('/');
     const suffix = format(S3RVER_SUFFIX, parts.pop(), resource);
-    return path.join(this.rootDirectory, bucket, ...parts, suffix);
+    return inside(
+      this.getBucketPath(bucket),
+      path.join(this.rootDirectory, bucket, ...parts, suffix),
+    );
+  }
+
+  // opentrail: an upload's directory, for an upload id of CreateMultipartUpload's shape only.
+  getUploadPath(bucket, uploadId, partNumber) {
+    checkUploadId(uploadId);
+    const rest = partNumber === undefined ? [] : [String(partNumber)];
+    if (partNumber !== undefined) checkPartNumber(partNumber);
+    return inside(
+      this.getBucketPath(bucket),
+      path.join(this.getResourcePath(bucket, undefined, 'uploads'), uploadId, ...rest),
+    );
   }
 
   async getMetadata(bucket, key) {
@@ -439,18 +458,15 @@ class FilesystemStore {
     parts.pop();
     while (
       parts.length &&
-      !fs.readdirSync(path.join(bucketPath, ...parts)).length
+      !fs.readdirSync(inside(bucketPath, path.join(bucketPath, ...parts))).length
     ) {
-      await fs.rmdir(path.join(bucketPath, ...parts));
+      await fs.rmdir(inside(bucketPath, path.join(bucketPath, ...parts)));
       parts.pop();
     }
   }
 
   async initiateUpload(bucket, key, uploadId, metadata) {
-    const uploadDir = path.join(
-      this.getResourcePath(bucket, undefined, 'uploads'),
-      uploadId,
-    );
+    const uploadDir = this.getUploadPath(bucket, uploadId);
 
     await fs.mkdirp(uploadDir);
 
@@ -461,11 +477,7 @@ class FilesystemStore {
   }
 
   async putPart(bucket, uploadId, partNumber, content) {
-    const partPath = path.join(
-      this.getResourcePath(bucket, undefined, 'uploads'),
-      uploadId,
-      partNumber.toString(),
-    );
+    const partPath = this.getUploadPath(bucket, uploadId, partNumber.toString());
 
     await fs.mkdirp(path.dirname(partPath));
 
@@ -495,16 +507,15 @@ class FilesystemStore {
   }
 
   async putObjectMultipart(bucket, uploadId, parts, options) {
-    const uploadDir = path.join(
-      this.getResourcePath(bucket, undefined, 'uploads'),
-      uploadId,
-    );
+    const uploadDir = this.getUploadPath(bucket, uploadId);
     const [key, metadata] = await Promise.all([
       fs.readFile(path.join(uploadDir, 'key')).then(data => data.toString()),
       fs.readFile(path.join(uploadDir, 'metadata')).then(JSON.parse),
     ]);
     const partStreams = sortBy(parts, part => part.number).map(part =>
-      fs.createReadStream(path.join(uploadDir, part.number.toString())),
+      fs.createReadStream(
+        this.getUploadPath(bucket, uploadId, part.number.toString()),
+      ),
     );
     const object = new S3Object(
       bucket,
