@@ -33,6 +33,8 @@ interface LocalFlags {
   verbose?: boolean;
   forwardTo?: string;
   digestPeriod: number;
+  maxRetries: number;
+  retryBaseMs: number;
 }
 
 /** `opentrail local`: the embedded runtime (what `npm start` runs). */
@@ -104,6 +106,18 @@ this command names the missing ones and the npm install command that adds them.`
       'POST each envelope of the local event bus (<data-dir>/eventbridge/events.jsonl) to this http(s) URL, e.g. http://127.0.0.1:9000/events',
       httpUrl,
     )
+    .option(
+      '--max-retries <n>',
+      "retries of a consumer's failed batch (whole, same records) before it goes to the on-failure bucket, where `opentrail redrive` replays it",
+      integerInRange(0, 100),
+      5,
+    )
+    .option(
+      '--retry-base-ms <ms>',
+      'delay before the first retry of a failed batch, doubling at each retry (at most 30 s)',
+      integerInRange(1, 60000),
+      1000,
+    )
     .option('--verbose', 'log batches, retries and failures to stderr')
     .action(async (flags: LocalFlags) => {
       if (!/^\d{12}$/.test(flags.accountId))
@@ -124,6 +138,8 @@ this command names the missing ones and the npm install command that adds them.`
         region: flags.region,
         accountId: flags.accountId,
         batchSize: flags.batchSize,
+        maxRetries: flags.maxRetries,
+        retryBaseMs: flags.retryBaseMs,
         ...(flags.forwardTo ? { forwardTo: flags.forwardTo } : {}),
         digestPeriodSeconds: flags.digestPeriod,
         ...(trails ? { trails } : {}),

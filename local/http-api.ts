@@ -30,15 +30,23 @@ function errorBody(code: string, message: string): string {
   return JSON.stringify({ __type: code, message });
 }
 
-async function readBody(request: IncomingMessage): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_REQUEST_BYTES) return undefined;
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
+/** The body, or undefined past API Gateway's limit (the rest is left unread). */
+function readBody(request: IncomingMessage): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > MAX_REQUEST_BYTES) {
+        request.off('data', onData);
+        request.pause();
+        resolve(undefined);
+      } else chunks.push(chunk);
+    };
+    request.on('data', onData);
+    request.once('end', () => resolve(Buffer.concat(chunks)));
+    request.once('error', reject);
+  });
 }
 
 function toProxyEvent(
@@ -122,6 +130,9 @@ export async function startHttpApi(
       }
       const body = await readBody(request);
       if (body === undefined) {
+        // The rest of the body is never read: the connection cannot carry another request, so
+        // say so (a client would otherwise reuse it and see its next request reset), then close.
+        response.once('finish', () => request.socket.destroy());
         send(
           response,
           413,
@@ -129,6 +140,7 @@ export async function startHttpApi(
             'RequestTooLargeException',
             `body: over API Gateway's ${MAX_REQUEST_BYTES}-byte limit`,
           ),
+          { Connection: 'close' },
         );
         return;
       }

@@ -35,6 +35,12 @@ export interface RuntimeOptions {
    * in the middle of a batch. Also read from OPENTRAIL_FAULT_S3_DELAY_MS.
    */
   readonly s3WriteDelayMs?: number;
+  /**
+   * Test hook: send every emulator request through the fault proxy on this 127.0.0.1 port
+   * (test/support/fault-proxy.ts), which routes by Host. Also read from
+   * OPENTRAIL_FAULT_PROXY_PORT.
+   */
+  readonly faultProxyPort?: number;
   /** The parts to run. @default DEFAULT_COMPONENTS (local/components/index.ts) */
   readonly components?: readonly RuntimeComponent[];
   /** POST each envelope of the local event bus to this URL (`--forward-to`). */

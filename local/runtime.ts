@@ -162,6 +162,12 @@ async function takeLock(dataDir: string): Promise<string> {
   return lock;
 }
 
+/** The fault proxy every emulator connection goes through, when a test asks for one. */
+function faultProxyPort(options: RuntimeOptions): { connectViaPort?: number } {
+  const port = options.faultProxyPort ?? Number(process.env.OPENTRAIL_FAULT_PROXY_PORT ?? 0);
+  return port > 0 ? { connectViaPort: port } : {};
+}
+
 /** Starts the runtime; resolves once every part is up and endpoints.json is written. */
 export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   const dataDir = resolve(options.dataDir);
@@ -185,6 +191,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     dynamodbEndpoint: emulators.dynamodbEndpoint,
     kinesisEndpoint: emulators.kinesisEndpoint,
     credentials: emulators.credentials,
+    ...faultProxyPort(options),
   });
   // Run last to first: components, then clients, emulators and the lock.
   const cleanups: (() => Promise<void>)[] = [

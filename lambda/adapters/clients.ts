@@ -1,6 +1,8 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { KinesisClient } from '@aws-sdk/client-kinesis';
 import { S3Client } from '@aws-sdk/client-s3';
+import { Agent } from 'node:http';
+import { connect } from 'node:net';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 
 /** Where the AWS SDK clients point: real AWS when an endpoint is absent. */
@@ -14,6 +16,13 @@ export interface ClientOptions {
    * credential chain, resolved lazily on first use.
    */
   readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string };
+  /**
+   * Test hook (the embedded runtime's OPENTRAIL_FAULT_PROXY_PORT): open every connection to
+   * this port on 127.0.0.1 instead of the endpoint's, keeping the request and its Host header
+   * unchanged, so a fault proxy there can route by Host and inject faults
+   * (test/support/fault-proxy.ts). Plain HTTP endpoints only.
+   */
+  readonly connectViaPort?: number;
 }
 
 export interface Clients {
@@ -39,6 +48,17 @@ export function createClients(options: ClientOptions): Clients {
     region: options.region,
     ...(options.credentials ? { credentials: options.credentials } : {}),
   };
+  const handler = (): NodeHttpHandler | undefined => {
+    const port = options.connectViaPort;
+    if (port === undefined) return undefined;
+    const httpAgent = new Agent({ keepAlive: true });
+    httpAgent.createConnection = () => connect({ host: '127.0.0.1', port });
+    return new NodeHttpHandler({ httpAgent });
+  };
+  const via = (): { requestHandler?: NodeHttpHandler } => {
+    const requestHandler = handler();
+    return requestHandler ? { requestHandler } : {};
+  };
   return {
     s3: new S3Client({
       ...base,
@@ -48,17 +68,18 @@ export function createClients(options: ClientOptions): Clients {
             forcePathStyle: true,
             requestChecksumCalculation: 'WHEN_REQUIRED' as const,
             responseChecksumValidation: 'WHEN_REQUIRED' as const,
+            ...via(),
           }
         : {}),
     }),
     dynamodb: new DynamoDBClient({
       ...base,
-      ...(options.dynamodbEndpoint ? { endpoint: options.dynamodbEndpoint } : {}),
+      ...(options.dynamodbEndpoint ? { endpoint: options.dynamodbEndpoint, ...via() } : {}),
     }),
     kinesis: new KinesisClient({
       ...base,
       ...(options.kinesisEndpoint
-        ? { endpoint: options.kinesisEndpoint, requestHandler: new NodeHttpHandler() }
+        ? { endpoint: options.kinesisEndpoint, requestHandler: handler() ?? new NodeHttpHandler() }
         : {}),
     }),
   };
