@@ -43,8 +43,6 @@ const SIZE = FULL
       kinesisOutageMs: 10_000,
       // A retry budget (1+2+4+8+16+30 s) the outages above fit in; the give-up outage does not.
       runtimeArgs: ['--max-retries', '6', '--retry-base-ms', '1000', '--digest-period', '30'],
-      giveUpOutageMs: 80_000,
-      giveUpAttempts: 7,
       digestKill: true,
     }
   : {
@@ -56,8 +54,6 @@ const SIZE = FULL
       kinesisOutageMs: 2_000,
       // A budget of 0.3+0.6 s: the S3 outage gives batches up, so the redrive has work.
       runtimeArgs: ['--max-retries', '2', '--retry-base-ms', '300', '--digest-period', '3600'],
-      giveUpOutageMs: 3_000,
-      giveUpAttempts: 3,
       digestKill: false,
     };
 const PRODUCERS = 4;
@@ -427,20 +423,25 @@ describe(`reliability (${FULL ? 'full' : 'reduced'} size)`, () => {
       await restart('a digest run is in flight (its digest PUT held)');
       holdDigest();
     }
-    if (SIZE.giveUpOutageMs > 0) {
-      await progress(0.85);
-      await outage(
-        'S3 SlowDown to the second trail until its batches are given up',
-        SIZE.giveUpOutageMs,
-        {
-          name: 's3-give-up',
-          service: 's3',
-          when: (r) => r.method === 'PUT' && r.path.includes('/writes/AWSLogs/'),
-          action: { kind: 'slowdown' },
-        },
-        SIZE.giveUpAttempts,
-      );
-    }
+    // A batch given up: the second trail's PUTs fail until the packager gives its batch up to
+    // the on-failure bucket (past its retry budget and the SDK's own retries).
+    await progress(0.85);
+    const giveUpClients = clientsFor(runtime.endpoints);
+    const removeGiveUp = proxy.inject({
+      name: 's3-give-up',
+      service: 's3',
+      when: (r) => r.method === 'PUT' && r.path.includes('/writes/AWSLogs/'),
+      action: { kind: 'slowdown' },
+    });
+    say('S3 SlowDown to the second trail until a batch is given up');
+    await until('a batch given up to the on-failure bucket', 240_000, async () =>
+      (await listKeys(giveUpClients, runtime!.endpoints.failedBucket)).some(
+        (k) => !k.startsWith('redriven/'),
+      ),
+    );
+    removeGiveUp();
+    destroyClients(giveUpClients);
+    say(`a batch given up after ${proxy.injected['s3-give-up'] ?? 0} refused PUTs`);
     await producers;
     say(
       `load done: ${load.accepted.size} accepted, ${load.resends} resends, ${load.retriedRequests} retried requests`,
@@ -477,9 +478,6 @@ describe(`reliability (${FULL ? 'full' : 'reduced'} size)`, () => {
       async () => (await drained()) || (await failedKeys()).some((k) => !k.startsWith('redriven/')),
     );
     await sleep(3000);
-    await until('a batch given up to the on-failure bucket', 120_000, async () =>
-      (await failedKeys()).some((k) => !k.startsWith('redriven/')),
-    );
     const givenUp = (await failedKeys()).filter((k) => !k.startsWith('redriven/'));
     say(`batches given up to the on-failure bucket: ${givenUp.length}`);
     const redrive = await runCli(['redrive', '--endpoints', endpointsFile]);
