@@ -26,7 +26,7 @@ import { inParallel } from './concurrency';
 import type { TrailConfig } from './config';
 import { decide, type Candidate, type ObjectState } from './dedup';
 import { logFileKey, PATH_SEGMENT_PATTERN, uniqueFrom } from './layout';
-import { encodeLogFile, sha256Hex, uncompressedSha256 } from './logfile';
+import { encodeLogFileAsync, sha256Hex, uncompressedSha256Async } from './logfile';
 import type {
   DedupItem,
   DedupStore,
@@ -135,7 +135,9 @@ export interface PackagerResult {
 const SEGMENT = new RegExp(PATH_SEGMENT_PATTERN);
 
 function parse(record: StreamRecord): Parsed {
-  const text = Buffer.from(record.data).toString('utf8');
+  // A view on the record's bytes, not a copy of them.
+  const { data } = record;
+  const text = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8');
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -186,7 +188,8 @@ function planFiles(
 ): PlannedFile[] {
   const first = batch.records[0]!.sequenceNumber;
   const last = batch.records[batch.records.length - 1]!.sequenceNumber;
-  const deliveryMs = Math.max(...batch.records.map((r) => r.arrivalMs));
+  let deliveryMs = -Infinity;
+  for (const r of batch.records) if (r.arrivalMs > deliveryMs) deliveryMs = r.arrivalMs;
   const files = new Map<string, PlannedFile>();
   for (const parsed of records) {
     for (const trail of trails) {
@@ -265,7 +268,9 @@ async function objectStates(
     const body = await deps.objects.get(row.bucket, row.key);
     states.set(
       id,
-      body !== undefined && uncompressedSha256(body) === row.sha256 ? 'written' : 'reserved',
+      body !== undefined && (await uncompressedSha256Async(body)) === row.sha256
+        ? 'written'
+        : 'reserved',
     );
   });
   return { stateOf: (key) => states.get(key) ?? 'none', rows };
@@ -280,12 +285,20 @@ async function applyDedup(
 ): Promise<DedupOutcome> {
   const ids = [...new Set(copies.map((c) => c.parsed.record.eventID))];
   const stored = await deps.dedup.getMany(ids);
-  const keyOf = (file: PlannedFile): string => `${deps.bucket}/${file.key}`;
-  const ownKeys = new Set(copies.map((c) => keyOf(c.file)));
-  const relevant = new Set(copies.map((c) => `${c.file.trail.name}\n${c.parsed.hash}`));
+  // One `bucket/key` string per file, not one per copy.
+  const objectIds = new Map<PlannedFile, string>();
+  for (const { file } of copies)
+    if (!objectIds.has(file)) objectIds.set(file, `${deps.bucket}/${file.key}`);
+  const keyOf = (file: PlannedFile): string => objectIds.get(file)!;
+  const ownKeys = new Set(objectIds.values());
   const claims = [...stored.values()].flatMap((item) => item.claims);
   // Only a claim on the same content for the same trail can hold a copy of ours; the others
-  // matter for eviction alone, where delivered or not is all that counts.
+  // matter for eviction alone, where delivered or not is all that counts. (No stored claims,
+  // the usual case for new events: nothing to probe, and no need to list the batch's content.)
+  const relevant =
+    claims.length === 0
+      ? new Set<string>()
+      : new Set(copies.map((c) => `${c.file.trail.name}\n${c.parsed.hash}`));
   const probe = new Set(
     claims
       .filter((claim) => relevant.has(`${claim.trail}\n${claim.hash}`))
@@ -376,8 +389,14 @@ async function writeFile(
   file: PlannedFile,
   deps: PackagerDeps,
 ): Promise<{ key: string; records: number; sha256: string }> {
-  const encoded = encodeLogFile(file.records.map((r) => r.text));
-  const times = file.records.map((r) => r.record.eventTime).sort();
+  const encoded = await encodeLogFileAsync(file.records.map((r) => r.text));
+  // The oldest and newest eventTime as a sort would give them (UTF-16 order), in one pass.
+  let oldestEventTime = file.records[0]!.record.eventTime;
+  let newestEventTime = oldestEventTime;
+  for (const { record } of file.records) {
+    if (record.eventTime < oldestEventTime) oldestEventTime = record.eventTime;
+    if (record.eventTime > newestEventTime) newestEventTime = record.eventTime;
+  }
   // Before the manifest row, so the signer knows the stream before any of its files exists.
   await deps.streams?.register({
     trail: file.trail.name,
@@ -392,8 +411,8 @@ async function writeFile(
     account: file.account,
     region: file.region,
     sha256: encoded.sha256,
-    oldestEventTime: times[0]!,
-    newestEventTime: times[times.length - 1]!,
+    oldestEventTime,
+    newestEventTime,
     recordCount: file.records.length,
   });
   const outcome = await deps.objects.putIfAbsent({
@@ -405,7 +424,7 @@ async function writeFile(
   });
   if (outcome === 'exists') {
     const existing = await deps.objects.get(deps.bucket, file.key);
-    if (existing === undefined || uncompressedSha256(existing) !== encoded.sha256) {
+    if (existing === undefined || (await uncompressedSha256Async(existing)) !== encoded.sha256) {
       throw new Error(
         `s3://${deps.bucket}/${file.key} exists with other content; it is never overwritten`,
       );
