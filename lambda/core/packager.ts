@@ -100,15 +100,24 @@ export class DedupRaceError extends Error {
   override readonly name = 'DedupRaceError';
 }
 
+/**
+ * A record as the packager keeps it through the batch: its text and the few fields it files
+ * by. The parsed JSON tree is dropped as soon as the trails have looked at it, so a batch does
+ * not hold a thousand object trees across its writes (they would outlive the young generation
+ * and cost a full copy each in garbage collection).
+ */
 interface Parsed {
   readonly sequenceNumber: string;
   readonly text: string;
-  readonly record: SelectableRecord & {
-    eventID: string;
-    eventTime: string;
-    awsRegion: string;
-    recipientAccountId: string;
+  readonly record: {
+    readonly eventID: string;
+    readonly eventTime: string;
+    readonly awsRegion: string;
+    readonly recipientAccountId: string;
   };
+  /** The trails whose selectors accept the record, in configuration order. */
+  readonly trails: readonly TrailConfig[];
+  readonly insight: boolean;
   readonly hash: string;
   readonly arrivalMs: number;
 }
@@ -134,7 +143,7 @@ export interface PackagerResult {
 
 const SEGMENT = new RegExp(PATH_SEGMENT_PATTERN);
 
-function parse(record: StreamRecord): Parsed {
+function parse(record: StreamRecord, trails: readonly TrailConfig[]): Parsed {
   // A view on the record's bytes, not a copy of them.
   const { data } = record;
   const text = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8');
@@ -165,10 +174,18 @@ function parse(record: StreamRecord): Parsed {
       `awsRegion and recipientAccountId must match ${PATH_SEGMENT_PATTERN}`,
     );
   }
+  const selectable = fields as SelectableRecord;
   return {
     sequenceNumber: record.sequenceNumber,
     text,
-    record: fields as unknown as Parsed['record'],
+    record: {
+      eventID: fields.eventID as string,
+      eventTime: fields.eventTime as string,
+      awsRegion: fields.awsRegion as string,
+      recipientAccountId: fields.recipientAccountId as string,
+    },
+    trails: trails.filter((trail) => trailAccepts(trail, selectable)),
+    insight: isInsight(selectable),
     hash: sha256Hex(text),
     arrivalMs: record.arrivalMs,
   };
@@ -180,23 +197,17 @@ function isInsight(record: SelectableRecord): boolean {
 }
 
 /** Groups records into files, one per (trail, account, region, kind), in stream order. */
-function planFiles(
-  batch: StreamBatch,
-  records: Parsed[],
-  trails: readonly TrailConfig[],
-  bucket: string,
-): PlannedFile[] {
+function planFiles(batch: StreamBatch, records: Parsed[], bucket: string): PlannedFile[] {
   const first = batch.records[0]!.sequenceNumber;
   const last = batch.records[batch.records.length - 1]!.sequenceNumber;
   let deliveryMs = -Infinity;
   for (const r of batch.records) if (r.arrivalMs > deliveryMs) deliveryMs = r.arrivalMs;
   const files = new Map<string, PlannedFile>();
   for (const parsed of records) {
-    for (const trail of trails) {
-      if (!trailAccepts(trail, parsed.record)) continue;
+    for (const trail of parsed.trails) {
       const account = parsed.record.recipientAccountId;
       const region = parsed.record.awsRegion;
-      const kind = isInsight(parsed.record) ? 'CloudTrail-Insight' : 'CloudTrail';
+      const kind = parsed.insight ? 'CloudTrail-Insight' : 'CloudTrail';
       const id = `${trail.name}\n${account}\n${region}\n${kind}`;
       let file = files.get(id);
       if (!file) {
@@ -445,10 +456,10 @@ export async function packageBatch(
   deps: PackagerDeps,
 ): Promise<PackagerResult> {
   if (batch.records.length === 0) return { files: [], duplicates: 0, conflicts: 0 };
-  const parsed = batch.records.map(parse);
+  const parsed = batch.records.map((record) => parse(record, deps.trails));
   const batchId = `${batch.shardId}:${batch.records[0]!.sequenceNumber}:${batch.records[batch.records.length - 1]!.sequenceNumber}`;
   // Keys depend on the batch alone, so they are known before dedup decides what goes in.
-  const allFiles = planFiles(batch, parsed, deps.trails, deps.bucket);
+  const allFiles = planFiles(batch, parsed, deps.bucket);
   const copies = allFiles.flatMap((file) =>
     file.records.map((record) => ({ parsed: record, file })),
   );
