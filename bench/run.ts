@@ -83,6 +83,14 @@ function parseArgs(args: readonly string[]): {
   let prices: string | undefined;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
+    if (arg === '--help' || arg === '-h') {
+      process.stdout.write(
+        `${USAGE}\n  --quick         fewer records and passes\n` +
+          `  --area NAME     run only this area (repeatable)\n` +
+          `  --prices FILE   price table of the cost area (default bench/prices/us-east-1.json)\n`,
+      );
+      process.exit(0);
+    }
     if (arg === '--quick') quick = true;
     else if (arg === '--area') {
       const area = args[++i];
