@@ -24,7 +24,7 @@ import './quiet'; // before anything that loads a Lambda handler module
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { runCostBench } from './cost';
+import { loadPrices, runCostBench } from './cost';
 import { runDigestSignerBench } from './digest-signer';
 import { runFanoutBench } from './fanout';
 import { runHistoryBench } from './history';
@@ -116,6 +116,8 @@ function parseArgs(args: readonly string[]): {
 
 async function main(): Promise<void> {
   const parsed = parseArgs(process.argv.slice(2));
+  // A wrong price table fails now, not after the areas before the cost area have run.
+  if (parsed.prices !== undefined) loadPrices(parsed.prices);
   const settings = parsed.quick ? QUICK : FULL;
   const runs = (area: string): boolean => parsed.areas.has(area);
   const began = performance.now();
