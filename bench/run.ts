@@ -24,6 +24,7 @@ import './quiet'; // before anything that loads a Lambda handler module
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { loadPrices, runCostBench } from './cost';
 import { runDigestSignerBench } from './digest-signer';
 import { runFanoutBench } from './fanout';
 import { runHistoryBench } from './history';
@@ -52,19 +53,44 @@ import {
   sink,
   STREAM_BATCH,
 } from './settings';
+import { runScaleBench } from './scale';
 import { runValidateLogsBench } from './validate-logs';
 
 const WRITE_PATH_AREAS = ['packager', 'ingest', 'replay'] as const;
-const OTHER_AREAS = ['validate-logs', 'digest-signer', 'history', 'fanout', 'insights'] as const;
+const OTHER_AREAS = [
+  'validate-logs',
+  'digest-signer',
+  'history',
+  'fanout',
+  'insights',
+  'cost',
+  'scale',
+] as const;
 const AREAS: readonly string[] = [...WRITE_PATH_AREAS, ...OTHER_AREAS];
-const USAGE = `usage: npm run bench [-- --quick] [--area <${AREAS.join('|')}>]...`;
+const USAGE = `usage: npm run bench [-- --quick] [--prices FILE] [--area <${AREAS.join('|')}>]...`;
 
-/** `--quick` and any `--area NAME` (repeatable; none: every area). */
-function parseArgs(args: readonly string[]): { quick: boolean; areas: Set<string> } {
+/**
+ * `--quick`, any `--area NAME` (repeatable; none: every area) and `--prices FILE` (the cost
+ * area's price table; default bench/prices/us-east-1.json).
+ */
+function parseArgs(args: readonly string[]): {
+  quick: boolean;
+  areas: Set<string>;
+  prices?: string;
+} {
   const areas = new Set<string>();
   let quick = false;
+  let prices: string | undefined;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
+    if (arg === '--help' || arg === '-h') {
+      process.stdout.write(
+        `${USAGE}\n  --quick         fewer records and passes\n` +
+          `  --area NAME     run only this area (repeatable)\n` +
+          `  --prices FILE   price table of the cost area (default bench/prices/us-east-1.json)\n`,
+      );
+      process.exit(0);
+    }
     if (arg === '--quick') quick = true;
     else if (arg === '--area') {
       const area = args[++i];
@@ -73,13 +99,25 @@ function parseArgs(args: readonly string[]): { quick: boolean; areas: Set<string
           `--area must be one of ${AREAS.join(', ')}; got ${area ?? 'nothing'}\n${USAGE}`,
         );
       areas.add(area);
+    } else if (arg === '--prices') {
+      prices = args[++i];
+      if (prices === undefined || prices.startsWith('--'))
+        throw new Error(
+          `--prices needs a file, e.g. --prices bench/prices/us-east-1.json\n${USAGE}`,
+        );
     } else throw new Error(`unknown argument ${arg}\n${USAGE}`);
   }
-  return { quick, areas: areas.size > 0 ? areas : new Set(AREAS) };
+  return {
+    quick,
+    areas: areas.size > 0 ? areas : new Set(AREAS),
+    ...(prices === undefined ? {} : { prices }),
+  };
 }
 
 async function main(): Promise<void> {
   const parsed = parseArgs(process.argv.slice(2));
+  // A wrong price table fails now, not after the areas before the cost area have run.
+  if (parsed.prices !== undefined) loadPrices(parsed.prices);
   const settings = parsed.quick ? QUICK : FULL;
   const runs = (area: string): boolean => parsed.areas.has(area);
   const began = performance.now();
@@ -99,7 +137,8 @@ async function main(): Promise<void> {
     ...(runs('replay') ? [await replayFigure(settings, real.length)] : []),
   ];
   // The other areas' benches: validate-logs (issue 3), event history (issue 4), fan-out (5),
-  // digest signing at 1,000 and 50,000 log files per period (issue 9), Insights (12).
+  // digest signing at 1,000 and 50,000 log files per period (issue 9), Insights (12), cost
+  // per million events and the hottest partition keys at 10,000 events/s (14).
   const quick = settings.mode === 'quick';
   const areaFigures: BenchFigure[] = [];
   for (const [area, run] of [
@@ -108,10 +147,18 @@ async function main(): Promise<void> {
     ['history', runHistoryBench],
     ['fanout', runFanoutBench],
     ['insights', runInsightsBench],
+    ['cost', runCostBench],
+    ['scale', runScaleBench],
   ] as const) {
     if (!runs(area)) continue;
     progress(`${area} bench`);
-    areaFigures.push(...(await run({ quick, log: (line) => progress(`${area}: ${line}`) })));
+    areaFigures.push(
+      ...(await run({
+        quick,
+        log: (line) => progress(`${area}: ${line}`),
+        ...(parsed.prices === undefined ? {} : { pricesPath: parsed.prices }),
+      })),
+    );
   }
   for (const f of areaFigures.filter((f) => f.baseline)) {
     figures.push(

@@ -26,7 +26,7 @@ import { inParallel } from './concurrency';
 import type { TrailConfig } from './config';
 import { decide, type Candidate, type ObjectState } from './dedup';
 import { logFileKey, PATH_SEGMENT_PATTERN, uniqueFrom } from './layout';
-import { encodeLogFile, sha256Hex, uncompressedSha256 } from './logfile';
+import { encodeLogFileAsync, sha256Hex, uncompressedSha256Async } from './logfile';
 import type {
   DedupItem,
   DedupStore,
@@ -100,15 +100,24 @@ export class DedupRaceError extends Error {
   override readonly name = 'DedupRaceError';
 }
 
+/**
+ * A record as the packager keeps it through the batch: its text and the few fields it files
+ * by. The parsed JSON tree is dropped as soon as the trails have looked at it, so a batch does
+ * not hold a thousand object trees across its writes (they would outlive the young generation
+ * and cost a full copy each in garbage collection).
+ */
 interface Parsed {
   readonly sequenceNumber: string;
   readonly text: string;
-  readonly record: SelectableRecord & {
-    eventID: string;
-    eventTime: string;
-    awsRegion: string;
-    recipientAccountId: string;
+  readonly record: {
+    readonly eventID: string;
+    readonly eventTime: string;
+    readonly awsRegion: string;
+    readonly recipientAccountId: string;
   };
+  /** The trails whose selectors accept the record, in configuration order. */
+  readonly trails: readonly TrailConfig[];
+  readonly insight: boolean;
   readonly hash: string;
   readonly arrivalMs: number;
 }
@@ -134,8 +143,10 @@ export interface PackagerResult {
 
 const SEGMENT = new RegExp(PATH_SEGMENT_PATTERN);
 
-function parse(record: StreamRecord): Parsed {
-  const text = Buffer.from(record.data).toString('utf8');
+function parse(record: StreamRecord, trails: readonly TrailConfig[]): Parsed {
+  // A view on the record's bytes, not a copy of them.
+  const { data } = record;
+  const text = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8');
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -163,10 +174,18 @@ function parse(record: StreamRecord): Parsed {
       `awsRegion and recipientAccountId must match ${PATH_SEGMENT_PATTERN}`,
     );
   }
+  const selectable = fields as SelectableRecord;
   return {
     sequenceNumber: record.sequenceNumber,
     text,
-    record: fields as unknown as Parsed['record'],
+    record: {
+      eventID: fields.eventID as string,
+      eventTime: fields.eventTime as string,
+      awsRegion: fields.awsRegion as string,
+      recipientAccountId: fields.recipientAccountId as string,
+    },
+    trails: trails.filter((trail) => trailAccepts(trail, selectable)),
+    insight: isInsight(selectable),
     hash: sha256Hex(text),
     arrivalMs: record.arrivalMs,
   };
@@ -178,22 +197,17 @@ function isInsight(record: SelectableRecord): boolean {
 }
 
 /** Groups records into files, one per (trail, account, region, kind), in stream order. */
-function planFiles(
-  batch: StreamBatch,
-  records: Parsed[],
-  trails: readonly TrailConfig[],
-  bucket: string,
-): PlannedFile[] {
+function planFiles(batch: StreamBatch, records: Parsed[], bucket: string): PlannedFile[] {
   const first = batch.records[0]!.sequenceNumber;
   const last = batch.records[batch.records.length - 1]!.sequenceNumber;
-  const deliveryMs = Math.max(...batch.records.map((r) => r.arrivalMs));
+  let deliveryMs = -Infinity;
+  for (const r of batch.records) if (r.arrivalMs > deliveryMs) deliveryMs = r.arrivalMs;
   const files = new Map<string, PlannedFile>();
   for (const parsed of records) {
-    for (const trail of trails) {
-      if (!trailAccepts(trail, parsed.record)) continue;
+    for (const trail of parsed.trails) {
       const account = parsed.record.recipientAccountId;
       const region = parsed.record.awsRegion;
-      const kind = isInsight(parsed.record) ? 'CloudTrail-Insight' : 'CloudTrail';
+      const kind = parsed.insight ? 'CloudTrail-Insight' : 'CloudTrail';
       const id = `${trail.name}\n${account}\n${region}\n${kind}`;
       let file = files.get(id);
       if (!file) {
@@ -265,7 +279,9 @@ async function objectStates(
     const body = await deps.objects.get(row.bucket, row.key);
     states.set(
       id,
-      body !== undefined && uncompressedSha256(body) === row.sha256 ? 'written' : 'reserved',
+      body !== undefined && (await uncompressedSha256Async(body)) === row.sha256
+        ? 'written'
+        : 'reserved',
     );
   });
   return { stateOf: (key) => states.get(key) ?? 'none', rows };
@@ -280,12 +296,20 @@ async function applyDedup(
 ): Promise<DedupOutcome> {
   const ids = [...new Set(copies.map((c) => c.parsed.record.eventID))];
   const stored = await deps.dedup.getMany(ids);
-  const keyOf = (file: PlannedFile): string => `${deps.bucket}/${file.key}`;
-  const ownKeys = new Set(copies.map((c) => keyOf(c.file)));
-  const relevant = new Set(copies.map((c) => `${c.file.trail.name}\n${c.parsed.hash}`));
+  // One `bucket/key` string per file, not one per copy.
+  const objectIds = new Map<PlannedFile, string>();
+  for (const { file } of copies)
+    if (!objectIds.has(file)) objectIds.set(file, `${deps.bucket}/${file.key}`);
+  const keyOf = (file: PlannedFile): string => objectIds.get(file)!;
+  const ownKeys = new Set(objectIds.values());
   const claims = [...stored.values()].flatMap((item) => item.claims);
   // Only a claim on the same content for the same trail can hold a copy of ours; the others
-  // matter for eviction alone, where delivered or not is all that counts.
+  // matter for eviction alone, where delivered or not is all that counts. (No stored claims,
+  // the usual case for new events: nothing to probe, and no need to list the batch's content.)
+  const relevant =
+    claims.length === 0
+      ? new Set<string>()
+      : new Set(copies.map((c) => `${c.file.trail.name}\n${c.parsed.hash}`));
   const probe = new Set(
     claims
       .filter((claim) => relevant.has(`${claim.trail}\n${claim.hash}`))
@@ -376,8 +400,14 @@ async function writeFile(
   file: PlannedFile,
   deps: PackagerDeps,
 ): Promise<{ key: string; records: number; sha256: string }> {
-  const encoded = encodeLogFile(file.records.map((r) => r.text));
-  const times = file.records.map((r) => r.record.eventTime).sort();
+  const encoded = await encodeLogFileAsync(file.records.map((r) => r.text));
+  // The oldest and newest eventTime as a sort would give them (UTF-16 order), in one pass.
+  let oldestEventTime = file.records[0]!.record.eventTime;
+  let newestEventTime = oldestEventTime;
+  for (const { record } of file.records) {
+    if (record.eventTime < oldestEventTime) oldestEventTime = record.eventTime;
+    if (record.eventTime > newestEventTime) newestEventTime = record.eventTime;
+  }
   // Before the manifest row, so the signer knows the stream before any of its files exists.
   await deps.streams?.register({
     trail: file.trail.name,
@@ -392,8 +422,8 @@ async function writeFile(
     account: file.account,
     region: file.region,
     sha256: encoded.sha256,
-    oldestEventTime: times[0]!,
-    newestEventTime: times[times.length - 1]!,
+    oldestEventTime,
+    newestEventTime,
     recordCount: file.records.length,
   });
   const outcome = await deps.objects.putIfAbsent({
@@ -405,7 +435,7 @@ async function writeFile(
   });
   if (outcome === 'exists') {
     const existing = await deps.objects.get(deps.bucket, file.key);
-    if (existing === undefined || uncompressedSha256(existing) !== encoded.sha256) {
+    if (existing === undefined || (await uncompressedSha256Async(existing)) !== encoded.sha256) {
       throw new Error(
         `s3://${deps.bucket}/${file.key} exists with other content; it is never overwritten`,
       );
@@ -426,10 +456,10 @@ export async function packageBatch(
   deps: PackagerDeps,
 ): Promise<PackagerResult> {
   if (batch.records.length === 0) return { files: [], duplicates: 0, conflicts: 0 };
-  const parsed = batch.records.map(parse);
+  const parsed = batch.records.map((record) => parse(record, deps.trails));
   const batchId = `${batch.shardId}:${batch.records[0]!.sequenceNumber}:${batch.records[batch.records.length - 1]!.sequenceNumber}`;
   // Keys depend on the batch alone, so they are known before dedup decides what goes in.
-  const allFiles = planFiles(batch, parsed, deps.trails, deps.bucket);
+  const allFiles = planFiles(batch, parsed, deps.bucket);
   const copies = allFiles.flatMap((file) =>
     file.records.map((record) => ({ parsed: record, file })),
   );
