@@ -26,7 +26,8 @@ import { inParallel } from './concurrency';
 import type { TrailConfig } from './config';
 import { decide, type Candidate, type ObjectState } from './dedup';
 import { logFileKey, PATH_SEGMENT_PATTERN, uniqueFrom } from './layout';
-import { encodeLogFile, sha256Hex, uncompressedSha256 } from './logfile';
+import { contentHash } from './content-hash';
+import { encodeLogFile, uncompressedSha256 } from './logfile';
 import type {
   DedupItem,
   DedupStore,
@@ -109,6 +110,7 @@ interface Parsed {
     awsRegion: string;
     recipientAccountId: string;
   };
+  /** contentHash of the record: what dedup compares copies by. */
   readonly hash: string;
   readonly arrivalMs: number;
 }
@@ -167,7 +169,7 @@ function parse(record: StreamRecord): Parsed {
     sequenceNumber: record.sequenceNumber,
     text,
     record: fields as unknown as Parsed['record'],
-    hash: sha256Hex(text),
+    hash: contentHash(fields),
     arrivalMs: record.arrivalMs,
   };
 }
