@@ -115,3 +115,52 @@ export function rulesOfRecipientAllowList(list: RecipientAllowList): ProducerRul
     recipientAccountIds: ['*'],
   }));
 }
+
+const ACCOUNT_ID = /^\d{12}$/;
+const ORGANIZATION_ID = /^o-[a-z0-9]{10,32}$/;
+
+/**
+ * Checks producer rules (a construct prop, an environment variable, the embedded runtime's
+ * option); returns the first problem, naming the rule's index, the field and the rule, or
+ * undefined when they are valid.
+ */
+export function producerRulesProblem(rules: unknown): string | undefined {
+  if (!Array.isArray(rules)) return 'producerRules must be an array of rules';
+  for (const [index, rule] of (rules as unknown[]).entries()) {
+    const at = `producerRules[${index}]`;
+    if (typeof rule !== 'object' || rule === null || Array.isArray(rule))
+      return `${at} must be an object {caller, eventSources?, recipientAccountIds?, allowReplay?}`;
+    const { caller, eventSources, recipientAccountIds, allowReplay } = rule as Record<
+      string,
+      unknown
+    >;
+    if (
+      typeof caller !== 'string' ||
+      !(
+        caller === '*' ||
+        ACCOUNT_ID.test(caller) ||
+        ORGANIZATION_ID.test(caller) ||
+        /^arn:[^\s]+$/.test(caller)
+      )
+    )
+      return `${at}.caller is ${JSON.stringify(caller)}; it must be a 12-digit account id, an Organization id (o-…), a principal ARN (arn:…, * as wildcard) or *`;
+    if (
+      eventSources !== undefined &&
+      (!Array.isArray(eventSources) ||
+        eventSources.length === 0 ||
+        !eventSources.every((p) => typeof p === 'string' && p !== ''))
+    )
+      return `${at}.eventSources must be a non-empty array of eventSource patterns (* as wildcard), e.g. ["*.mycompany.com"]`;
+    if (
+      recipientAccountIds !== undefined &&
+      (!Array.isArray(recipientAccountIds) ||
+        !recipientAccountIds.every(
+          (a) => typeof a === 'string' && (a === '*' || ACCOUNT_ID.test(a)),
+        ))
+    )
+      return `${at}.recipientAccountIds must be an array of 12-digit account ids (or "*" for any account)`;
+    if (allowReplay !== undefined && typeof allowReplay !== 'boolean')
+      return `${at}.allowReplay must be true or false`;
+  }
+  return undefined;
+}

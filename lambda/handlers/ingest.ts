@@ -13,7 +13,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { ENV, type ProducerRule, type RecipientAllowList } from '../core/config';
 import { DEFAULT_MAX_EVENT_AGE_SECONDS } from '../core/contracts';
 import { putAuditEvents, RequestError, type Caller, type IngestDeps } from '../core/ingest';
-import { rulesOfRecipientAllowList } from '../core/provenance';
+import { producerRulesProblem, rulesOfRecipientAllowList } from '../core/provenance';
 import { createClients } from '../adapters/clients';
 import { KinesisRecordStream } from '../adapters/kinesis';
 import { createLogger } from '../adapters/observability';
@@ -108,17 +108,30 @@ export function maxEventAgeMsOf(value: string | undefined): number | undefined {
   return seconds === 0 ? undefined : seconds * 1000;
 }
 
+/** The producer rules of OPENTRAIL_PRODUCER_RULES; throws naming the variable and the rule. */
+export function producerRulesOf(value: string | undefined): ProducerRule[] {
+  if (value === undefined || value === '') return [];
+  let rules: unknown;
+  try {
+    rules = JSON.parse(value);
+  } catch (error) {
+    throw new Error(`${ENV.PRODUCER_RULES}: not JSON (${(error as Error).message})`);
+  }
+  const problem = producerRulesProblem(rules);
+  if (problem !== undefined) throw new Error(`${ENV.PRODUCER_RULES}: ${problem}`);
+  return rules as ProducerRule[];
+}
+
 function fromEnvironment(): IngestDeps {
   const clients = createClients({ region: requiredEnv('AWS_REGION') });
   const allowList = process.env[ENV.RECIPIENT_ALLOW_LIST];
-  const rules = process.env[ENV.PRODUCER_RULES];
   const maxEventAgeMs = maxEventAgeMsOf(process.env[ENV.MAX_EVENT_AGE_SECONDS]);
   return {
     stream: new KinesisRecordStream(clients.kinesis, requiredEnv(ENV.STREAM_NAME)),
     accountId: requiredEnv(ENV.ACCOUNT_ID),
     checkRecipients: process.env[ENV.RECIPIENT_CHECK_DISABLED] !== 'true',
     producerRules: [
-      ...(rules ? (JSON.parse(rules) as ProducerRule[]) : []),
+      ...producerRulesOf(process.env[ENV.PRODUCER_RULES]),
       // The legacy allow-list: callers that may write for any account.
       ...(allowList ? rulesOfRecipientAllowList(JSON.parse(allowList) as RecipientAllowList) : []),
     ],
