@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { KinesisRecordStream } from '../../lambda/adapters/kinesis';
+import { producerRulesProblem } from '../../lambda/core/provenance';
 import { createIngestHandler } from '../../lambda/handlers/ingest';
 import type { RuntimeComponent } from '../runtime-context';
 
@@ -45,11 +46,14 @@ function asLocalCaller(event: APIGatewayProxyEvent, accountId: string): APIGatew
 export const ingestComponent: RuntimeComponent = {
   name: 'ingest',
   start: (context) => {
+    const rules = context.options.producerRules;
+    const problem = rules === undefined ? undefined : producerRulesProblem(rules);
+    if (problem !== undefined) return Promise.reject(new Error(`runtime option ${problem}`));
     const ingest = createIngestHandler({
       stream: new KinesisRecordStream(context.clients.kinesis, context.names.stream),
       accountId: context.accountId,
       checkRecipients: false,
-      ...(context.options.producerRules ? { producerRules: context.options.producerRules } : {}),
+      ...(rules ? { producerRules: rules } : {}),
       now: Date.now,
       newEventId: randomUUID,
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),

@@ -181,3 +181,40 @@ test('the filed record carries the stamp; a resend by the same principal is file
     check.records.filter((r) => r.record.eventID === eventID).map((r) => r.record.probe),
   ).toHaveLength(2);
 });
+
+test("the embedded runtime applies its producerRules option to the local caller's eventSources", async () => {
+  // Arrange: a second runtime (ingest only) whose one local principal may write *.mycompany.com.
+  const rulesDir = mkdtempSync(join(tmpdir(), 'opentrail-ingest-rules-'));
+  const limited = await startRuntime({
+    dataDir: rulesDir,
+    port: 0,
+    flushSeconds: 0.2,
+    components: [ingestComponent],
+    producerRules: [{ caller: '*', eventSources: ['*.mycompany.com'] }],
+  });
+  try {
+    // Act
+    const response = await fetch(`${limited.endpoints.api}/PutAuditEvents`, {
+      method: 'POST',
+      body: bodyOf(
+        minimalRecord({ eventSource: 'orders.mycompany.com' }),
+        minimalRecord({ eventSource: 'iam.amazonaws.com' }),
+      ),
+    });
+    const outcome = (await response.json()) as Omit<Outcome, 'status'>;
+
+    // Assert
+    expect(outcome.successful.map((s) => s.id)).toEqual(['e0']);
+    expect(outcome.failed).toEqual([
+      {
+        id: 'e1',
+        errorCode: 'InvalidData',
+        errorMessage:
+          'eventSource: "iam.amazonaws.com" is not one this caller may write; its allowed eventSource patterns are ["*.mycompany.com"]',
+      },
+    ]);
+  } finally {
+    await limited.close();
+    rmSync(rulesDir, { recursive: true, force: true });
+  }
+});

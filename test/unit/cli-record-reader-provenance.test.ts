@@ -17,7 +17,7 @@ describe('withoutProvenance', () => {
     // Act
     const replayed = parsed.items.map((item) => {
       if (!item.ok) throw new Error(item.message);
-      return withoutProvenance({ source: 'log.json', position: item.position, ...item });
+      return withoutProvenance({ source: 'log.json', ...item });
     });
 
     // Assert
