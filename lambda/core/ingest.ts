@@ -177,11 +177,9 @@ function recipientAllowed(
 }
 
 /** Refuses an eventSource outside the caller's patterns (when its rules list any). */
-function checkEventSource(eventData: string, permissions: CallerPermissions): void {
+function checkEventSource(eventSource: string, permissions: CallerPermissions): void {
   const patterns = permissions.eventSources;
   if (patterns === undefined) return;
-  // normaliseRecord has accepted the text: a JSON object whose eventSource is a string.
-  const eventSource = (JSON.parse(eventData) as { eventSource: string }).eventSource;
   if (patterns.some((pattern) => matchesPattern(pattern, eventSource))) return;
   throw new RecordError(
     'InvalidData',
@@ -284,7 +282,7 @@ export async function putAuditEvents(
         stamp,
         ...(maxEventAgeMs !== undefined ? { maxEventAgeMs } : {}),
       });
-      checkEventSource(entry.eventData, permissions);
+      checkEventSource(record.eventSource, permissions);
       if (
         deps.checkRecipients &&
         !recipientAllowed(record.recipientAccountId, caller, permissions)

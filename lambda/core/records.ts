@@ -253,6 +253,7 @@ export interface NormalisedRecord {
   /** The stored text: the producer's JSON minified, plus the appended absent fields. */
   readonly text: string;
   readonly eventID: string;
+  readonly eventSource: string;
   readonly recipientAccountId: string;
 }
 
@@ -417,5 +418,5 @@ export function normaliseRecord(eventData: string, context: NormaliseContext): N
       '(record)',
     );
   }
-  return { text, eventID, recipientAccountId };
+  return { text, eventID, eventSource: fields.eventSource as string, recipientAccountId };
 }
