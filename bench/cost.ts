@@ -46,6 +46,7 @@ import {
   syntheticRecordTexts,
   type BenchFigure,
 } from './lib';
+import { BENCH_CALLER } from './ingest';
 import { REQUEST_ENTRIES } from './settings';
 
 // ---------------------------------------------------------------------------------------------
@@ -510,8 +511,15 @@ export async function countUnits(
   for (const body of bodies) {
     const result = await putAuditEvents(
       body,
-      {},
-      { stream, accountId: LOCAL_DEFAULTS.accountId, now: Date.now, newEventId: randomUUID, sleep },
+      BENCH_CALLER,
+      {
+        stream,
+        accountId: LOCAL_DEFAULTS.accountId,
+        checkRecipients: false,
+        now: Date.now,
+        newEventId: randomUUID,
+        sleep,
+      },
     );
     if (result.failed.length > 0) throw new Error(`ingest refused ${result.failed.length} entries`);
     accepted += JSON.parse(body).auditEvents.length as number;

@@ -2,7 +2,7 @@
 import './quiet'; // before anything that loads a Lambda handler module
 import { randomUUID } from 'node:crypto';
 
-import { putAuditEvents, type PutAuditEventsResult } from '../lambda/core/ingest';
+import { putAuditEvents, type Caller, type PutAuditEventsResult } from '../lambda/core/ingest';
 
 import { ingestComponent } from '../local/components/ingest';
 import { LOCAL_DEFAULTS } from '../local/runtime';
@@ -25,6 +25,15 @@ import {
 } from './lib';
 import { HTTP_CONCURRENCY, REQUEST_ENTRIES, sink, type Settings } from './settings';
 
+/** The caller the in-memory pass stamps, as the embedded runtime's local principal. */
+export const BENCH_CALLER: Caller = {
+  principalArn: `arn:aws:iam::${LOCAL_DEFAULTS.accountId}:user/opentrail-local`,
+  accountId: LOCAL_DEFAULTS.accountId,
+  sourceIp: '127.0.0.1',
+  requestId: 'bench',
+  receivedAtMs: 0,
+};
+
 function checkAccepted(result: PutAuditEventsResult, body: string): void {
   if (result.failed.length > 0)
     throw new Error(
@@ -45,12 +54,13 @@ export async function ingestFigures(
     const deps = {
       stream: new MemoryRecordStream(),
       accountId: LOCAL_DEFAULTS.accountId,
+      checkRecipients: false,
       now: Date.now,
       newEventId: randomUUID,
       sleep,
     };
     for (const body of bodies) {
-      const result = await putAuditEvents(body, {}, deps);
+      const result = await putAuditEvents(body, BENCH_CALLER, deps);
       if (result.failed.length > 0) checkAccepted(result, body);
     }
   };

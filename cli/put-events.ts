@@ -314,8 +314,9 @@ export function register(program: Command, streams: OutputStreams = PROCESS_STRE
         'them gzip-compressed (.json.gz); a directory is walked recursively in sorted path order (as copied ' +
         'from a CloudTrail bucket); - reads stdin. Digest files, Insights files and records, and files that ' +
         'are not JSON are skipped and counted by reason. Throttled, 5xx and network failures are retried ' +
-        'with exponential backoff and jitter, reusing the same ids and bytes. Exit code 1 when anything ' +
-        'failed (skips alone are not failures).',
+        'with exponential backoff and jitter, reusing the same ids and bytes. A record replayed from ' +
+        "opentrail's own log files loses its opentrailProvenance stamp: the server stamps the replaying " +
+        'caller instead. Exit code 1 when anything failed (skips alone are not failures).',
     )
     .argument('[inputs...]', 'FILE, DIR, or - for stdin (default: - when stdin is not a terminal)')
     .addOption(

@@ -1,4 +1,4 @@
-import { Duration, Names, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Duration, Names, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -6,13 +6,16 @@ import type * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
-import { ENV, type RecipientAllowList } from '../lambda/core/config';
+import { ENV, type ProducerRule, type RecipientAllowList } from '../lambda/core/config';
+import { DEFAULT_MAX_EVENT_AGE_SECONDS } from '../lambda/core/contracts';
+import { producerRulesProblem } from '../lambda/core/provenance';
 import { OpentrailConfigError } from './private/errors';
 import { addGatewayErrorResponses } from './private/gateway-errors';
 import { acknowledgeIamWildcards, acknowledgeNag } from './private/nag';
 import { OpentrailFunction } from './private/opentrail-function';
 import {
   requireAccountIds,
+  requireDurationInRange,
   requireIntegerInRange,
   requireOrganizationIds,
 } from './private/validate';
@@ -49,6 +52,21 @@ export interface IngestApiOptions {
    * @default - callers may write events for their own account only
    */
   readonly recipientAllowList?: RecipientAllowList;
+  /**
+   * What each producer may write (docs/security.md#provenance): `eventSource` patterns, the
+   * accounts it may write for besides its own, and whether it may replay events older than
+   * `maxEventAge`. Rules are matched to the verified caller by account, Organization or
+   * principal ARN pattern.
+   * @default - no rules: any eventSource, own account only, no replay
+   */
+  readonly producerRules?: readonly ProducerRule[];
+  /**
+   * Oldest `eventTime` accepted, as an age at receipt; an older event is refused per entry
+   * (`InvalidData` naming eventTime and this limit) unless a producer rule allows the caller
+   * to replay. `Duration.seconds(0)` turns the limit off.
+   * @default Duration.days(7)
+   */
+  readonly maxEventAge?: Duration;
   /**
    * Stage name (the first path segment of the URL).
    * @default 'v1'
@@ -95,8 +113,10 @@ export interface IngestApiProps extends IngestApiOptions {
  * With them, a resource policy admits those principals to `POST /PutAuditEvents` only.
  *
  * The function gets OPENTRAIL_STREAM_NAME, OPENTRAIL_ACCOUNT_ID (this stack's account, the
- * default recipientAccountId) and, when configured, OPENTRAIL_RECIPIENT_ALLOW_LIST (JSON
- * RecipientAllowList); it may put records to the stream and nothing else.
+ * default recipientAccountId), OPENTRAIL_MAX_EVENT_AGE_SECONDS and, when configured,
+ * OPENTRAIL_RECIPIENT_ALLOW_LIST (JSON RecipientAllowList) and OPENTRAIL_PRODUCER_RULES (JSON
+ * ProducerRule[]); it may put records to the stream and nothing else. It stamps the verified
+ * caller into every record (docs/formats.md#provenance).
  *
  * API Gateway's own rejections answer as {@link GATEWAY_ERROR_MAPPINGS} says.
  */
@@ -153,6 +173,23 @@ export class IngestApi extends Construct {
       props.recipientAllowList?.organizationIds ?? [],
     );
 
+    const producerRules = props.producerRules ?? [];
+    if (!Token.isUnresolved(producerRules)) {
+      const problem = producerRulesProblem(producerRules);
+      if (problem !== undefined)
+        throw new OpentrailConfigError(this, 'INVALID_PRODUCER_RULES', problem);
+    }
+    const maxEventAge = props.maxEventAge ?? Duration.seconds(DEFAULT_MAX_EVENT_AGE_SECONDS);
+    requireDurationInRange(
+      this,
+      'INVALID_PRODUCER_RULES',
+      'maxEventAge',
+      maxEventAge,
+      0,
+      3650 * 86_400,
+      'Use whole seconds up to 10 years, or Duration.seconds(0) for no limit.',
+    );
+
     this.handler = new OpentrailFunction(this, 'Handler', {
       handlerName: 'ingest',
       description: 'opentrail ingest: POST /PutAuditEvents to the event stream',
@@ -167,6 +204,12 @@ export class IngestApi extends Construct {
         ...(props.recipientAllowList
           ? { [ENV.RECIPIENT_ALLOW_LIST]: JSON.stringify(props.recipientAllowList) }
           : {}),
+        ...(producerRules.length > 0
+          ? { [ENV.PRODUCER_RULES]: JSON.stringify(producerRules) }
+          : {}),
+        [ENV.MAX_EVENT_AGE_SECONDS]: maxEventAge.isUnresolved()
+          ? Token.asString(maxEventAge.toSeconds())
+          : String(maxEventAge.toSeconds()),
       },
     });
     props.stream.grantWrite(this.handler);

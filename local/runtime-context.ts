@@ -5,7 +5,7 @@
  * them (no import cycle).
  */
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { TrailConfig } from '../lambda/core/config';
+import type { ProducerRule, TrailConfig } from '../lambda/core/config';
 import type { MetricsSink } from '../lambda/core/ports';
 import type { Clients } from '../lambda/adapters/clients';
 import type { Operation } from '../lambda/handlers/query';
@@ -47,6 +47,12 @@ export interface RuntimeOptions {
   readonly forwardTo?: string;
   /** Length of a digest period in seconds (`--digest-period`). @default 3600 */
   readonly digestPeriodSeconds?: number;
+  /**
+   * Per-producer rules of PutAuditEvents (eventSource patterns; docs/security.md#provenance).
+   * Every local request is the one local principal (local/components/ingest.ts).
+   * @default - none
+   */
+  readonly producerRules?: readonly ProducerRule[];
 }
 
 export type LogFn = (message: string, fields?: Record<string, unknown>) => void;

@@ -7,6 +7,11 @@
  * (`.json.gz`, detected by its magic bytes, not its name). Skipped and counted by reason:
  * digest files, Insights files and Insights records, files that are not JSON.
  *
+ * Replaying opentrail's own log files: a record's `opentrailProvenance` stamp is dropped
+ * (docs/formats.md#provenance), since ingest refuses a producer-supplied stamp and stamps the
+ * replaying caller instead. The replayed record is a new statement by whoever replays it; the
+ * original stamp stays in the original log file, whose digest chain still vouches for it.
+ *
  * Memory: the file list (paths only) is built up front so progress can show a total; records
  * are read one file at a time and handed out one by one, so a directory of gigabytes never
  * sits in memory at once.
@@ -16,8 +21,9 @@ import { open, readdir, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip as gunzipCallback } from 'node:zlib';
+import { PROVENANCE_FIELD } from '../../lambda/core/contracts';
 import { minifyJson } from '../../lambda/core/records';
-import { arrayElementSpans, memberValueSpan, skipWhitespace } from './json-text';
+import { arrayElementSpans, memberValueSpan, skipWhitespace, valueEnd } from './json-text';
 
 const gunzip = promisify(gunzipCallback);
 
@@ -265,11 +271,44 @@ async function* readFile(file: InputFile, stdin: NodeJS.ReadableStream): AsyncGe
     } else {
       yield {
         kind: 'record',
-        record: { source, position: item.position, value: item.value, text: item.text },
+        record: withoutProvenance({
+          source,
+          position: item.position,
+          value: item.value,
+          text: item.text,
+        }),
       };
     }
   }
   if (insights > 0) yield { kind: 'skip', source, reason: 'insight-record', count: insights };
+}
+
+/**
+ * The record without its `opentrailProvenance` member (every copy of it, should the name
+ * repeat), the other members' text unchanged; the record itself when it has none.
+ */
+export function withoutProvenance(record: InputRecord): InputRecord {
+  if (!Object.prototype.hasOwnProperty.call(record.value, PROVENANCE_FIELD)) return record;
+  const value = { ...record.value };
+  delete value[PROVENANCE_FIELD];
+  return { ...record, value, text: withoutMember(record.text, PROVENANCE_FIELD) };
+}
+
+/** Minified JSON object text without the top-level members named `name`. */
+function withoutMember(text: string, name: string): string {
+  const kept: string[] = [];
+  let i = skipWhitespace(text, 1);
+  while (i < text.length && text.charCodeAt(i) === 0x22) {
+    const keyEnd = valueEnd(text, i);
+    const key = JSON.parse(text.slice(i, keyEnd)) as string;
+    const valueStart = skipWhitespace(text, skipWhitespace(text, keyEnd) + 1);
+    const end = valueEnd(text, valueStart);
+    if (key !== name) kept.push(text.slice(i, end));
+    i = skipWhitespace(text, end);
+    if (text.charCodeAt(i) !== 0x2c) break;
+    i = skipWhitespace(text, i + 1);
+  }
+  return `{${kept.join(',')}}`;
 }
 
 export type RecordItem =

@@ -80,6 +80,35 @@ export interface RecipientAllowList {
   readonly organizationIds?: readonly string[];
 }
 
+/**
+ * What one producer (or group of producers) may write through PutAuditEvents
+ * (docs/security.md#provenance). Every rule whose `caller` matches applies; their lists add up.
+ */
+export interface ProducerRule {
+  /**
+   * Who the rule is for: a 12-digit account id, an AWS Organizations id (`o-…`), a principal
+   * ARN as API Gateway reports it (`arn:aws:sts::111122223333:assumed-role/Producer/*`: `*`
+   * matches any run of characters), or `*` for every caller.
+   */
+  readonly caller: string;
+  /**
+   * `eventSource` patterns the caller may write (`*` matches any run of characters, e.g.
+   * `*.mycompany.com`). When any matching rule has a list, the caller may write only the
+   * sources in the union of the lists; callers no rule lists sources for are not limited.
+   */
+  readonly eventSources?: readonly string[];
+  /**
+   * Accounts (12 digits) the caller may write events for besides its own (`recipientAccountId`),
+   * or `*` for any account (the InvalidRecipient rule).
+   */
+  readonly recipientAccountIds?: readonly string[];
+  /**
+   * Whether the caller may send events older than the deployment's `maxEventAge` (a replay of
+   * an archive). @default false
+   */
+  readonly allowReplay?: boolean;
+}
+
 /** Names of the Lambda environment variables: the contract between `lib/` and `lambda/handlers`. */
 export const ENV = {
   /** Kinesis stream name (ingest). */
@@ -90,6 +119,10 @@ export const ENV = {
   RECIPIENT_ALLOW_LIST: 'OPENTRAIL_RECIPIENT_ALLOW_LIST',
   /** "true" turns the InvalidRecipient check off (the embedded runtime has no caller identity). */
   RECIPIENT_CHECK_DISABLED: 'OPENTRAIL_RECIPIENT_CHECK_DISABLED',
+  /** JSON ProducerRule[] (ingest); absent: no per-producer rules. */
+  PRODUCER_RULES: 'OPENTRAIL_PRODUCER_RULES',
+  /** Oldest accepted eventTime, as an age in whole seconds; "0": no limit (ingest). @default 7 days */
+  MAX_EVENT_AGE_SECONDS: 'OPENTRAIL_MAX_EVENT_AGE_SECONDS',
   /** JSON TrailConfig[] (packager). */
   TRAILS: 'OPENTRAIL_TRAILS',
   /** Log bucket name (packager). */

@@ -27,6 +27,25 @@ export const FIELD_CAPS: Readonly<Record<string, number>> = {
   requestID: 4 * KIB,
 };
 
+/**
+ * The top-level record field in which ingest stamps the verified caller
+ * (docs/formats.md#provenance). A producer cannot supply it: an entry that holds it is refused.
+ */
+export const PROVENANCE_FIELD = 'opentrailProvenance';
+/**
+ * The stamp's members that describe one request rather than the caller: left out of
+ * contentHash, so a resend of the same record by the same principal stays a duplicate.
+ */
+export const PROVENANCE_PER_REQUEST_MEMBERS = [
+  'sourceIPAddress',
+  'requestId',
+  'receivedAt',
+] as const;
+/** What `recipientAccountId` must look like: an AWS account id, 12 digits. */
+export const ACCOUNT_ID_PATTERN = /^[0-9]{12}$/;
+/** Default `maxEventAge` of deployed ingest: 7 days, in seconds (docs/formats.md#provenance). */
+export const DEFAULT_MAX_EVENT_AGE_SECONDS = 7 * 24 * 3600;
+
 // ---------------------------------------------------------------------------------------------
 // X-Amz-Target names (docs/formats.md#lookupevents, #listpublickeys, #gettrailstatus-and-describetrails)
 

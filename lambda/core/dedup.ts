@@ -40,6 +40,7 @@ export type ObjectState = 'delivered' | 'written' | 'reserved' | 'none';
 
 export interface Candidate {
   readonly eventId: string;
+  /** contentHash of the record (core/content-hash.ts): a resend by the same principal matches. */
   readonly hash: string;
   readonly trail: string;
   /** The stream record, `shardId:sequenceNumber`. */

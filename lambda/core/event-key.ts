@@ -1,44 +1,27 @@
 /**
  * The key a fan-out consumer drops repeats by (see docs/guarantees.md#fan-out-and-history).
  *
- * `opentrailEventKey(event)` = `<eventID>:<hex SHA-256 of the canonical JSON of detail>`:
+ * `opentrailEventKey(event)` = `<eventID>:<contentHash(detail)>`:
  * - `eventID` is `detail.eventID` (the empty string when the record has none);
- * - the canonical JSON is RFC 8785 (JCS) for values JSON.parse produces: object members
- *   sorted by their names' UTF-16 code units, recursively, no whitespace, strings and numbers
- *   written as JSON.stringify writes them;
- * - the hash is the lower-case hex SHA-256 of the canonical JSON's UTF-8 bytes (64 characters,
- *   always the key's tail, so an eventID holding ":" keeps the key unambiguous).
+ * - `contentHash` (core/content-hash.ts, docs/formats.md#content-hash) is the lower-case hex
+ *   SHA-256 of the RFC 8785 (JCS) canonical JSON of the record — object members sorted by
+ *   their names' UTF-16 code units, recursively, no whitespace, strings and numbers written as
+ *   JSON.stringify writes them — with the provenance stamp's per-request members left out
+ *   (64 characters, always the key's tail, so an eventID holding ":" keeps the key
+ *   unambiguous).
  *
  * Why not `detail.eventID` alone: eventIDs are chosen by producers, so a forged record that
  * reuses a real eventID and reaches a consumer first would make the real one look like a
  * repeat. The key differs whenever the content differs, and is the same for every delivery
- * of one record: a retried batch, a redrive, the embedded runtime's envelope (whose `id` is
- * this key) and the EventBridge event on AWS (whose `detail` is the record).
+ * of one record (a retried batch, a redrive, the embedded runtime's envelope whose `id` is
+ * this key, the EventBridge event on AWS whose `detail` is the record) and for a resend of it
+ * by the same principal.
  *
- * Pure: no SDK, no I/O (node:crypto only). Exported from the package entry (lib/index.ts).
+ * Pure: no SDK, no I/O. Exported from the package entry (lib/index.ts).
  */
-import { createHash } from 'node:crypto';
+import { contentHash } from './content-hash';
 
-/** RFC 8785 canonical JSON of a JSON value (what JSON.parse returns). */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') {
-    const text = JSON.stringify(value);
-    // undefined, functions and symbols have no JSON form; JSON.stringify drops such members.
-    if (text === undefined) throw new TypeError(`${typeof value} is not a JSON value`);
-    return text;
-  }
-  if (Array.isArray(value)) {
-    return `[${value.map((item) => (item === undefined ? 'null' : canonicalJson(item))).join(',')}]`;
-  }
-  const members = Object.keys(value)
-    .filter((name) => (value as Record<string, unknown>)[name] !== undefined)
-    .sort()
-    .map(
-      (name) =>
-        `${JSON.stringify(name)}:${canonicalJson((value as Record<string, unknown>)[name])}`,
-    );
-  return `{${members.join(',')}}`;
-}
+export { canonicalJson } from './content-hash';
 
 /** What {@link opentrailEventKey} reads: an EventBridge event or a local envelope. */
 export interface EventWithDetail {
@@ -52,6 +35,6 @@ export function opentrailEventKey(event: EventWithDetail): string {
     throw new TypeError('opentrailEventKey: detail must be the record, a JSON object');
   }
   const eventId = (detail as { eventID?: unknown }).eventID;
-  const hash = createHash('sha256').update(canonicalJson(detail), 'utf8').digest('hex');
+  const hash = contentHash(detail as Record<string, unknown>);
   return `${typeof eventId === 'string' ? eventId : ''}:${hash}`;
 }

@@ -8,6 +8,7 @@
  * partitions is a plain comparison of sort keys.
  */
 import { createHash } from 'node:crypto';
+import { contentHash } from './content-hash';
 import type { HistoryIndexItem, HistoryRecordItem } from './ports';
 import { ISO_SECONDS_PATTERN } from './contracts';
 import { HISTORY_TABLE } from './tables';
@@ -239,7 +240,7 @@ export function planIndex(text: string): IndexPlan {
     return { kind: 'skip', reason: 'unindexable' };
   const epoch = Math.floor(Date.parse(eventTime) / 1000);
   if (Number.isNaN(epoch)) return { kind: 'skip', reason: 'unindexable' };
-  const hash = createHash('sha256').update(text, 'utf8').digest('hex').slice(0, 16);
+  const hash = contentHash(fields).slice(0, 16);
   const sk = sortKeyOf(eventTime, eventId, hash);
   if (
     Buffer.byteLength(sk, 'utf8') > MAX_SORT_KEY_BYTES ||

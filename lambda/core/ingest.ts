@@ -1,16 +1,27 @@
 /**
  * PutAuditEvents (docs/formats.md#putauditevents): request validation, per-entry validation and normalisation,
- * and delivery to the stream with retry of the records Kinesis reports failed.
+ * the provenance stamp and the per-producer rules (docs/formats.md#provenance), and delivery
+ * to the stream with retry of the records Kinesis reports failed. Each record's partition key
+ * is the hex SHA-256 of its eventID, so one shard owns an eventID whatever the producer chose.
  *
  * Response shape: 200 `{"successful":[{id,eventID}],"failed":[{id,errorCode,errorMessage}]}`,
  * every entry in exactly one list; whole-request errors 400 `{"__type","message"}`.
  * An entry is reported successful only once Kinesis has acknowledged it.
  */
 import { createHash } from 'node:crypto';
-import type { RecipientAllowList } from './config';
+import type { ProducerRule } from './config';
 import { ENTRY_ID_PATTERN, MAX_ENTRIES_PER_REQUEST, MAX_REQUEST_BYTES } from './contracts';
 import type { RecordStream } from './ports';
+import {
+  matchesPattern,
+  permissionsOf,
+  provenanceMember,
+  type Caller,
+  type CallerPermissions,
+} from './provenance';
 import { normaliseRecord, RecordError, type EntryErrorCode } from './records';
+
+export type { Caller } from './provenance';
 
 /** The PutAuditEvents limits, under the names this module has always exported. */
 export const MAX_ENTRIES = MAX_ENTRIES_PER_REQUEST;
@@ -46,18 +57,22 @@ export interface PutAuditEventsResult {
   readonly failed: FailedEntry[];
 }
 
-/** Who is calling, as API Gateway's IAM authorizer saw it (absent in the embedded runtime). */
-export interface Caller {
-  readonly accountId?: string;
-  readonly principalOrgId?: string;
-}
-
 export interface IngestDeps {
   readonly stream: RecordStream;
   /** The deployment's account: default recipientAccountId. */
   readonly accountId: string;
-  /** Undefined: the InvalidRecipient rule is off (embedded runtime). */
-  readonly recipientRule?: { readonly allowList: RecipientAllowList };
+  /**
+   * Whether the InvalidRecipient rule is on: a caller writes for its own account and for the
+   * `recipientAccountIds` its rules list. Off in the embedded runtime (any recipient).
+   */
+  readonly checkRecipients: boolean;
+  /** Per-producer rules (eventSource patterns, recipients, replay). @default - none */
+  readonly producerRules?: readonly ProducerRule[];
+  /**
+   * Oldest accepted eventTime as an age in ms, for callers no rule allows to replay.
+   * @default - no limit (the embedded runtime)
+   */
+  readonly maxEventAgeMs?: number;
   readonly now: () => number;
   readonly newEventId: () => string;
   readonly sleep: (ms: number) => Promise<void>;
@@ -144,17 +159,32 @@ function checksumOf(eventData: string): string {
   return createHash('sha256').update(eventData, 'utf8').digest('base64');
 }
 
+/** The Kinesis partition key of a record: hex SHA-256 of its eventID (never producer text). */
+export function partitionKeyOf(eventID: string): string {
+  return createHash('sha256').update(eventID, 'utf8').digest('hex');
+}
+
 function recipientAllowed(
   recipient: string,
   caller: Caller,
-  allowList: RecipientAllowList,
+  permissions: CallerPermissions,
 ): boolean {
-  if (caller.accountId !== undefined && recipient === caller.accountId) return true;
-  if (caller.accountId !== undefined && (allowList.accounts ?? []).includes(caller.accountId))
-    return true;
   return (
-    caller.principalOrgId !== undefined &&
-    (allowList.organizationIds ?? []).includes(caller.principalOrgId)
+    recipient === caller.accountId ||
+    permissions.recipientAccountIds.includes('*') ||
+    permissions.recipientAccountIds.includes(recipient)
+  );
+}
+
+/** Refuses an eventSource outside the caller's patterns (when its rules list any). */
+function checkEventSource(eventSource: string, permissions: CallerPermissions): void {
+  const patterns = permissions.eventSources;
+  if (patterns === undefined) return;
+  if (patterns.some((pattern) => matchesPattern(pattern, eventSource))) return;
+  throw new RecordError(
+    'InvalidData',
+    `eventSource: "${eventSource}" is not one this caller may write; its allowed eventSource patterns are ${JSON.stringify(patterns)}`,
+    'eventSource',
   );
 }
 
@@ -180,7 +210,7 @@ async function deliver(
     let outcomes;
     try {
       outcomes = await deps.stream.putRecords(
-        todo.map((p) => ({ partitionKey: p.eventID, data: p.data })),
+        todo.map((p) => ({ partitionKey: partitionKeyOf(p.eventID), data: p.data })),
       );
     } catch (error) {
       if (last) {
@@ -230,6 +260,9 @@ export async function putAuditEvents(
   const result: PutAuditEventsResult = { successful: [], failed: [] };
   const pending: Pending[] = [];
   const nowMs = deps.now();
+  const permissions = permissionsOf(deps.producerRules ?? [], caller);
+  const stamp = provenanceMember(caller);
+  const maxEventAgeMs = permissions.allowReplay ? undefined : deps.maxEventAgeMs;
   for (const entry of entries) {
     try {
       if (
@@ -246,14 +279,18 @@ export async function putAuditEvents(
         accountId: deps.accountId,
         nowMs,
         newEventId: deps.newEventId,
+        stamp,
+        ...(maxEventAgeMs !== undefined ? { maxEventAgeMs } : {}),
       });
+      checkEventSource(record.eventSource, permissions);
       if (
-        deps.recipientRule &&
-        !recipientAllowed(record.recipientAccountId, caller, deps.recipientRule.allowList)
+        deps.checkRecipients &&
+        !recipientAllowed(record.recipientAccountId, caller, permissions)
       ) {
+        const others = permissions.recipientAccountIds;
         throw new RecordError(
           'InvalidRecipient',
-          `recipientAccountId: ${record.recipientAccountId} is not the caller's account${caller.accountId ? ` (${caller.accountId})` : ''}, and the caller is not allow-listed to write for other accounts`,
+          `recipientAccountId: ${record.recipientAccountId} is not the caller's account (${caller.accountId})${others.length > 0 ? ` nor one it may write for (${others.join(', ')})` : ', and no rule lets the caller write for other accounts'}`,
           'recipientAccountId',
         );
       }

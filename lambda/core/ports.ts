@@ -76,7 +76,7 @@ export interface ManifestStore {
  * The adapter stores it under short attribute names (tables.ts, DEDUP_TABLE).
  */
 export interface DedupClaim {
-  /** hex SHA-256 of the record's bytes as stored. */
+  /** contentHash of the record (core/content-hash.ts; docs/formats.md#content-hash). */
   readonly hash: string;
   /** The trail the claim is for: dedup decides per trail. */
   readonly trail: string;

@@ -8,7 +8,13 @@
  */
 import Ajv, { type ErrorObject } from 'ajv';
 import { PATH_SEGMENT_PATTERN } from './layout';
-import { FIELD_CAPS, MAX_RECORD_BYTES, parseIsoSeconds } from './contracts';
+import {
+  ACCOUNT_ID_PATTERN,
+  FIELD_CAPS,
+  MAX_RECORD_BYTES,
+  parseIsoSeconds,
+  PROVENANCE_FIELD,
+} from './contracts';
 
 /** Per-entry error codes of PutAuditEvents (docs/formats.md#per-entry-errors). */
 export type EntryErrorCode =
@@ -229,6 +235,17 @@ export interface NormaliseContext {
   readonly nowMs: number;
   /** A new random UUID, for an absent eventID. */
   readonly newEventId: () => string;
+  /**
+   * The provenance stamp, as the member text `"opentrailProvenance":{...}`
+   * (core/provenance.ts): appended last, and counted in the record's size. Ingest always
+   * passes one. @default - no stamp
+   */
+  readonly stamp?: string;
+  /**
+   * Events older than this many ms before `nowMs` are refused (`maxEventAge`).
+   * @default - no limit
+   */
+  readonly maxEventAgeMs?: number;
 }
 
 /** A record that passed validation, as it will be stored. */
@@ -236,6 +253,7 @@ export interface NormalisedRecord {
   /** The stored text: the producer's JSON minified, plus the appended absent fields. */
   readonly text: string;
   readonly eventID: string;
+  readonly eventSource: string;
   readonly recipientAccountId: string;
 }
 
@@ -260,6 +278,14 @@ function nestsDeeperThan(text: string, limit: number): boolean {
     } else if (c === 0x7d || c === 0x5d) depth--;
   }
   return false;
+}
+
+/** An age as the error message shows it: whole days, else whole hours, else seconds. */
+function ageText(ms: number): string {
+  const seconds = Math.floor(ms / 1000);
+  if (seconds % 86_400 === 0) return `${seconds / 86_400} days`;
+  if (seconds % 3600 === 0) return `${seconds / 3600} hours`;
+  return `${seconds} seconds`;
 }
 
 function byteLength(value: unknown): number {
@@ -300,6 +326,23 @@ export function normaliseRecord(eventData: string, context: NormaliseContext): N
     throw first ? schemaError(first) : new RecordError('InvalidData', '(record): is invalid');
   }
   const fields = record as unknown as Record<string, unknown>;
+  if (Object.prototype.hasOwnProperty.call(fields, PROVENANCE_FIELD)) {
+    throw new RecordError(
+      'InvalidData',
+      `${PROVENANCE_FIELD}: set by opentrail from the verified caller, a producer may not supply it; remove the field (opentrail put-events drops it from replayed log files)`,
+      PROVENANCE_FIELD,
+    );
+  }
+  if (
+    typeof fields.recipientAccountId === 'string' &&
+    !ACCOUNT_ID_PATTERN.test(fields.recipientAccountId)
+  ) {
+    throw new RecordError(
+      'InvalidData',
+      `recipientAccountId: "${fields.recipientAccountId}" must be an AWS account id of 12 digits`,
+      'recipientAccountId',
+    );
+  }
   for (const [field, cap] of Object.entries(FIELD_CAPS)) {
     if (fields[field] === undefined) continue;
     const size = byteLength(fields[field]);
@@ -324,6 +367,13 @@ export function normaliseRecord(eventData: string, context: NormaliseContext): N
     throw new RecordError(
       'InvalidData',
       `eventTime: ${eventTime} is more than 15 minutes in the future`,
+      'eventTime',
+    );
+  }
+  if (context.maxEventAgeMs !== undefined && eventMs < context.nowMs - context.maxEventAgeMs) {
+    throw new RecordError(
+      'InvalidData',
+      `eventTime: ${eventTime} is older than the deployment's maxEventAge of ${ageText(context.maxEventAgeMs)}; only producers allowed to replay may send older events`,
       'eventTime',
     );
   }
@@ -352,9 +402,10 @@ export function normaliseRecord(eventData: string, context: NormaliseContext): N
     added.push(['recipientAccountId', recipientAccountId]);
 
   const minified = minifyJson(eventData.trim());
-  const appended = added
-    .map(([key, value]) => `${JSON.stringify(key)}:${JSON.stringify(value)}`)
-    .join(',');
+  const appended = [
+    ...added.map(([key, value]) => `${JSON.stringify(key)}:${JSON.stringify(value)}`),
+    ...(context.stamp !== undefined ? [context.stamp] : []),
+  ].join(',');
   const text =
     appended === ''
       ? minified
@@ -363,9 +414,9 @@ export function normaliseRecord(eventData: string, context: NormaliseContext): N
   if (size > MAX_RECORD_BYTES) {
     throw new RecordError(
       'FieldTooLong',
-      `(record): ${size} bytes of JSON, over the ${MAX_RECORD_BYTES}-byte cap`,
+      `(record): ${size} bytes of JSON${context.stamp !== undefined ? ` with the ${PROVENANCE_FIELD} stamp` : ''}, over the ${MAX_RECORD_BYTES}-byte cap`,
       '(record)',
     );
   }
-  return { text, eventID, recipientAccountId };
+  return { text, eventID, eventSource: fields.eventSource as string, recipientAccountId };
 }

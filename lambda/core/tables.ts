@@ -28,7 +28,7 @@ export const MANIFEST_TABLE = {
  *
  * - `pk` (S): the eventID
  * - `claims` (L of M): one entry per (content, trail) a stream record claimed for this eventID:
- *   `{h: hex SHA-256 of the record, r: trail name, s: claiming record "shardId:sequenceNumber",
+ *   `{h: contentHash of the record, r: trail name, s: claiming record "shardId:sequenceNumber",
  *   b: batch id, t: arrival epoch ms, k: "bucket/key" of the trail's object}`. At most
  *   MAX_CLAIMS_PER_TRAIL evictable entries per trail, and the item is checked against
  *   DynamoDB's 400 KB item limit in UTF-8 bytes before every write (core/dedup.ts).

@@ -33,6 +33,10 @@ describe('a replay of real CloudTrail logs through the embedded runtime', () => 
         expect(stored).toBeDefined();
         const added = Object.keys(stored!).filter((k) => !(k in record));
         expect(added.every((k) => NORMALISED_FIELDS.includes(k))).toBe(true);
+        // Stamped with the embedded runtime's one local principal (docs/formats.md#provenance).
+        expect(stored!.opentrailProvenance).toMatchObject({
+          principalArn: `arn:aws:iam::${runtime.endpoints.accountId}:user/opentrail-local`,
+        });
         for (const [field, value] of Object.entries(record)) {
           if (!isDeepStrictEqual(stored![field], value))
             throw new Error(`${String(record.eventID)}.${field} changed`);

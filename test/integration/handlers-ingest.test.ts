@@ -31,6 +31,20 @@ const CAPS = {
   requestID: 4 * KIB,
 } as const;
 const RECORD_CAP = 256 * KIB;
+/**
+ * Bytes the embedded runtime's provenance stamp adds to a record (docs/formats.md#provenance):
+ * the local principal, a client on 127.0.0.1, a UUID request id, a millisecond receive time.
+ */
+const LOCAL_STAMP_BYTES = Buffer.byteLength(
+  `,"opentrailProvenance":${JSON.stringify({
+    principalArn: 'arn:aws:iam::123456789012:user/opentrail-local',
+    accountId: '123456789012',
+    sourceIPAddress: '127.0.0.1',
+    requestId: randomUUID(),
+    receivedAt: new Date().toISOString(),
+  })}`,
+  'utf8',
+);
 const BODY_CAP = 1_048_576;
 
 /** Marks every record this file sends, so log files can be searched for exactly them. */
@@ -306,8 +320,8 @@ function sizeCases(): { bad: BadCase[]; good: GoodCase[] } {
 }
 
 /**
- * A record whose stored text is `bytes` long: every normalised field present, so ingest
- * appends nothing and stores the text as sent (JSON.stringify output is already minified).
+ * A record whose text is `bytes` long: every normalised field present, so ingest appends
+ * only its provenance stamp to the text as sent (JSON.stringify output is already minified).
  */
 function recordOfBytes(bytes: number, probe: string): string {
   const base = record(probe, {
@@ -392,12 +406,12 @@ test('each bad entry gets its documented code and a message naming the field, wh
     [...sizes.bad, ...sizes.good],
     [
       {
-        name: 'record of exactly 256 KiB',
-        eventData: recordOfBytes(RECORD_CAP, 'good:record at cap'),
+        name: 'record of exactly 256 KiB once stamped',
+        eventData: recordOfBytes(RECORD_CAP - LOCAL_STAMP_BYTES, 'good:record at cap'),
       },
       {
-        name: 'record one byte over 256 KiB',
-        eventData: recordOfBytes(RECORD_CAP + 1, 'bad:record over'),
+        name: 'record one byte over 256 KiB once stamped',
+        eventData: recordOfBytes(RECORD_CAP - LOCAL_STAMP_BYTES + 1, 'bad:record over'),
         code: 'FieldTooLong',
         field: '(record)',
       },

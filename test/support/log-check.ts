@@ -77,8 +77,13 @@ export async function checkLogFiles(
   return { keys, records, manifest, problems };
 }
 
-/** Fields the ingest normalisation may add to a record that lacks them (docs/formats.md#records). */
+/**
+ * Fields ingest adds to a record: the normalised ones it may fill in when absent
+ * (docs/formats.md#normalisation) and the provenance stamp it always appends
+ * (docs/formats.md#provenance).
+ */
 export const NORMALISED_FIELDS = [
+  'opentrailProvenance',
   'eventID',
   'eventVersion',
   'eventType',

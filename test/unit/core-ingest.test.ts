@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { RecipientAllowList } from '../../lambda/core/config';
+import type { ProducerRule } from '../../lambda/core/config';
 import {
   MAX_BODY_BYTES,
   putAuditEvents,
@@ -20,7 +20,21 @@ import {
 } from '../fixtures/records';
 
 const KIB = 1024;
-const NO_CALLER: Caller = {};
+/** A verified producer, as the ingest handler builds it from the request context. */
+const PRODUCER: Caller = {
+  principalArn: `arn:aws:iam::${PRODUCER_ACCOUNT}:role/producer`,
+  accountId: PRODUCER_ACCOUNT,
+  sourceIp: '198.51.100.7',
+  requestId: 'req-1',
+  receivedAtMs: NOW_MS,
+};
+const NO_CALLER = PRODUCER;
+const callerIn = (accountId: string, principalOrgId?: string): Caller => ({
+  ...PRODUCER,
+  principalArn: `arn:aws:iam::${accountId}:role/producer`,
+  accountId,
+  ...(principalOrgId !== undefined ? { principalOrgId } : {}),
+});
 
 interface Entry {
   id: string;
@@ -37,6 +51,7 @@ function depsWith(stream: MemoryRecordStream, overrides: Partial<IngestDeps> = {
   return {
     stream,
     accountId: DEPLOYMENT_ACCOUNT,
+    checkRecipients: false,
     now: () => NOW_MS,
     newEventId: uuids(),
     sleep: async () => {},
@@ -50,6 +65,10 @@ function bodyOf(entries: readonly unknown[]): string {
 
 function entry(id: string, record: Record<string, unknown> = minimalRecord()): Entry {
   return { id, eventData: JSON.stringify(record) };
+}
+
+function sha256Hex(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
 function checksum(eventData: string): string {
@@ -328,7 +347,7 @@ describe('putAuditEvents: a bad entry fails alone', () => {
 });
 
 describe('putAuditEvents: delivery to the stream', () => {
-  it('the partition key of each stream record is its eventID and the data is the stored text', async () => {
+  it('the partition key of each stream record is the hex SHA-256 of its eventID and the data is the stored, stamped text', async () => {
     // Arrange
     const stream = new MemoryRecordStream();
     const withId = completeRecord();
@@ -339,13 +358,21 @@ describe('putAuditEvents: delivery to the stream', () => {
 
     // Assert
     expect(stream.delivered.map((d) => d.partitionKey)).toEqual(
-      result.successful.map((s) => s.eventID),
+      result.successful.map((s) => sha256Hex(s.eventID)),
     );
     expect(stream.delivered.map((d) => d.partitionKey)).toEqual([
-      withId.eventID,
-      '00000000-0000-4000-8000-000000000001',
+      sha256Hex(withId.eventID as string),
+      sha256Hex('00000000-0000-4000-8000-000000000001'),
     ]);
-    expect(stream.delivered[0]!.text).toBe(JSON.stringify(withId));
+    expect(stream.delivered[0]!.text).toBe(
+      `${JSON.stringify(withId).slice(0, -1)},"opentrailProvenance":${JSON.stringify({
+        principalArn: PRODUCER.principalArn,
+        accountId: PRODUCER_ACCOUNT,
+        sourceIPAddress: '198.51.100.7',
+        requestId: 'req-1',
+        receivedAt: new Date(NOW_MS).toISOString(),
+      })}}`,
+    );
     expect(JSON.parse(stream.delivered[1]!.text)).toMatchObject({
       eventID: '00000000-0000-4000-8000-000000000001',
     });
@@ -385,7 +412,7 @@ describe('putAuditEvents: delivery to the stream', () => {
       const sleeps: number[] = [];
       const stream = new MemoryRecordStream((records) =>
         records.map((r) =>
-          r.partitionKey === completeRecord().eventID
+          r.partitionKey === sha256Hex(completeRecord().eventID as string)
             ? { errorCode: kinesisCode, errorMessage: 'no' }
             : 'ok',
         ),
@@ -467,63 +494,70 @@ describe('putAuditEvents: delivery to the stream', () => {
 
 describe('putAuditEvents: InvalidRecipient', () => {
   const OTHER = '222222222222';
-  const cases: [string, string | undefined, Caller, RecipientAllowList, boolean][] = [
+  const cases: [string, string | undefined, Caller, ProducerRule[], boolean][] = [
+    ['the caller writes for its own account', PRODUCER_ACCOUNT, PRODUCER, [], true],
+    ['the caller writes for another account', OTHER, PRODUCER, [], false],
     [
-      'the caller writes for its own account',
-      PRODUCER_ACCOUNT,
-      { accountId: PRODUCER_ACCOUNT },
-      {},
-      true,
-    ],
-    ['the caller writes for another account', OTHER, { accountId: PRODUCER_ACCOUNT }, {}, false],
-    [
-      'the caller writes for another account, allow-listed by account',
+      'the caller writes for another account, which its account may write for',
       OTHER,
-      { accountId: PRODUCER_ACCOUNT },
-      { accounts: [PRODUCER_ACCOUNT] },
+      PRODUCER,
+      [{ caller: PRODUCER_ACCOUNT, recipientAccountIds: [OTHER] }],
       true,
     ],
     [
-      'another account is allow-listed, not the caller',
+      'the caller writes for another account than the one its account may write for',
       OTHER,
-      { accountId: PRODUCER_ACCOUNT },
-      { accounts: ['333333333333'] },
+      PRODUCER,
+      [{ caller: PRODUCER_ACCOUNT, recipientAccountIds: ['333333333333'] }],
       false,
     ],
     [
-      'the caller writes for another account, its organization allow-listed',
+      'another account may write for the recipient, not the caller',
       OTHER,
-      { accountId: PRODUCER_ACCOUNT, principalOrgId: 'o-abcdefghij' },
-      { organizationIds: ['o-abcdefghij'] },
+      PRODUCER,
+      [{ caller: '333333333333', recipientAccountIds: [OTHER] }],
+      false,
+    ],
+    [
+      'the caller writes for another account, which its principal ARN pattern may write for',
+      OTHER,
+      PRODUCER,
+      [{ caller: `arn:aws:iam::${PRODUCER_ACCOUNT}:role/prod*`, recipientAccountIds: [OTHER] }],
       true,
     ],
     [
-      "another organization is allow-listed, not the caller's",
+      'the caller writes for another account, its organization may write for any',
       OTHER,
-      { accountId: PRODUCER_ACCOUNT, principalOrgId: 'o-abcdefghij' },
-      { organizationIds: ['o-zzzzzzzzzz'] },
+      callerIn(PRODUCER_ACCOUNT, 'o-abcdefghij'),
+      [{ caller: 'o-abcdefghij', recipientAccountIds: ['*'] }],
+      true,
+    ],
+    [
+      "another organization may write for any account, not the caller's",
+      OTHER,
+      callerIn(PRODUCER_ACCOUNT, 'o-abcdefghij'),
+      [{ caller: 'o-zzzzzzzzzz', recipientAccountIds: ['*'] }],
       false,
     ],
-    ['the caller has no identity', OTHER, {}, {}, false],
     [
       'the record has no recipient and the caller is the deployment account',
       undefined,
-      { accountId: DEPLOYMENT_ACCOUNT },
-      {},
+      callerIn(DEPLOYMENT_ACCOUNT),
+      [],
       true,
     ],
   ];
 
   it.each(cases)(
     'with the recipient rule on, when %s, acceptance is %p',
-    async (_, recipient, caller, allowList, accepted) => {
+    async (_, recipient, caller, producerRules, accepted) => {
       // Arrange
       const stream = new MemoryRecordStream();
       const record =
         recipient === undefined
           ? minimalRecord()
           : minimalRecord({ recipientAccountId: recipient });
-      const deps = depsWith(stream, { recipientRule: { allowList } });
+      const deps = depsWith(stream, { checkRecipients: true, producerRules });
 
       // Act
       const result = await putAuditEvents(bodyOf([entry('a', record)]), caller, deps);

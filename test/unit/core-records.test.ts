@@ -488,7 +488,7 @@ describe('normaliseRecord: the stored text is the producer text', () => {
     // Arrange
     const eventData = producerText.replace(
       '"eventName"',
-      '"eventType":"AwsApiCall","eventCategory":"Data","managementEvent":false,"recipientAccountId":"1","eventName"',
+      '"eventType":"AwsApiCall","eventCategory":"Data","managementEvent":false,"recipientAccountId":"111111111111","eventName"',
     );
 
     // Act

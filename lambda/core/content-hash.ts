@@ -1,0 +1,53 @@
+/**
+ * The one content hash of a record (docs/formats.md#content-hash): what the packager's dedup,
+ * the event history's keys and the fan-out event key (core/event-key.ts) compare records by.
+ *
+ * `contentHash(record)` = lower-case hex SHA-256 of the UTF-8 bytes of the RFC 8785 canonical
+ * JSON of the record, after removing the provenance stamp's per-request members
+ * (`opentrailProvenance.sourceIPAddress`, `.requestId`, `.receivedAt`). The stamp's principal
+ * (`principalArn`, `accountId`, `principalOrgId`) stays in: a resend of the same record by the
+ * same principal hashes the same (a duplicate), while the same record sent by another principal
+ * does not (two callers vouching for one event are both kept, as a conflict). A record without
+ * a stamp hashes as its whole canonical JSON.
+ *
+ * Pure: no SDK, no I/O (node:crypto only).
+ */
+import { createHash } from 'node:crypto';
+import { PROVENANCE_FIELD, PROVENANCE_PER_REQUEST_MEMBERS } from './contracts';
+
+/** RFC 8785 canonical JSON of a JSON value (what JSON.parse returns). */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') {
+    const text = JSON.stringify(value);
+    // undefined, functions and symbols have no JSON form; JSON.stringify drops such members.
+    if (text === undefined) throw new TypeError(`${typeof value} is not a JSON value`);
+    return text;
+  }
+  if (Array.isArray(value)) {
+    return `[${value.map((item) => (item === undefined ? 'null' : canonicalJson(item))).join(',')}]`;
+  }
+  const members = Object.keys(value)
+    .filter((name) => (value as Record<string, unknown>)[name] !== undefined)
+    .sort()
+    .map(
+      (name) =>
+        `${JSON.stringify(name)}:${canonicalJson((value as Record<string, unknown>)[name])}`,
+    );
+  return `{${members.join(',')}}`;
+}
+
+/** The record as hashed: its stamp without the per-request members. */
+function hashedForm(record: Readonly<Record<string, unknown>>): Readonly<Record<string, unknown>> {
+  const stamp = record[PROVENANCE_FIELD];
+  if (typeof stamp !== 'object' || stamp === null || Array.isArray(stamp)) return record;
+  const principal: Record<string, unknown> = { ...(stamp as Record<string, unknown>) };
+  for (const member of PROVENANCE_PER_REQUEST_MEMBERS) delete principal[member];
+  return { ...record, [PROVENANCE_FIELD]: principal };
+}
+
+/** Hex SHA-256 of a record's content (see the module comment for exactly what is hashed). */
+export function contentHash(record: Readonly<Record<string, unknown>>): string {
+  return createHash('sha256')
+    .update(canonicalJson(hashedForm(record)), 'utf8')
+    .digest('hex');
+}
