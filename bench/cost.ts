@@ -509,18 +509,14 @@ export async function countUnits(
   const stream = new MemoryRecordStream();
   let accepted = 0;
   for (const body of bodies) {
-    const result = await putAuditEvents(
-      body,
-      BENCH_CALLER,
-      {
-        stream,
-        accountId: LOCAL_DEFAULTS.accountId,
-        checkRecipients: false,
-        now: Date.now,
-        newEventId: randomUUID,
-        sleep,
-      },
-    );
+    const result = await putAuditEvents(body, BENCH_CALLER, {
+      stream,
+      accountId: LOCAL_DEFAULTS.accountId,
+      checkRecipients: false,
+      now: Date.now,
+      newEventId: randomUUID,
+      sleep,
+    });
     if (result.failed.length > 0) throw new Error(`ingest refused ${result.failed.length} entries`);
     accepted += JSON.parse(body).auditEvents.length as number;
   }
