@@ -151,7 +151,8 @@ describe('event history on dynalite', () => {
           });
         return store.putRecord(item);
       },
-      putIndex: (items) => store.putIndex(items),
+      putGroups: (items) => store.putGroups(items),
+      queryGroups: (q) => store.queryGroups(q),
       queryIndex: (q) => store.queryIndex(q),
       queryRecords: (pk) => store.queryRecords(pk),
       getRecords: (keys) => store.getRecords(keys),
