@@ -334,10 +334,30 @@ function entryBytes(entries: readonly string[]): Buffer {
   return Buffer.concat(parts);
 }
 
+/** Leading byte of a group item's `e`: the entry bytes as they are. */
+const ENTRIES_PLAIN = 0;
+/** Leading byte of a group item's `e`: the entry bytes deflate-raw compressed. */
+const ENTRIES_DEFLATE = 1;
+/**
+ * Entry bytes up to which a group item stores them plain: such an item is 1 write unit either
+ * way, and a zlib stream per item would cost the indexer more CPU than the item costs to write.
+ */
+const PLAIN_ENTRY_BYTES = 900;
+
+/** A group item's `e`: format byte, then the entry bytes, compressed when that saves units. */
+function encodeEntries(entries: readonly string[]): Uint8Array {
+  const bytes = entryBytes(entries);
+  if (bytes.length <= PLAIN_ENTRY_BYTES) return Buffer.concat([Buffer.of(ENTRIES_PLAIN), bytes]);
+  return Buffer.concat([Buffer.of(ENTRIES_DEFLATE), deflateRawSync(bytes)]);
+}
+
 /** The sort keys a group item lists (attribute `e`), newest first. */
 export function groupEntries(item: Pick<HistoryGroupItem, 'sk' | 'e'>): string[] {
   const prefix = `${groupBucket(item.sk)}:`;
-  const bytes = inflateRawSync(item.e);
+  const e = Buffer.from(item.e.buffer, item.e.byteOffset, item.e.byteLength);
+  if (e[0] !== ENTRIES_PLAIN && e[0] !== ENTRIES_DEFLATE)
+    throw new Error(`history: group item ${item.sk} has an unknown entry format (${e[0]})`);
+  const bytes = e[0] === ENTRIES_PLAIN ? e.subarray(1) : inflateRawSync(e.subarray(1));
   const out: string[] = [];
   let i = 0;
   while (i < bytes.length) {
@@ -408,7 +428,7 @@ export function groupItems(
       pk,
       sk: `${bucket}#${id}#${items.length}`,
       x,
-      e: new Uint8Array(deflateRawSync(entryBytes(entries))),
+      e: encodeEntries(entries),
     };
     if (groupItemBytes(item) > MAX_ITEM_BYTES && entries.length > 1) {
       const half = Math.ceil(entries.length / 2);
