@@ -308,18 +308,22 @@ export async function runHistoryBench(options: {
 
 /** Live traffic in the write-unit figures: events this many ms apart, in stream order. */
 const LIVE_EVENT_SPACING_MS = 10;
-/** Indexer batches in the write-unit figures: what one poll a second finds at 100 events/s. */
-const LIVE_INDEXER_BATCH = 100;
+/**
+ * Indexer batch sizes of the live write-unit figures: what one poll a second finds at 100
+ * events/s, the deployed mapping's maximum (lib/event-history.ts), and the embedded runtime's.
+ */
+const LIVE_INDEXER_BATCHES = [100, 500, 1000] as const;
 
 /**
  * dynamodbWriteUnitsPerEvent: write units as billed (test/support/write-units.ts) per accepted
  * event, per table and in total, counted by the dynalite proxy while the packager (real
  * DynamoDB and S3 adapters) and the indexer handler process the same real-size records on the
- * emulators. Records are the real fixtures with new eventIDs, at two traffic shapes: live
- * (eventTime 10 ms apart, indexer batches of 100) and a replay of old logs (the fixtures' own
- * eventTimes, spread over years; batches of 500).
+ * emulators. Records are the real fixtures with new eventIDs, in two traffic shapes: live
+ * (eventTime 10 ms apart) with indexer batches of 100, 500 and 1,000 events, and a replay of
+ * old logs (the fixtures' own eventTimes, spread over years; batches of 500). Group items
+ * are per (key, value, minute) of a batch, so the history table's units fall as batches grow.
  */
-async function writeUnitFigures(options: {
+export async function writeUnitFigures(options: {
   quick: boolean;
   log: (line: string) => void;
 }): Promise<BenchFigure[]> {
@@ -333,8 +337,16 @@ async function writeUnitFigures(options: {
     const historyTable = 'history-units';
     await ensureHistoryTable(clients.dynamodb, historyTable);
     const shapes = [
-      { shape: 'live', batch: LIVE_INDEXER_BATCH, live: true },
-      { shape: 'replay of old logs', batch: INDEXER_BATCH, live: false },
+      ...LIVE_INDEXER_BATCHES.map((batch) => ({
+        shape: `live, indexer batches of ${batch}`,
+        batch,
+        live: true,
+      })),
+      {
+        shape: `replay of old logs, indexer batches of ${INDEXER_BATCH}`,
+        batch: INDEXER_BATCH,
+        live: false,
+      },
     ];
     let firstSequence = 1;
     for (const { shape, batch, live } of shapes) {
@@ -380,11 +392,14 @@ async function writeUnitFigures(options: {
       }
       firstSequence += count;
       const perEvent = (units: number): number => units / count;
-      const tables = {
-        history: proxy.writeUnits.units(historyTable),
-        dedup: proxy.writeUnits.units(runtime.endpoints.dedupTable),
-        manifest: proxy.writeUnits.units(runtime.endpoints.manifestTable),
+      const tableNames = {
+        history: historyTable,
+        dedup: runtime.endpoints.dedupTable,
+        manifest: runtime.endpoints.manifestTable,
       };
+      const tables = Object.fromEntries(
+        Object.entries(tableNames).map(([name, table]) => [name, proxy.writeUnits.units(table)]),
+      );
       const total = proxy.writeUnits.units();
       options.log(
         `history: dynamodbWriteUnitsPerEvent (${shape}): total ${perEvent(total).toFixed(3)}, ` +
@@ -400,7 +415,7 @@ async function writeUnitFigures(options: {
         baseline: { name: 'issue 14 target', value: 2.5 },
         notes: `${count} accepted real-size events; ${Object.entries(tables)
           .map(([name, units]) => `${name} ${perEvent(units).toFixed(3)}`)
-          .join(', ')}; indexer batches of ${batch}`,
+          .join(', ')}`,
       });
       for (const [name, units] of Object.entries(tables))
         figures.push({
@@ -408,7 +423,7 @@ async function writeUnitFigures(options: {
           value: perEvent(units),
           unit: 'WU/event',
           ...(name === 'history' ? { baseline: { name: 'issue 14 target', value: 1.5 } } : {}),
-          notes: `items written per event ${(proxy.writeUnits.items(name === 'history' ? historyTable : name === 'dedup' ? runtime.endpoints.dedupTable : runtime.endpoints.manifestTable) / count).toFixed(3)}`,
+          notes: `items written per event ${(proxy.writeUnits.items(tableNames[name as keyof typeof tableNames]) / count).toFixed(3)}`,
         });
     }
   } finally {

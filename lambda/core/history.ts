@@ -415,7 +415,7 @@ export interface IndexBatchResult {
 }
 
 /**
- * Indexes a batch (docs/design.md#event-history). First the record items, in stream order, a
+ * Indexes a batch (docs/design.md#event-history-table). First the record items, in stream order, a
  * few at a time, each a conditional put (a re-delivery finds it and counts as a duplicate);
  * then the group items of every event whose record was stored, one item per (key, value,
  * minute) of the batch. Group keys are a digest of their content, so re-running the same
