@@ -1,7 +1,8 @@
 /**
  * Event history's records and key layout (docs/formats.md#lookupevents): which records are
- * indexed, the derived fields of LookupEvents, and the keys of the record and index items
- * (tables.ts, HISTORY_TABLE). Pure.
+ * indexed, the derived fields of LookupEvents, the keys of the record and group items
+ * (tables.ts, HISTORY_TABLE), and the bytes they store (compressed records, group entries).
+ * Pure (CPU only: hashing and zlib).
  *
  * Order: eventTime descending, then eventID descending (UTF-8 byte order, DynamoDB's), then
  * content hash. Every index partition is sorted the same way by its sort key, so merging
