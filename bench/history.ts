@@ -156,8 +156,10 @@ async function load(
 export async function runHistoryBench(options: {
   quick: boolean;
   log: (line: string) => void;
+  /** History sizes of the lookup figures (two, smaller first); default by `quick`. */
+  sizes?: readonly [number, number];
 }): Promise<BenchFigure[]> {
-  const sizes = options.quick ? [2_000, 20_000] : [10_000, 200_000];
+  const sizes = options.sizes ?? (options.quick ? [2_000, 20_000] : [10_000, 200_000]);
   const samples = options.quick ? 10 : 30;
   const figures: BenchFigure[] = [];
   const nowMs = Date.now();
