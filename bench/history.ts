@@ -6,12 +6,13 @@
  *    (ReturnConsumedCapacity TOTAL, which dynalite computes the way DynamoDB does: Query at
  *    4 KB units of the items read, BatchGetItem per item rounded up to 4 KB, halved for
  *    eventually consistent reads), at two history sizes, with the ratio between them.
- *    Large histories are loaded by writing the indexer's own items (planIndex) directly with
- *    the adapter, in parallel, not through the HTTP API. The bulk records are small synthetic
- *    ones (≈ 450 bytes) to keep the in-memory emulator within RAM; records up to 4 KB cost the
- *    same read units.
- * 2. Write capacity per indexed event: indexBatch of records drawn from the real fixtures
- *    (real sizes), conditional puts included (WriteCapacity from ReturnConsumedCapacity).
+ *    Large histories are loaded by writing the indexer's own items (planIndex, planGroups, in
+ *    batches of 500 as the deployed mapping delivers them) directly, in parallel, not through
+ *    the HTTP API. The bulk records are small synthetic ones (≈ 450 bytes) to keep the
+ *    in-memory emulator within RAM; records up to 4 KB cost the same read units.
+ * 2. dynamodbWriteUnitsPerEvent: write units as billed per accepted event, per table and in
+ *    total, counted by the dynalite proxy while the packager and the indexer handler process
+ *    real-size records (see writeUnitFigures).
  * 3. Ingest-to-lookup visibility in the embedded runtime: one event put through
  *    PutAuditEvents, then LookupEvents by EventId every 50 ms until it shows (the issue: ≤ 5 s).
  */
@@ -26,10 +27,30 @@ import { documentClient } from '../lambda/adapters/dynamodb';
 import { DynamoHistoryStore, type CapacityMeter } from '../lambda/adapters/history';
 import { HmacMac } from '../lambda/adapters/mac';
 import { LOOKUP_EVENTS_TARGET } from '../lambda/core/contracts';
-import { indexBatch, lookupEvents, planIndex } from '../lambda/core/history';
-import type { HistoryIndexItem, HistoryRecordItem } from '../lambda/core/ports';
+import {
+  BatchWriteCommand,
+  type BatchWriteCommandOutput,
+  type DynamoDBDocumentClient,
+} from '@aws-sdk/lib-dynamodb';
+import { lookupEvents, planGroups, planIndex } from '../lambda/core/history';
+import type { HistoryGroupItem, HistoryRecordItem } from '../lambda/core/ports';
 import { ensureHistoryTable } from '../local/components/history';
-import { freshRuntime, realRecords, syntheticRecordTexts } from './lib';
+import { DEFAULT_DEDUP_WINDOW_SECONDS, DEFAULT_TRAIL } from '../lambda/core/config';
+import { packageBatch, type PackagerDeps } from '../lambda/core/packager';
+import { DynamoDedupStore, DynamoManifestStore } from '../lambda/adapters/dynamodb';
+import { S3ObjectStore } from '../lambda/adapters/s3';
+import { createIndexerHandler } from '../lambda/handlers/indexer';
+import { batchOf } from '../test/fixtures/kinesis-events';
+import { clientsFor, destroyClients } from '../test/support/emulator-clients';
+import { startLimitsProxy } from '../test/support/limited-dynalite';
+import {
+  freshRuntime,
+  normaliseAll,
+  realRecords,
+  streamBatches,
+  syntheticRecordTexts,
+} from './lib';
+import { STREAM_BATCH } from './settings';
 import type { BenchFigure } from './lib';
 
 const dynalite = createRequire(__filename)('dynalite') as (options: object) => Server;
@@ -86,17 +107,33 @@ function percentile(values: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
+/** The indexer's batch size on the deployed event-source mapping (lib/event-history.ts). */
+const INDEXER_BATCH = 500;
+
+/**
+ * Loads events `from`..`to` as the indexer stores them, batch by batch (INDEXER_BATCH events
+ * in stream order, so group items list what one batch lists), written with plain
+ * BatchWriteItem requests, 8 at a time (the conditional record puts would only be slower).
+ */
 async function load(
-  store: DynamoHistoryStore,
+  documents: DynamoDBDocumentClient,
+  table: string,
   from: number,
   to: number,
   total: number,
   nowMs: number,
 ): Promise<void> {
-  const items: (HistoryRecordItem | HistoryIndexItem)[] = [];
-  for (let n = from; n < to; n++) {
-    const plan = planIndex(bulkRecord(n, total, nowMs));
-    if (plan.kind === 'index') items.push(plan.record, ...plan.index);
+  const items: (HistoryRecordItem | HistoryGroupItem)[] = [];
+  for (let start = from; start < to; start += INDEXER_BATCH) {
+    const events: { sortKey: string; partitions: readonly string[] }[] = [];
+    for (let n = start; n < Math.min(to, start + INDEXER_BATCH); n++) {
+      const plan = planIndex(bulkRecord(n, total, nowMs));
+      if (plan.kind === 'index') {
+        items.push(plan.record);
+        events.push(plan);
+      }
+    }
+    items.push(...planGroups(events));
   }
   let next = 0;
   await Promise.all(
@@ -104,7 +141,13 @@ async function load(
       while (next < items.length) {
         const chunk = items.slice(next, next + 25);
         next += 25;
-        await store.putIndex(chunk);
+        let requests: unknown[] | undefined = chunk.map((Item) => ({ PutRequest: { Item } }));
+        while (requests && requests.length > 0) {
+          const response: BatchWriteCommandOutput = await documents.send(
+            new BatchWriteCommand({ RequestItems: { [table]: requests as never } }),
+          );
+          requests = response.UnprocessedItems?.[table];
+        }
       }
     }),
   );
@@ -113,8 +156,10 @@ async function load(
 export async function runHistoryBench(options: {
   quick: boolean;
   log: (line: string) => void;
+  /** History sizes of the lookup figures (two, smaller first); default by `quick`. */
+  sizes?: readonly [number, number];
 }): Promise<BenchFigure[]> {
-  const sizes = options.quick ? [2_000, 20_000] : [10_000, 200_000];
+  const sizes = options.sizes ?? (options.quick ? [2_000, 20_000] : [10_000, 200_000]);
   const samples = options.quick ? 10 : 30;
   const figures: BenchFigure[] = [];
   const nowMs = Date.now();
@@ -141,7 +186,7 @@ export async function runHistoryBench(options: {
     let loaded = 0;
     for (const size of sizes) {
       const t0 = performance.now();
-      await load(store, loaded, size, largest, nowMs);
+      await load(documentClient(clients.dynamodb), 'history-bench', loaded, size, largest, nowMs);
       loaded = size;
       options.log(
         `history: ${size} events loaded (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
@@ -199,42 +244,12 @@ export async function runHistoryBench(options: {
         },
       );
     }
-
-    // Write capacity per event, records of real sizes, conditional puts included.
-    const texts = syntheticRecordTexts(
-      realRecords(),
-      options.quick ? 300 : 1000,
-      'history-wcu',
-    ).map((text) => {
-      const record = JSON.parse(text) as Record<string, unknown>;
-      return JSON.stringify({
-        ...record,
-        eventTime: new Date(nowMs - 3600_000).toISOString().slice(0, 19) + 'Z',
-      });
-    });
-    meter.write = 0;
-    const result = await indexBatch(
-      texts.map((text, i) => ({ sequenceNumber: String(i), data: Buffer.from(text) })),
-      store,
-    );
-    const items = texts.reduce((sum, text) => {
-      const plan = planIndex(text);
-      return sum + (plan.kind === 'index' ? plan.index.length + 1 : 0);
-    }, 0);
-    figures.push({
-      name: 'history write capacity per indexed event',
-      value: meter.write / result.indexed,
-      unit: 'WCU',
-      baseline: { name: 'items written per event', value: items / result.indexed },
-      notes: `${result.indexed} real-size management events; one record item (1 WCU per KB) plus one ~150-byte index item (1 WCU) per lookup key`,
-    });
-    options.log(
-      `history: ${(meter.write / result.indexed).toFixed(2)} WCU per event, ${(items / result.indexed).toFixed(2)} items`,
-    );
   } finally {
     clients.dynamodb.destroy();
     server.close();
   }
+
+  figures.push(...(await writeUnitFigures(options)));
 
   // Visibility in the embedded runtime.
   const runtime = await freshRuntime({ flushSeconds: 60 });
@@ -288,6 +303,134 @@ export async function runHistoryBench(options: {
       `history: visibility p50 ${percentile(visibility, 50).toFixed(2)} s, max ${Math.max(...visibility).toFixed(2)} s`,
     );
   } finally {
+    await runtime.close();
+  }
+  return figures;
+}
+
+/** Live traffic in the write-unit figures: events this many ms apart, in stream order. */
+const LIVE_EVENT_SPACING_MS = 10;
+/**
+ * Indexer batch sizes of the live write-unit figures: what one poll a second finds at 100
+ * events/s, the deployed mapping's maximum (lib/event-history.ts), and the embedded runtime's.
+ */
+const LIVE_INDEXER_BATCHES = [100, 500, 1000] as const;
+
+/**
+ * dynamodbWriteUnitsPerEvent: write units as billed (test/support/write-units.ts) per accepted
+ * event, per table and in total, counted by the dynalite proxy while the packager (real
+ * DynamoDB and S3 adapters) and the indexer handler process the same real-size records on the
+ * emulators. Records are the real fixtures with new eventIDs, in two traffic shapes: live
+ * (eventTime 10 ms apart) with indexer batches of 100, 500 and 1,000 events, and a replay of
+ * old logs (the fixtures' own eventTimes, spread over years; batches of 500). Group items
+ * are per (key, value, minute) of a batch, so the history table's units fall as batches grow.
+ */
+export async function writeUnitFigures(options: {
+  quick: boolean;
+  log: (line: string) => void;
+}): Promise<BenchFigure[]> {
+  const count = options.quick ? 1_000 : 5_000;
+  const runtime = await freshRuntime({ flushSeconds: 60, components: [] });
+  const proxy = await startLimitsProxy(runtime.endpoints.dynamodb);
+  const clients = clientsFor({ ...runtime.endpoints, dynamodb: proxy.endpoint });
+  const figures: BenchFigure[] = [];
+  try {
+    const documents = documentClient(clients.dynamodb);
+    const historyTable = 'history-units';
+    await ensureHistoryTable(clients.dynamodb, historyTable);
+    const shapes = [
+      ...LIVE_INDEXER_BATCHES.map((batch) => ({
+        shape: `live, indexer batches of ${batch}`,
+        batch,
+        live: true,
+      })),
+      {
+        shape: `replay of old logs, indexer batches of ${INDEXER_BATCH}`,
+        batch: INDEXER_BATCH,
+        live: false,
+      },
+    ];
+    let firstSequence = 1;
+    for (const { shape, batch, live } of shapes) {
+      const start = Date.now() - count * LIVE_EVENT_SPACING_MS;
+      const texts = syntheticRecordTexts(realRecords(), count, `units-${shape}`).map((text, n) => {
+        if (!live) return text;
+        const record = JSON.parse(text) as Record<string, unknown>;
+        const eventTime = new Date(start + n * LIVE_EVENT_SPACING_MS).toISOString();
+        return JSON.stringify({ ...record, eventTime: `${eventTime.slice(0, 19)}Z` });
+      });
+      const deps: PackagerDeps = {
+        trails: [DEFAULT_TRAIL],
+        bucket: runtime.endpoints.bucket,
+        objects: new S3ObjectStore(clients.s3),
+        manifest: new DynamoManifestStore(documents, runtime.endpoints.manifestTable),
+        dedup: new DynamoDedupStore(documents, runtime.endpoints.dedupTable),
+        metrics: { count: () => undefined },
+        dedupWindowMs: DEFAULT_DEDUP_WINDOW_SECONDS * 1000,
+        now: Date.now,
+      };
+      proxy.writeUnits.reset();
+      const records = normaliseAll(texts);
+      for (const shard of streamBatches(records, {
+        batchSize: STREAM_BATCH,
+        shards: 1,
+        arrivalMs: Date.now(),
+        firstSequence,
+      }))
+        for (const b of shard) await packageBatch(b, deps);
+      const indexer = createIndexerHandler({
+        store: new DynamoHistoryStore(documents, historyTable),
+        metrics: { count: () => undefined },
+      });
+      for (let i = 0; i < records.length; i += batch) {
+        const event = batchOf(
+          'shardId-000000000000',
+          records.slice(i, i + batch).map((r) => r.text),
+          firstSequence + i,
+          Date.now(),
+        );
+        const result = await indexer(event);
+        if (result.batchItemFailures.length > 0) throw new Error('history: indexing failed');
+      }
+      firstSequence += count;
+      const perEvent = (units: number): number => units / count;
+      const tableNames = {
+        history: historyTable,
+        dedup: runtime.endpoints.dedupTable,
+        manifest: runtime.endpoints.manifestTable,
+      };
+      const tables = Object.fromEntries(
+        Object.entries(tableNames).map(([name, table]) => [name, proxy.writeUnits.units(table)]),
+      );
+      const total = proxy.writeUnits.units();
+      options.log(
+        `history: dynamodbWriteUnitsPerEvent (${shape}): total ${perEvent(total).toFixed(3)}, ` +
+          Object.entries(tables)
+            .map(([name, units]) => `${name} ${perEvent(units).toFixed(3)}`)
+            .join(', ') +
+          ` (${JSON.stringify(proxy.writeUnits.byTable())})`,
+      );
+      figures.push({
+        name: `dynamodbWriteUnitsPerEvent, all tables, ${shape}`,
+        value: perEvent(total),
+        unit: 'WU/event',
+        baseline: { name: 'issue 14 target', value: 2.5 },
+        notes: `${count} accepted real-size events; ${Object.entries(tables)
+          .map(([name, units]) => `${name} ${perEvent(units).toFixed(3)}`)
+          .join(', ')}`,
+      });
+      for (const [name, units] of Object.entries(tables))
+        figures.push({
+          name: `dynamodbWriteUnitsPerEvent, ${name} table, ${shape}`,
+          value: perEvent(units),
+          unit: 'WU/event',
+          ...(name === 'history' ? { baseline: { name: 'issue 14 target', value: 1.5 } } : {}),
+          notes: `items written per event ${(proxy.writeUnits.items(tableNames[name as keyof typeof tableNames]) / count).toFixed(3)}`,
+        });
+    }
+  } finally {
+    destroyClients(clients);
+    await proxy.close();
     await runtime.close();
   }
   return figures;

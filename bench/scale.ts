@@ -18,7 +18,8 @@
 import './quiet';
 import { DEFAULT_DEDUP_WINDOW_SECONDS, DEFAULT_TRAIL } from '../lambda/core/config';
 import { decide, dedupItemBytes } from '../lambda/core/dedup';
-import { planIndex } from '../lambda/core/history-keys';
+import { planGroups, planIndex } from '../lambda/core/history-keys';
+import { itemBytes } from '../lambda/adapters/dynamodb-limits';
 import { logFileKey, uniqueFrom } from '../lambda/core/layout';
 import { sha256Hex } from '../lambda/core/logfile';
 import { normaliseAll, realRecords, syntheticRecordTexts, type BenchFigure } from './lib';
@@ -29,21 +30,11 @@ export const EVENTS_PER_SECOND = 10_000;
 export const PARTITION_WRITE_UNITS_PER_SECOND = 1_000;
 /** Packager batch size: records per log file at most (one file per account/region/batch). */
 const PACKAGER_BATCH = 1_000;
+/** Indexer batch size, as lib/event-history.ts deploys it. */
+const INDEXER_BATCH = 500;
 const KB = 1024;
 
-/** DynamoDB's item size: UTF-8 bytes of every attribute name and value (numbers ≈ 21 bytes). */
-export function itemBytes(item: Record<string, unknown>): number {
-  let bytes = 0;
-  for (const [name, value] of Object.entries(item)) {
-    bytes += Buffer.byteLength(name, 'utf8');
-    if (typeof value === 'string') bytes += Buffer.byteLength(value, 'utf8');
-    else if (typeof value === 'number') bytes += 21;
-    else if (typeof value === 'boolean' || value === null) bytes += 1;
-    else bytes += Buffer.byteLength(JSON.stringify(value), 'utf8');
-  }
-  return bytes;
-}
-
+/** Write units of one item written whole: a started KB each, at least one. */
 export const writeUnits = (item: Record<string, unknown>): number =>
   Math.max(1, Math.ceil(itemBytes(item) / KB));
 
@@ -86,11 +77,13 @@ export function simulateSecond(texts: readonly string[], bucket = 'opentrail-log
   const streams = new Set<string>();
   for (let first = 0; first < texts.length; first += PACKAGER_BATCH) {
     const files = new Map<string, { account: string; region: string }>();
+    const indexed: { sortKey: string; partitions: readonly string[] }[] = [];
     texts.slice(first, first + PACKAGER_BATCH).forEach((text, i) => {
       const plan = planIndex(text);
-      if (plan.kind === 'index')
-        for (const item of [plan.record, ...plan.index])
-          loads.history.add(item.pk, writeUnits({ ...item }));
+      if (plan.kind === 'index') {
+        loads.history.add(plan.record.pk, writeUnits({ ...plan.record }));
+        indexed.push({ sortKey: plan.sortKey, partitions: plan.partitions });
+      }
       const record = JSON.parse(text) as {
         eventID: string;
         awsRegion: string;
@@ -125,6 +118,11 @@ export function simulateSecond(texts: readonly string[], bucket = 'opentrail-log
       if (decision.keep && decision.item)
         loads.dedup.add(record.eventID, Math.max(1, Math.ceil(dedupItemBytes(decision.item) / KB)));
     });
+    // The indexer's batches (lib/event-history.ts deploys 500): one group item per (lookup key
+    // and value, minute) of a batch.
+    for (let g = 0; g < indexed.length; g += INDEXER_BATCH)
+      for (const item of planGroups(indexed.slice(g, g + INDEXER_BATCH)))
+        loads.history.add(item.pk, writeUnits({ ...item }));
     for (const [key, { account, region }] of files) {
       // reserve, then delivered: two writes of a small row; the index gets the delivered row.
       loads.manifest.add(`${bucket}/${key}`, 2);

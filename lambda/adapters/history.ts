@@ -7,7 +7,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type { ConsumedCapacity } from '@aws-sdk/client-dynamodb';
 import { batchGetAll } from './dynamodb';
-import type { HistoryIndexItem, HistoryRecordItem, HistoryStore } from '../core/ports';
+import type { HistoryGroupItem, HistoryRecordItem, HistoryStore } from '../core/ports';
 import { HISTORY_TABLE } from '../core/tables';
 import { isConditionFailure } from './aws-errors';
 
@@ -21,9 +21,10 @@ const BATCH_WRITE_LIMIT = 25;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * The history table (core/tables.ts, HISTORY_TABLE). Index Queries are strongly consistent
- * (paging relies on every stored event being seen); record reads are eventually consistent,
- * retried consistently for what they miss (a record is written before its index items).
+ * The history table (core/tables.ts, HISTORY_TABLE). Group Queries are strongly consistent
+ * (paging relies on every stored event being seen); Queries of the version-1 index, which
+ * nothing writes any more, and record reads are eventually consistent, record reads retried
+ * consistently for what they miss (a record is written before the group items listing it).
  */
 export class DynamoHistoryStore implements HistoryStore {
   constructor(
@@ -64,7 +65,7 @@ export class DynamoHistoryStore implements HistoryStore {
     }
   }
 
-  async putIndex(items: readonly HistoryIndexItem[]): Promise<void> {
+  async putGroups(items: readonly HistoryGroupItem[]): Promise<void> {
     for (let i = 0; i < items.length; i += BATCH_WRITE_LIMIT) {
       let requests: unknown[] | undefined = items
         .slice(i, i + BATCH_WRITE_LIMIT)
@@ -72,7 +73,7 @@ export class DynamoHistoryStore implements HistoryStore {
       for (let attempt = 0; requests && requests.length > 0; attempt++) {
         if (attempt > 0) await sleep(Math.min(1000, 25 * 2 ** attempt));
         if (attempt > 8)
-          throw new Error(`history: ${requests.length} index writes stayed unprocessed`);
+          throw new Error(`history: ${requests.length} group writes stayed unprocessed`);
         const response: BatchWriteCommandOutput = await this.client.send(
           new BatchWriteCommand({
             RequestItems: { [this.table]: requests as never },
@@ -83,6 +84,38 @@ export class DynamoHistoryStore implements HistoryStore {
         requests = response.UnprocessedItems?.[this.table];
       }
     }
+  }
+
+  async queryGroups(query: {
+    pk: string;
+    lo: string;
+    hi: string;
+    limit: number;
+    next?: unknown;
+  }): Promise<{ items: HistoryGroupItem[]; next?: unknown }> {
+    const response = await this.client.send(
+      new QueryCommand({
+        TableName: this.table,
+        KeyConditionExpression: '#pk = :pk AND #sk BETWEEN :lo AND :hi',
+        ExpressionAttributeNames: {
+          '#pk': HISTORY_TABLE.partitionKey,
+          '#sk': HISTORY_TABLE.sortKey,
+        },
+        ExpressionAttributeValues: { ':pk': query.pk, ':lo': query.lo, ':hi': query.hi },
+        ScanIndexForward: false,
+        ConsistentRead: true,
+        Limit: query.limit,
+        ...(query.next !== undefined
+          ? { ExclusiveStartKey: query.next as Record<string, unknown> }
+          : {}),
+        ...this.capacity,
+      }),
+    );
+    this.count('read', response.ConsumedCapacity);
+    return {
+      items: (response.Items ?? []) as HistoryGroupItem[],
+      ...(response.LastEvaluatedKey !== undefined ? { next: response.LastEvaluatedKey } : {}),
+    };
   }
 
   async queryIndex(query: {
@@ -102,7 +135,7 @@ export class DynamoHistoryStore implements HistoryStore {
         ExpressionAttributeValues: { ':pk': query.pk, ':lo': query.lo, ':hi': query.hi },
         ProjectionExpression: '#sk',
         ScanIndexForward: false,
-        ConsistentRead: true,
+        ConsistentRead: false,
         Limit: query.limit,
         ...this.capacity,
       }),

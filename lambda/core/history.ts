@@ -20,12 +20,19 @@
 import type { HistoryRecordItem, HistoryStore, MacPort } from './ports';
 import { formatIsoSeconds, MAX_ISO_MS, MIN_ISO_MS } from './contracts';
 import {
+  allEventsPartitions,
+  bucketOf,
   derivedFields,
+  groupBucket,
+  groupEntries,
+  groupPartitionKey,
   HISTORY_WINDOW_SECONDS,
   indexPartitionKey,
   MAX_EVENT_ID_BYTES,
+  planGroups,
   planIndex,
   recordKeyOf,
+  recordText,
   sortKeyOf,
   type AttributeKey,
   type Json,
@@ -67,10 +74,12 @@ export function compareSortKeys(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
-/** The partitions a request reads (one per write shard), or the record partition for EventId. */
-export function partitionsFor(request: LookupRequest): string[] {
+/**
+ * The version-1 index partitions a request reads (one per write shard): items written before
+ * grouped index items, read for 90 days after the upgrade (docs/formats.md#lookupevents).
+ */
+export function legacyPartitionsFor(request: LookupRequest): string[] {
   const attribute = request.attribute;
-  if (attribute?.key === 'EventId') return [`E#${attribute.value}`];
   return Array.from({ length: HISTORY_TABLE.writeShards }, (_, shard) =>
     indexPartitionKey(
       request.category,
@@ -81,65 +90,195 @@ export function partitionsFor(request: LookupRequest): string[] {
   );
 }
 
-interface Stream {
-  readonly pk: string;
-  buffer: string[];
-  hi: string;
-  /** The sort key the next read must drop (already seen: the range is inclusive). */
-  exclude?: string;
-  done: boolean;
+/** The group partitions a request reads: its (key, value), or the three ReadOnly ones. */
+export function groupPartitionsFor(request: LookupRequest): string[] {
+  const attribute = request.attribute;
+  if (!attribute) return allEventsPartitions(request.category);
+  return [
+    groupPartitionKey(
+      request.category,
+      attribute.key as Exclude<AttributeKey, 'EventId'>,
+      attribute.value,
+    ),
+  ];
+}
+
+/** The sort keys in a range, newest first, from one partition; `peek` reads as needed. */
+interface SortKeySource {
+  /** The newest sort key not yet taken, or undefined when the source is exhausted. */
+  peek(): Promise<string | undefined>;
+  take(): void;
+}
+
+interface Range {
+  readonly lo: string;
+  readonly hi: string;
+  /** The sort key the page must not repeat (the cursor: the range is inclusive). */
+  readonly exclude?: string;
+}
+
+function inRange(sk: string, range: Range): boolean {
+  return (
+    compareSortKeys(sk, range.lo) >= 0 && compareSortKeys(sk, range.hi) <= 0 && sk !== range.exclude
+  );
+}
+
+/** A version-1 index partition, read `want` pointer items at a time. */
+function legacySource(
+  store: HistoryStore,
+  pk: string,
+  range: Range,
+  want: () => number,
+): SortKeySource {
+  const buffer: string[] = [];
+  let hi = range.hi;
+  let exclude = range.exclude;
+  let done = false;
+  return {
+    async peek() {
+      while (buffer.length === 0 && !done) {
+        const drop = exclude !== undefined ? 1 : 0;
+        const { sortKeys, more } = await store.queryIndex({
+          pk,
+          lo: range.lo,
+          hi,
+          limit: want() + drop,
+        });
+        buffer.push(...sortKeys.filter((sk) => sk !== exclude));
+        const last = sortKeys[sortKeys.length - 1];
+        if (last !== undefined) {
+          hi = last;
+          exclude = last;
+        }
+        done = !more || sortKeys.length === 0;
+      }
+      return buffer[0];
+    },
+    take() {
+      buffer.shift();
+    },
+  };
 }
 
 /**
- * The first `count` sort keys in [lo, hi] across the partitions, newest first (a k-way merge
- * that reads each partition only as far as the merge needs it), without `exclude`.
+ * Group items the first Query of a partition reads; later Queries read as many as the events
+ * still wanted need at the entries per item seen so far (at most MAX_GROUP_READ).
  */
-export async function mergePartitions(
+const FIRST_GROUP_READ = 4;
+const MAX_GROUP_READ = 100;
+
+/**
+ * A group partition. Group items of one minute may list events in any order among
+ * themselves, so a minute's events are released (sorted) only once an item of an older minute
+ * or the end of the range shows that every item of that minute has been read.
+ */
+function groupSource(
   store: HistoryStore,
-  partitions: readonly string[],
-  range: { lo: string; hi: string; exclude?: string },
+  pk: string,
+  range: Range,
+  want: () => number,
+): SortKeySource {
+  const ready: string[] = [];
+  let pending: { bucket: string; keys: Set<string> } | undefined;
+  let next: unknown;
+  let done = false;
+  let itemsRead = 0;
+  let entriesRead = 0;
+  const release = (): void => {
+    if (!pending) return;
+    ready.push(...[...pending.keys].sort((a, b) => compareSortKeys(b, a)));
+    pending = undefined;
+  };
+  return {
+    async peek() {
+      while (ready.length === 0 && !done) {
+        const limit =
+          itemsRead === 0
+            ? Math.min(FIRST_GROUP_READ, want() + 1)
+            : Math.min(MAX_GROUP_READ, Math.ceil(want() / (entriesRead / itemsRead)) + 1);
+        const page = await store.queryGroups({
+          pk,
+          lo: bucketOf(range.lo),
+          // "$" sorts after "#": every item of the last minute.
+          hi: `${bucketOf(range.hi)}$`,
+          limit,
+          ...(next !== undefined ? { next } : {}),
+        });
+        for (const item of page.items) {
+          const bucket = groupBucket(item.sk);
+          if (pending && pending.bucket !== bucket) release();
+          pending ??= { bucket, keys: new Set<string>() };
+          const entries = groupEntries(item);
+          itemsRead++;
+          entriesRead += entries.length;
+          for (const sk of entries) if (inRange(sk, range)) pending.keys.add(sk);
+        }
+        next = page.next;
+        if (next === undefined) {
+          release();
+          done = true;
+        }
+      }
+      return ready[0];
+    },
+    take() {
+      ready.shift();
+    },
+  };
+}
+
+/**
+ * The first `count` sort keys in [lo, hi] across the sources, newest first, without
+ * `exclude`: a k-way merge that reads each source only as far as the merge needs it. A sort
+ * key in two sources (an event indexed in both layouts, or by two deliveries of a batch) is
+ * returned once.
+ */
+export async function mergeSources(
+  sources: readonly SortKeySource[],
+  count: number,
+  out: string[] = [],
+): Promise<string[]> {
+  while (out.length < count) {
+    const heads = await Promise.all(sources.map((s) => s.peek()));
+    let best: string | undefined;
+    for (const head of heads)
+      if (head !== undefined && (best === undefined || compareSortKeys(head, best) > 0))
+        best = head;
+    if (best === undefined) break;
+    heads.forEach((head, i) => {
+      if (head === best) sources[i]!.take();
+    });
+    out.push(best);
+  }
+  return out;
+}
+
+/**
+ * The first `count` sort keys of a (non-EventId) request in the range, newest first: the
+ * group partitions merged with the version-1 partitions (dual reads, for 90 days after the
+ * upgrade: docs/formats.md#lookupevents).
+ */
+export async function readSortKeys(
+  store: HistoryStore,
+  request: LookupRequest,
+  range: Range,
   count: number,
 ): Promise<string[]> {
   if (compareSortKeys(range.lo, range.hi) > 0) return [];
-  const streams: Stream[] = partitions.map((pk) => ({
-    pk,
-    buffer: [],
-    hi: range.hi,
-    ...(range.exclude !== undefined ? { exclude: range.exclude } : {}),
-    done: false,
-  }));
-  const fill = async (stream: Stream, want: number): Promise<void> => {
-    const drop = stream.exclude !== undefined ? 1 : 0;
-    const { sortKeys, more } = await store.queryIndex({
-      pk: stream.pk,
-      lo: range.lo,
-      hi: stream.hi,
-      limit: want + drop,
-    });
-    const fresh = sortKeys.filter((sk) => sk !== stream.exclude);
-    stream.buffer.push(...fresh);
-    const last = sortKeys[sortKeys.length - 1];
-    if (last !== undefined) {
-      stream.hi = last;
-      stream.exclude = last;
-    }
-    stream.done = !more || sortKeys.length === 0;
-  };
+  const legacy = legacyPartitionsFor(request);
   const out: string[] = [];
-  const first = Math.ceil(count / streams.length) + 1;
-  await Promise.all(streams.map((s) => fill(s, first)));
-  while (out.length < count) {
-    const empty = streams.filter((s) => s.buffer.length === 0 && !s.done);
-    if (empty.length > 0) await Promise.all(empty.map((s) => fill(s, count - out.length)));
-    let best: Stream | undefined;
-    for (const s of streams) {
-      const head = s.buffer[0];
-      if (head !== undefined && (!best || compareSortKeys(head, best.buffer[0]!) > 0)) best = s;
-    }
-    if (!best) break;
-    out.push(best.buffer.shift()!);
-  }
-  return out;
+  const first = Math.ceil(count / legacy.length) + 1;
+  const sources = [
+    ...groupPartitionsFor(request).map((pk) =>
+      groupSource(store, pk, range, () => Math.max(1, count - out.length)),
+    ),
+    ...legacy.map((pk) => {
+      let reads = 0;
+      // The first read asks each shard for its share of the page, later ones for the rest.
+      return legacySource(store, pk, range, () => (reads++ === 0 ? first : count - out.length));
+    }),
+  ];
+  return mergeSources(sources, count, out);
 }
 
 export interface LookupEvent {
@@ -161,7 +300,8 @@ export interface LookupResponse {
 
 /** The response entry of a stored record. */
 export function toLookupEvent(item: HistoryRecordItem): LookupEvent {
-  const d = derivedFields(JSON.parse(item.j) as Json);
+  const text = recordText(item);
+  const d = derivedFields(JSON.parse(text) as Json);
   return {
     ...(d.eventId ? { EventId: d.eventId } : {}),
     ...(d.eventName ? { EventName: d.eventName } : {}),
@@ -174,7 +314,7 @@ export function toLookupEvent(item: HistoryRecordItem): LookupEvent {
       ...(r.type ? { ResourceType: r.type } : {}),
       ...(r.arn ? { ResourceName: r.arn } : {}),
     })),
-    CloudTrailEvent: item.j,
+    CloudTrailEvent: text,
   };
 }
 
@@ -197,6 +337,8 @@ export async function lookupEvents(raw: Json, deps: LookupDeps): Promise<LookupR
   const want = request.maxResults + 1;
 
   let page: HistoryRecordItem[];
+  /** More events follow the page's records (known from the sort keys read). */
+  let moreKeys = false;
   if (
     request.attribute?.key === 'EventId' &&
     Buffer.byteLength(request.attribute.value, 'utf8') > MAX_EVENT_ID_BYTES
@@ -214,9 +356,9 @@ export async function lookupEvents(raw: Json, deps: LookupDeps): Promise<LookupR
       .sort((a, b) => compareSortKeys(b.sk, a.sk));
     page = items.slice(0, want).map(({ item }) => item);
   } else {
-    const sortKeys = await mergePartitions(
+    const sortKeys = await readSortKeys(
       deps.store,
-      partitionsFor(request),
+      request,
       { lo: range.lo, hi, ...(cursor !== undefined ? { exclude: cursor } : {}) },
       want,
     );
@@ -230,16 +372,13 @@ export async function lookupEvents(raw: Json, deps: LookupDeps): Promise<LookupR
       if (item) page.push(item);
       else deps.onMissingRecord?.(key);
     }
-    if (sortKeys.length > request.maxResults) {
-      // A sentinel: there is more after this page (its record is not needed).
-      page.push({ pk: '', sk: '', t: '', c: request.category, j: '', x: 0 });
-    }
+    moreKeys = sortKeys.length > request.maxResults;
   }
 
   const events: LookupEvent[] = [];
   let bytes = 20;
   let last: string | undefined;
-  let more = page.length > request.maxResults;
+  let more = moreKeys || page.length > request.maxResults;
   for (const item of page.slice(0, request.maxResults)) {
     const event = toLookupEvent(item);
     const size = Buffer.byteLength(JSON.stringify(event), 'utf8') + 1;
@@ -276,11 +415,13 @@ export interface IndexBatchResult {
 }
 
 /**
- * Indexes a batch in stream order, a few events at a time. Per event the record item is put
- * first (conditional: a re-delivery finds it and counts as a duplicate), then its index items;
- * keys are a function of the event, so re-running any part writes the same items and an event
- * never appears twice. A crash between the two leaves a record no index points to: invisible,
- * and rewritten with its index items when the batch is retried.
+ * Indexes a batch (docs/design.md#event-history-table). First the record items, in stream order, a
+ * few at a time, each a conditional put (a re-delivery finds it and counts as a duplicate);
+ * then the group items of every event whose record was stored, one item per (key, value,
+ * minute) of the batch. Group keys are a digest of their content, so re-running the same
+ * batch writes the same items; a retry that starts elsewhere writes other groups listing the
+ * same sort keys, which lookups return once. A crash before the group items leaves records
+ * no group lists: invisible, and listed when the batch is retried from the reported record.
  */
 export async function indexBatch(
   records: readonly IndexerRecord[],
@@ -288,33 +429,44 @@ export async function indexBatch(
   concurrency = 8,
 ): Promise<IndexBatchResult> {
   const skipped: Record<string, number> = {};
+  const planned: { at: number; sortKey: string; partitions: readonly string[] }[] = [];
   let indexed = 0;
   let duplicates = 0;
-  for (let i = 0; i < records.length; i += concurrency) {
+  let failure: { at: number; error: unknown } | undefined;
+  for (let i = 0; i < records.length && !failure; i += concurrency) {
     const slice = records.slice(i, i + concurrency);
     const outcomes = await Promise.allSettled(
-      slice.map(async (record) => {
+      slice.map(async (record, j) => {
         const plan = planIndex(Buffer.from(record.data).toString('utf8'));
         if (plan.kind === 'skip') {
           skipped[plan.reason] = (skipped[plan.reason] ?? 0) + 1;
           return;
         }
         const put = await store.putRecord(plan.record);
-        await store.putIndex(plan.index);
         if (put === 'created') indexed++;
         else duplicates++;
+        planned.push({ at: i + j, sortKey: plan.sortKey, partitions: plan.partitions });
       }),
     );
     const failed = outcomes.findIndex((o) => o.status === 'rejected');
-    if (failed >= 0) {
-      return {
-        indexed,
-        duplicates,
-        skipped,
-        firstFailure: slice[failed]!.sequenceNumber,
-        error: (outcomes[failed] as PromiseRejectedResult).reason,
-      };
-    }
+    if (failed >= 0)
+      failure = { at: i + failed, error: (outcomes[failed] as PromiseRejectedResult).reason };
   }
-  return { indexed, duplicates, skipped };
+  // Only events before the first failure are listed: the retry starts at that record.
+  const listed = planned.filter((event) => !failure || event.at < failure.at);
+  try {
+    await store.putGroups(planGroups(listed));
+  } catch (error) {
+    // Which events a failed group write leaves unlisted is not known: retry them all.
+    const first = listed.reduce((min, event) => Math.min(min, event.at), records.length);
+    if (!failure || first < failure.at) failure = { at: first, error };
+  }
+  if (!failure) return { indexed, duplicates, skipped };
+  return {
+    indexed,
+    duplicates,
+    skipped,
+    firstFailure: records[failure.at]!.sequenceNumber,
+    error: failure.error,
+  };
 }

@@ -276,28 +276,56 @@ export interface HistoryRecordItem {
   readonly t: string;
   /** Category code: "m" management, "i" insight. */
   readonly c: string;
-  /** The record's JSON text as stored (CloudTrailEvent). */
-  readonly j: string;
+  /** The record's JSON text as stored (CloudTrailEvent): items of the version-1 layout. */
+  readonly j?: string;
+  /** The record's JSON text compressed (history-keys.ts, compressRecord): items written now. */
+  readonly z?: Uint8Array;
   /** TTL, epoch seconds. */
   readonly x: number;
 }
 
-/** An index item of the history table: a pointer, ordered by eventTime then eventID. */
+/** An index item of the version-1 layout (read only): a pointer, ordered by sort key. */
 export interface HistoryIndexItem {
   readonly pk: string;
   readonly sk: string;
   readonly x: number;
 }
 
+/**
+ * A group index item: the sort keys of the events of one batch found under one (key, value)
+ * in one minute (`e`, compressed; history-keys.ts, groupEntries).
+ */
+export interface HistoryGroupItem {
+  /** `<c><K>$<value>` */
+  readonly pk: string;
+  /** `<minute, YYYY-MM-DDTHH:MM>#<group id>#<part>` */
+  readonly sk: string;
+  /** TTL, epoch seconds. */
+  readonly x: number;
+  readonly e: Uint8Array;
+}
+
 /** The history table, as the indexer and LookupEvents see it. */
 export interface HistoryStore {
   /** Conditional put (absent key only): "created", or "exists" for a re-delivered event. */
   putRecord(item: HistoryRecordItem): Promise<'created' | 'exists'>;
-  /** Puts index items (idempotent: their keys are a function of the event). */
-  putIndex(items: readonly HistoryIndexItem[]): Promise<void>;
+  /** Puts group items (idempotent: their keys are a function of their content). */
+  putGroups(items: readonly HistoryGroupItem[]): Promise<void>;
   /**
-   * Sort keys of one index partition in [lo, hi], newest first (descending), at most `limit`;
-   * `more` is false only when the partition holds nothing further in the range.
+   * Group items of one partition whose sort keys are in [lo, hi], newest first, at most
+   * `limit` per call, strongly consistent; `next` continues the same query (absent: no more).
+   */
+  queryGroups(query: {
+    readonly pk: string;
+    readonly lo: string;
+    readonly hi: string;
+    readonly limit: number;
+    readonly next?: unknown;
+  }): Promise<{ readonly items: HistoryGroupItem[]; readonly next?: unknown }>;
+  /**
+   * Sort keys of one version-1 index partition in [lo, hi], newest first (descending), at most
+   * `limit`; `more` is false only when the partition holds nothing further in the range.
+   * Eventually consistent: nothing writes that layout any more.
    */
   queryIndex(query: {
     readonly pk: string;

@@ -69,20 +69,27 @@ export const CHAIN_TABLE = {
 } as const;
 
 /**
- * Event history (issue 4): one table, two kinds of items. Cost is independent of history size:
- * every lookup is a key-range Query on small pointer items plus a BatchGet of ≤ 50 records.
+ * Event history (issue 4, layout of issue 14): one table, two kinds of items written, one more
+ * read. Cost is independent of history size: every lookup is a key-range Query on the group
+ * items of its (key, value) plus a BatchGet of ≤ 50 records (docs/design.md#event-history-table,
+ * bytes in docs/formats.md#lookupevents).
  *
  * Record items, one per (eventID, content): `pk` = `E#<eventID>`, `sk` = 16 hex chars of the
  * SHA-256 of the stored record; `t` eventTime, `c` category ("m" management, "i" insight),
- * `j` the record JSON (CloudTrailEvent), `x` TTL. Written with a conditional put.
+ * `z` the record JSON deflate-compressed (CloudTrailEvent; items of the version-1 layout hold
+ * it as text in `j`), `x` TTL. Written with a conditional put.
  *
- * Index items, one per lookup key of an event (see lambda/core/history.ts):
- * `pk` = `<c><K>#<shard>#<value>` with K one of A (no attribute), N EventName, R ReadOnly,
- * U Username, T ResourceType, M ResourceName, S EventSource, K AccessKeyId; shard = the
- * event's hash mod `writeShards`, so no value (ReadOnly, a busy EventSource, the no-attribute
- * lookup) heats one partition; reads merge the `writeShards` Query streams.
- * `sk` = `<eventTime>#<eventID, order-preserving escape>\u0001<content hash>`, so one
- * partition is in (eventTime, eventID) order; `x` TTL. EventId lookups query record items.
+ * Group items, one per (lookup key, value, minute of eventTime) of an indexer batch:
+ * `pk` = `<c><K>$<value>` with K one of N EventName, R ReadOnly (empty value: no readOnly),
+ * U Username, T ResourceType, M ResourceName, S EventSource, K AccessKeyId;
+ * `sk` = `<YYYY-MM-DDTHH:MM>#<group id>#<part>`; `e` the events' sort keys
+ * (`<eventTime>#<eventID, order-preserving escape>\u0001<content hash>`), `x` TTL. The
+ * lookup without attributes merges the three ReadOnly partitions. EventId lookups query
+ * record items.
+ *
+ * Version-1 index items (read for 90 days after the upgrade, never written): `pk` =
+ * `<c><K>#<shard>#<value>` (K also A, no attribute), shard = the event's hash mod
+ * `writeShards`; `sk` = the event's sort key; `x` TTL.
  *
  * `x` (N, epoch seconds): TTL = eventTime + 91 days; correctness never depends on it (the
  * 90-day window is enforced by the key range at read time).
@@ -91,6 +98,6 @@ export const HISTORY_TABLE = {
   partitionKey: 'pk',
   sortKey: 'sk',
   ttlAttribute: 'x',
-  /** Write shards per low-cardinality key. Readers and writers must agree: a constant. */
+  /** Write shards of the version-1 index items, which readers still merge. A constant. */
   writeShards: 8,
 } as const;

@@ -2,8 +2,9 @@
  * Lambda handler on the event history's own Kinesis event-source mapping
  * (ReportBatchItemFailures): indexes management (and Insights) events into the history
  * table. Wiring only: the logic is lambda/core/history.ts. A failed write reports the first
- * failed record, so Lambda retries from there (the items already written are rewritten with
- * the same keys: idempotent).
+ * record not fully indexed, so Lambda retries from there (record items are conditional puts;
+ * group items are keyed by their content, and lookups return an event once however many
+ * group items list it).
  */
 import type { KinesisStreamBatchResponse, KinesisStreamEvent } from 'aws-lambda';
 import { ENV } from '../core/config';

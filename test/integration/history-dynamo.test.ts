@@ -13,8 +13,10 @@ import { HmacMac } from '../../lambda/adapters/mac';
 import { lookupEvents } from '../../lambda/core/history';
 import type { HistoryStore } from '../../lambda/core/ports';
 import { createIndexerHandler } from '../../lambda/handlers/indexer';
-import type { Emulators } from '../../local/emulators';
-import { startLimitedEmulators } from '../support/limited-dynalite';
+import { startLimitedEmulators, type LimitedEmulators } from '../support/limited-dynalite';
+import { BatchWriteCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { ScanCommand } from '@aws-sdk/client-dynamodb';
+import { legacyItems } from '../fixtures/legacy-history';
 import { ensureHistoryTable, loadTokenKey } from '../../local/components/history';
 import { batchOf, sequenceNumber } from '../fixtures/kinesis-events';
 import { expectedIds } from '../fixtures/history-truth';
@@ -51,7 +53,7 @@ function records(): Record<string, unknown>[] {
 describe('event history on dynalite', () => {
   const input = records();
   let dir: string;
-  let emulators: Emulators;
+  let emulators: LimitedEmulators;
   let clients: Clients;
   let meter: CapacityMeter;
   let store: DynamoHistoryStore;
@@ -70,6 +72,14 @@ describe('event history on dynalite', () => {
     store = new DynamoHistoryStore(documentClient(clients.dynamodb), 'history', meter);
     mac = new HmacMac(await loadTokenKey(dir));
   });
+
+  /** A client past the proxy, to see what dynalite holds. */
+  const raw = () =>
+    createClients({
+      region: 'us-east-1',
+      dynamodbEndpoint: emulators.limits.target,
+      credentials: EMULATOR_CREDENTIALS,
+    }).dynamodb;
 
   afterAll(async () => {
     destroyClients(clients);
@@ -151,7 +161,8 @@ describe('event history on dynalite', () => {
           });
         return store.putRecord(item);
       },
-      putIndex: (items) => store.putIndex(items),
+      putGroups: (items) => store.putGroups(items),
+      queryGroups: (q) => store.queryGroups(q),
       queryIndex: (q) => store.queryIndex(q),
       queryRecords: (pk) => store.queryRecords(pk),
       getRecords: (keys) => store.getRecords(keys),
@@ -162,5 +173,67 @@ describe('event history on dynalite', () => {
       .map((r) => JSON.stringify({ ...r, eventID: `retry-${String(r.eventID)}` }));
     const result = await handler(batchOf('shardId-000000000001', texts, 1000, NOW));
     expect(result.batchItemFailures).toEqual([{ itemIdentifier: sequenceNumber(1006) }]);
+  });
+
+  it('answers one LookupEvents page from items of both layouts (version 1 and groups)', async () => {
+    const table = 'history-upgrade';
+    await ensureHistoryTable(clients.dynamodb, table);
+    const documents = documentClient(clients.dynamodb);
+    const upgraded = new DynamoHistoryStore(documents, table);
+    const events = input
+      .filter((r) => r.eventCategory === 'Management')
+      .slice(0, 60)
+      .map((r, n) => ({ ...r, eventID: `upgrade-${String(n).padStart(3, '0')}` }));
+    // Every third event as 23b3f31's indexer stored it, the others through today's indexer.
+    for (const [n, r] of events.entries()) {
+      if (n % 3 !== 0) continue;
+      const legacy = legacyItems(JSON.stringify(r));
+      await documents.send(new PutCommand({ TableName: table, Item: legacy.record }));
+      for (let i = 0; i < legacy.index.length; i += 25)
+        await documents.send(
+          new BatchWriteCommand({
+            RequestItems: {
+              [table]: legacy.index.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } })),
+            },
+          }),
+        );
+    }
+    const handler = createIndexerHandler({ store: upgraded, metrics: { count: () => undefined } });
+    const fresh = events.filter((_, n) => n % 3 !== 0).map((r) => JSON.stringify(r));
+    expect(await handler(batchOf('shardId-000000000002', fresh, 5000, NOW))).toEqual({
+      batchItemFailures: [],
+    });
+    const rawClient = raw();
+    const scan = await rawClient
+      .send(new ScanCommand({ TableName: table }))
+      .finally(() => rawClient.destroy());
+    const pks = (scan.Items ?? []).map((item) => item.pk!.S!);
+    expect(pks.some((pk) => /^m[A-Z]#\d#/.test(pk))).toBe(true);
+    expect(pks.some((pk) => /^m[A-Z]\$/.test(pk))).toBe(true);
+
+    const page = await lookupEvents({ MaxResults: 50 }, { store: upgraded, mac, now: () => NOW });
+    const ids = page.Events.map((e) => e.EventId!);
+    expect(ids).toEqual(expectedIds(events, { nowMs: NOW }).slice(0, 50));
+    const layouts = new Set(ids.map((id) => Number(id.slice(-3)) % 3 === 0));
+    expect(layouts).toEqual(new Set([true, false]));
+    for (const query of [
+      { LookupAttributes: [{ AttributeKey: 'EventName', AttributeValue: 'GetParameter' }] },
+      { LookupAttributes: [{ AttributeKey: 'ReadOnly', AttributeValue: 'false' }] },
+    ]) {
+      const got: string[] = [];
+      let token: string | undefined;
+      do {
+        const p = await lookupEvents(
+          { ...query, MaxResults: 7, ...(token ? { NextToken: token } : {}) },
+          { store: upgraded, mac, now: () => NOW },
+        );
+        got.push(...p.Events.map((e) => e.EventId!));
+        token = p.NextToken;
+      } while (token);
+      const a = query.LookupAttributes[0]!;
+      expect(got).toEqual(
+        expectedIds(events, { key: a.AttributeKey, value: a.AttributeValue, nowMs: NOW }),
+      );
+    }
   });
 });

@@ -13,6 +13,12 @@
  * put's keys and size, each delete's key), BatchGetItem keys, Query key-condition values and
  * ExclusiveStartKey (on the table or the index queried), Scan ExclusiveStartKey. Not checked:
  * the size an UpdateItem's result would have (the proxy does not read the stored item).
+ *
+ * Counted: the write units every write request is billed (test/support/write-units.ts), per
+ * table and operation, in `writeUnits`: PutItem and each BatchWriteItem put by the item sent;
+ * UpdateItem by the stored item after it (read back from dynalite), DeleteItem by the item it
+ * deleted (read before); a write refused by its condition is billed as well, items a
+ * BatchWriteItem leaves unprocessed and requests refused for a limit are not.
  */
 import {
   Agent,
@@ -29,8 +35,10 @@ import {
   checkQueryKeys,
   DynamoValidationError,
   type KeySchema,
+  itemSizeBytes,
   type WireValue,
 } from './dynamo-limits';
+import { WriteUnitLedger } from './write-units';
 
 interface TableSchemas {
   readonly table: KeySchema;
@@ -166,6 +174,84 @@ async function checkRequest(
   }
 }
 
+const WRITES = new Set(['PutItem', 'UpdateItem', 'DeleteItem', 'BatchWriteItem']);
+const CONDITION_FAILED = 'ConditionalCheckFailedException';
+
+type Item = Record<string, WireValue>;
+
+/** The stored item under `key` (a consistent GetItem on dynalite), or undefined. */
+async function storedItem(
+  upstream: Upstream,
+  headers: IncomingHttpHeaders,
+  table: string,
+  key: unknown,
+): Promise<Item | undefined> {
+  const answer = await send(
+    upstream,
+    'POST',
+    '/',
+    { ...headers, 'x-amz-target': 'DynamoDB_20120810.GetItem' },
+    Buffer.from(JSON.stringify({ TableName: table, Key: key, ConsistentRead: true })),
+  );
+  if (answer.status !== 200) return undefined;
+  return (JSON.parse(answer.body.toString('utf8')) as { Item?: Item }).Item;
+}
+
+/** Bills one answered write request into `ledger` (nothing for a request DynamoDB refuses). */
+async function billWrite(
+  ledger: WriteUnitLedger,
+  operation: string,
+  input: Request,
+  answer: { status: number; body: Buffer },
+  deleted: Item | undefined,
+  readStored: (table: string, key: unknown) => Promise<Item | undefined>,
+): Promise<void> {
+  const failure =
+    answer.status === 200
+      ? undefined
+      : String((JSON.parse(answer.body.toString('utf8') || '{}') as { __type?: string }).__type);
+  const conditionFailed = failure?.endsWith(`#${CONDITION_FAILED}`) ?? false;
+  if (failure !== undefined && !conditionFailed) return;
+  const table = String(input.TableName);
+  switch (operation) {
+    case 'PutItem':
+      ledger.record(table, operation, [itemSizeBytes(input.Item as Item)], conditionFailed);
+      return;
+    case 'UpdateItem': {
+      const after = await readStored(table, input.Key);
+      ledger.record(table, operation, [after ? itemSizeBytes(after) : 0], conditionFailed);
+      return;
+    }
+    case 'DeleteItem':
+      ledger.record(table, operation, [deleted ? itemSizeBytes(deleted) : 0], conditionFailed);
+      return;
+    case 'BatchWriteItem': {
+      const output = JSON.parse(answer.body.toString('utf8')) as {
+        UnprocessedItems?: Record<string, Request[]>;
+      };
+      for (const [name, requests] of Object.entries(
+        (input.RequestItems ?? {}) as Record<string, Request[]>,
+      )) {
+        const unprocessed = new Set(
+          (output.UnprocessedItems?.[name] ?? []).map((r) => JSON.stringify(r)),
+        );
+        const sizes: number[] = [];
+        for (const r of requests) {
+          if (unprocessed.has(JSON.stringify(r))) continue;
+          const put = r.PutRequest as { Item?: Item } | undefined;
+          const del = r.DeleteRequest as { Key?: Item } | undefined;
+          if (put?.Item) sizes.push(itemSizeBytes(put.Item));
+          else if (del?.Key) sizes.push(0); // a delete of at most 1 KB: 1 unit
+        }
+        if (sizes.length > 0) ledger.record(name, operation, sizes);
+      }
+      return;
+    }
+    default:
+      return;
+  }
+}
+
 /** A running limits proxy in front of a DynamoDB endpoint. */
 export interface LimitsProxy {
   readonly endpoint: string;
@@ -173,6 +259,8 @@ export interface LimitsProxy {
   readonly target: string;
   /** Requests answered with ValidationException by the proxy (not forwarded). */
   readonly refused: { operation: string; message: string }[];
+  /** Write units billed for every write the proxy forwarded (test/support/write-units.ts). */
+  readonly writeUnits: WriteUnitLedger;
   close(): Promise<void>;
 }
 
@@ -186,6 +274,7 @@ export async function startLimitsProxy(target: string): Promise<LimitsProxy> {
   };
   const cache = new Map<string, TableSchemas | undefined>();
   const refused: { operation: string; message: string }[] = [];
+  const writeUnits = new WriteUnitLedger();
 
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -231,13 +320,21 @@ export async function startLimitsProxy(target: string): Promise<LimitsProxy> {
           if (operation === 'CreateTable' || operation === 'DeleteTable') cache.clear();
           let input: Request | undefined;
           try {
-            input = CHECKED.has(operation)
-              ? (JSON.parse(body.toString('utf8')) as Request)
-              : undefined;
+            input =
+              CHECKED.has(operation) || WRITES.has(operation)
+                ? (JSON.parse(body.toString('utf8')) as Request)
+                : undefined;
           } catch {
             input = undefined; // dynalite answers malformed JSON itself
           }
           if (input && typeof input === 'object') await checkRequest(operation, input, schemas);
+          const readStored = (table: string, key: unknown): Promise<Item | undefined> =>
+            storedItem(upstream, req.headers, table, key);
+          const billed = input && typeof input === 'object' && WRITES.has(operation);
+          const deleted =
+            billed && operation === 'DeleteItem'
+              ? await readStored(String(input!.TableName), input!.Key)
+              : undefined;
           const answer = await send(
             upstream,
             req.method ?? 'POST',
@@ -245,6 +342,7 @@ export async function startLimitsProxy(target: string): Promise<LimitsProxy> {
             req.headers,
             body,
           );
+          if (billed) await billWrite(writeUnits, operation, input!, answer, deleted, readStored);
           res.writeHead(answer.status, answer.headers);
           res.end(answer.body);
         } catch (error) {
@@ -273,6 +371,7 @@ export async function startLimitsProxy(target: string): Promise<LimitsProxy> {
     endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     target,
     refused,
+    writeUnits,
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.close((error) => (error ? reject(error) : resolve()));

@@ -93,8 +93,10 @@ describe('sort keys: 1,024 UTF-8 bytes, also in Query key conditions', () => {
     await expect(query('a', fits)).resolves.toEqual({ sortKeys: [], more: false });
     await expect(query('a', over)).rejects.toMatchObject(VALIDATION);
     await expect(query(over, 'z')).rejects.toMatchObject(VALIDATION);
-    await expect(history.putIndex([{ pk: 'mA#0#', sk: fits, x: 1 }])).resolves.toBeUndefined();
-    await expect(history.putIndex([{ pk: 'mA#0#', sk: over, x: 1 }])).rejects.toMatchObject(
+    await expect(
+      history.putLegacyIndex([{ pk: 'mA#0#', sk: fits, x: 1 }]),
+    ).resolves.toBeUndefined();
+    await expect(history.putLegacyIndex([{ pk: 'mA#0#', sk: over, x: 1 }])).rejects.toMatchObject(
       VALIDATION,
     );
     await expect(history.getRecords([{ pk: 'E#x', sk: over }])).rejects.toMatchObject(VALIDATION);

@@ -10,6 +10,7 @@ import {
   parseLookupRequest,
   planIndex,
   recordKeyOf,
+  recordText,
   sortKeyOf,
   usernameOf,
   type LookupResponse,
@@ -152,28 +153,36 @@ describe('what is indexed', () => {
     expect(planIndex(JSON.stringify(record(overrides))).kind).toBe(kind);
   });
 
-  it('writes one index item per lookup key, all in one shard, plus the record', () => {
-    const plan = planIndex(
-      JSON.stringify(
-        record({ resources: [{ ARN: 'arn:aws:iam::1:role/r', type: 'AWS::IAM::Role' }] }),
-      ),
+  it('lists the event under one group partition per lookup key, and stores the record compressed', () => {
+    const text = JSON.stringify(
+      record({ resources: [{ ARN: 'arn:aws:iam::1:role/r', type: 'AWS::IAM::Role' }] }),
     );
+    const plan = planIndex(text);
     if (plan.kind !== 'index') throw new Error('not indexed');
-    expect(plan.index.map((i) => i.pk.replace(/#\d+#/, '#*#')).sort()).toEqual(
+    expect([...plan.partitions].sort()).toEqual(
       [
-        'mA#*#',
-        'mN#*#ListUsers',
-        'mS#*#iam.amazonaws.com',
-        'mR#*#true',
-        'mU#*#alice',
-        'mK#*#AKIA1',
-        'mT#*#AWS::IAM::Role',
-        'mM#*#arn:aws:iam::1:role/r',
-        'mM#*#r',
+        'mN$ListUsers',
+        'mS$iam.amazonaws.com',
+        'mR$true',
+        'mU$alice',
+        'mK$AKIA1',
+        'mT$AWS::IAM::Role',
+        'mM$arn:aws:iam::1:role/r',
+        'mM$r',
       ].sort(),
     );
-    expect(new Set(plan.index.map((i) => i.pk.split('#')[1])).size).toBe(1);
-    expect(recordKeyOf(plan.index[0]!.sk)).toEqual({ pk: plan.record.pk, sk: plan.record.sk });
+    expect(recordKeyOf(plan.sortKey)).toEqual({ pk: plan.record.pk, sk: plan.record.sk });
+    expect(plan.record.j).toBeUndefined();
+    expect(recordText(plan.record)).toBe(text);
+    expect(plan.record.z!.length).toBeLessThan(Buffer.byteLength(text) / 2);
+  });
+
+  it('lists an event without readOnly under the ReadOnly partition no request can name', () => {
+    const { readOnly: _, ...rest } = record();
+    const plan = planIndex(JSON.stringify(rest));
+    if (plan.kind !== 'index') throw new Error('not indexed');
+    expect(plan.partitions).toContain('mR$');
+    expect(plan.partitions.filter((pk) => pk.startsWith('mR'))).toEqual(['mR$']);
   });
 
   it('a re-delivered event is stored once', async () => {
