@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
-import { contentHash } from './content-hash';
+import { storedRecordHash } from './content-hash';
 import type { HistoryGroupItem, HistoryRecordItem } from './ports';
 import { ISO_SECONDS_PATTERN } from './contracts';
 
@@ -477,7 +477,7 @@ export function planIndex(text: string): IndexPlan {
     return { kind: 'skip', reason: 'unindexable' };
   const epoch = Math.floor(Date.parse(eventTime) / 1000);
   if (Number.isNaN(epoch)) return { kind: 'skip', reason: 'unindexable' };
-  const hash = contentHash(fields).slice(0, 16);
+  const hash = storedRecordHash(fields, text).slice(0, 16);
   const sk = sortKeyOf(eventTime, eventId, hash);
   if (
     Buffer.byteLength(sk, 'utf8') > MAX_SORT_KEY_BYTES ||

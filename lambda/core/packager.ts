@@ -26,7 +26,7 @@ import { inParallel } from './concurrency';
 import type { TrailConfig } from './config';
 import { decide, type Candidate, type ObjectState } from './dedup';
 import { logFileKey, PATH_SEGMENT_PATTERN, uniqueFrom } from './layout';
-import { contentHash } from './content-hash';
+import { storedRecordHash } from './content-hash';
 import { encodeLogFileAsync, uncompressedSha256Async } from './logfile';
 import type {
   DedupItem,
@@ -119,7 +119,7 @@ interface Parsed {
   /** The trails whose selectors accept the record, in configuration order. */
   readonly trails: readonly TrailConfig[];
   readonly insight: boolean;
-  /** contentHash of the record: what dedup compares copies by. */
+  /** storedRecordHash of the record: what dedup compares copies by. */
   readonly hash: string;
   readonly arrivalMs: number;
 }
@@ -188,7 +188,7 @@ function parse(record: StreamRecord, trails: readonly TrailConfig[]): Parsed {
     },
     trails: trails.filter((trail) => trailAccepts(trail, selectable)),
     insight: isInsight(selectable),
-    hash: contentHash(fields),
+    hash: storedRecordHash(fields, text),
     arrivalMs: record.arrivalMs,
   };
 }

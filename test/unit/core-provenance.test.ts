@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { ProducerRule } from '../../lambda/core/config';
-import { canonicalJson, contentHash } from '../../lambda/core/content-hash';
+import { canonicalJson, contentHash, storedRecordHash } from '../../lambda/core/content-hash';
 import { opentrailEventKey } from '../../lambda/core/event-key';
 import { planIndex } from '../../lambda/core/history-keys';
 import {
@@ -263,6 +263,29 @@ describe('contentHash', () => {
       pk: `E#${String(first.eventID)}`,
       sk: contentHash(first).slice(0, 16),
     });
+  });
+});
+
+describe('storedRecordHash: what dedup claims and history items key a record by', () => {
+  const text = '{"eventID":"e1","eventTime":"2026-11-25T06:00:00Z", "eventName":"Get"}';
+
+  it('is the SHA-256 of the text for a record without a stamp, as before provenance, so a pre-upgrade record retried after the upgrade matches its claims and items', () => {
+    const fields = JSON.parse(text) as Record<string, unknown>;
+    expect(storedRecordHash(fields, text)).toBe(
+      createHash('sha256').update(text, 'utf8').digest('hex'),
+    );
+    expect(storedRecordHash(fields, text)).not.toBe(contentHash(fields));
+  });
+
+  it('is contentHash for a stamped record, so a resend by the same principal matches', () => {
+    const stamped = (requestId: string): string =>
+      `${text.slice(0, -1)},"opentrailProvenance":{"principalArn":"arn:aws:iam::111111111111:user/a","accountId":"111111111111","sourceIPAddress":"10.0.0.1","requestId":"${requestId}","receivedAt":"2026-11-25T06:00:01.000Z"}}`;
+    const first = stamped('r1');
+    const resend = stamped('r2');
+    const hash = (t: string): string =>
+      storedRecordHash(JSON.parse(t) as Record<string, unknown>, t);
+    expect(hash(first)).toBe(contentHash(JSON.parse(first) as Record<string, unknown>));
+    expect(hash(resend)).toBe(hash(first));
   });
 });
 
