@@ -1,4 +1,4 @@
-import { Duration, Stack } from 'aws-cdk-lib';
+import { Annotations, Duration, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -51,7 +51,7 @@ export type {
  * Security defaults: topics and log groups KMS-encrypted with a customer managed key; topics
  * TLS only, and only the packager may publish delivery notices (see {@link connectPackager});
  * the publisher may `events:PutEvents` on this bus only and write to its trails' log groups
- * only; the failed-records bucket is SSE-KMS, TLS only, versioned, blocked and retained.
+ * only; the bus's policy denies `opentrail.*` sources to every other principal; the failed-records bucket is SSE-KMS, TLS only, versioned, blocked and retained.
  *
  * Rules: {@link addRule} (or {@link EventFanout.ruleOnBus} in another stack) takes
  * CloudTrail-style patterns (`"source": ["aws.s3"]`) and matches the opentrail sources.
@@ -120,7 +120,11 @@ export class EventFanout extends Construct {
       createDataKey(this, 'Key', 'opentrail fan-out: topics, log groups, failed records');
 
     this.eventBus =
-      props.eventBus ?? new events.EventBus(this, 'Bus', { eventBusName: props.eventBusName });
+      props.eventBus ??
+      new events.EventBus(this, 'Bus', {
+        eventBusName: props.eventBusName,
+        kmsKey: this.encryptionKey,
+      });
     if (props.archiveRetention) {
       this.archive = new events.Archive(this, 'Archive', {
         sourceEventBus: this.eventBus,
@@ -166,6 +170,7 @@ export class EventFanout extends Construct {
       },
     });
     this.eventBus.grantPutEventsTo(this.handler);
+    this.restrictOpentrailSources();
     // logs:CreateLogStream and logs:PutLogEvents on its trails' groups (and their streams) only.
     for (const group of Object.values(this.logGroups)) group.grantWrite(this.handler);
 
@@ -329,6 +334,34 @@ export class EventFanout extends Construct {
       }
     }
     requireLogGroupRetentions(this, props.trails ?? []);
+  }
+
+  /**
+   * The bus's resource policy denies `events:PutEvents` of an `opentrail.*` source to all but
+   * the publisher's role, so no other principal of the account can publish an event that
+   * rules take for an audited call. A bus passed in takes no policy from us: a warning.
+   */
+  private restrictOpentrailSources(): void {
+    const statement = new iam.PolicyStatement({
+      sid: 'OnlyThePublisherSendsOpentrailSources',
+      effect: iam.Effect.DENY,
+      principals: [new iam.AnyPrincipal()],
+      actions: ['events:PutEvents'],
+      resources: [this.eventBus.eventBusArn],
+      conditions: {
+        // events:source is multivalued (one PutEvents carries many entries): deny a request if
+        // any of its entries has an opentrail.* source.
+        'ForAnyValue:StringLike': { 'events:source': 'opentrail.*' },
+        ArnNotEquals: { 'aws:PrincipalArn': this.handler.role.roleArn },
+      },
+    });
+    const bus = this.eventBus;
+    if (!(bus instanceof events.EventBus) || !bus.addToResourcePolicy(statement).statementAdded) {
+      Annotations.of(this).addWarningV2(
+        'opentrail:eventBusPolicyNotManaged',
+        `The event bus ${this.eventBus.node.path} was passed in, so opentrail cannot add its resource policy: any principal allowed events:PutEvents on it can send opentrail.* events. Add: {"Sid":"OnlyThePublisherSendsOpentrailSources","Effect":"Deny","Principal":"*","Action":"events:PutEvents","Resource":"<bus ARN>","Condition":{"ForAnyValue:StringLike":{"events:source":"opentrail.*"},"ArnNotEquals":{"aws:PrincipalArn":"<publisher role ARN>"}}} (see docs/security.md#no-side-doors).`,
+      );
+    }
   }
 
   /**
