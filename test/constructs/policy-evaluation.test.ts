@@ -488,3 +488,33 @@ describe('each role keeps the requests it makes', () => {
     }
   });
 });
+
+describe('the app configuration keys reach the policies', () => {
+  it('breakGlassPrincipalArn, deployRoleArn and logReaders from cdk.json context', async () => {
+    const app = testApp();
+    const config = parseAppConfig(app, {
+      ...(cdkJson.context.opentrail as object),
+      breakGlassPrincipalArn: BREAK_GLASS,
+      deployRoleArn: `arn:aws:iam::${ACCOUNT}:role/Pipeline`,
+      logReaders: [LOG_READER],
+    });
+    const stack = new OpentrailStack(app, 'Configured', {
+      ...stackPropsFromConfig(config),
+      env: { account: ACCOUNT, region: 'us-east-1' },
+    });
+    const configured = new PolicySimulator(stack);
+    const bucket = configured.arn(configured.id('AWS::S3::Bucket', 'AuditTrailLogArchiveBucket'));
+    const key = configured.arn(configured.id('AWS::KMS::Key', 'AuditTrailLogArchiveKey'));
+    const as = (principal: string, action: string, resource: string) =>
+      configured.decide({ principal, action, resource, extraIdentityStatements: EVERYTHING });
+
+    expect(await as(BREAK_GLASS, 's3:DeleteObjectVersion', `${bucket}/${LOG_FILE}`)).toBe(
+      'Allowed',
+    );
+    expect(await as(`arn:aws:iam::${ACCOUNT}:role/Pipeline`, 'kms:PutKeyPolicy', key)).toBe(
+      'Allowed',
+    );
+    expect(await as(DEPLOY, 'kms:PutKeyPolicy', key)).toBe('ExplicitlyDenied');
+    expect(await as(LOG_READER, 'kms:Decrypt', key)).toBe('Allowed');
+  }, 120_000);
+});
