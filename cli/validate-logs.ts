@@ -10,7 +10,7 @@
  * anything invalid or missing.
  */
 import { readFile } from 'node:fs/promises';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { createClients, destroyClients } from '../lambda/adapters/clients';
 import { S3ObjectReader } from '../lambda/adapters/s3-object-reader';
 import { fingerprintOfPublicKey, formatDigestTime } from '../lambda/core/digest-format';
@@ -67,6 +67,8 @@ export async function runValidateLogs(
     readonly sign: 'auto' | 'always' | 'never';
     readonly nowMs: number;
     readonly reader?: ObjectReader;
+    /** MD5 fingerprints (hex) of the only keys to trust; absent: every key found. */
+    readonly pinnedFingerprints?: readonly string[];
   },
   out: OutputStreams = PROCESS_STREAMS,
 ): Promise<number> {
@@ -102,6 +104,8 @@ export async function runValidateLogs(
       client.destroy();
     }
   }
+  if (options.pinnedFingerprints !== undefined)
+    pinKeys(publicKeys, options.pinnedFingerprints, out);
   // --expect wins over what the API says of the same chain.
   for (const expectation of settings.expectations)
     expectations.set(keyOf(expectation), expectation);
@@ -227,6 +231,43 @@ export async function runValidateLogs(
   }
 }
 
+/**
+ * --public-key-fingerprints: keeps only the pinned keys, so a key the API (or a changed key
+ * policy) serves that the user never approved cannot vouch for a digest. Digests signed with
+ * a dropped key then fail as signed by an unknown key.
+ */
+function pinKeys(
+  publicKeys: Map<string, unknown>,
+  pinned: readonly string[],
+  out: OutputStreams,
+): void {
+  const found = [...publicKeys.keys()];
+  if (found.length > 0 && !found.some((fingerprint) => pinned.includes(fingerprint))) {
+    throw new Error(
+      `none of the public keys found (${found.join(', ')}) is in --public-key-fingerprints (${pinned.join(', ')})`,
+    );
+  }
+  for (const fingerprint of found) {
+    if (pinned.includes(fingerprint)) continue;
+    publicKeys.delete(fingerprint);
+    out.stderr.write(
+      `opentrail validate-logs: ignoring public key ${fingerprint}: not in --public-key-fingerprints\n`,
+    );
+  }
+}
+
+/** A comma-separated list of 32-hex-digit MD5 fingerprints (repeatable). */
+function fingerprintList(value: string, previous: string[] | undefined): string[] {
+  const items = value.split(',').map((s) => s.trim().toLowerCase());
+  const bad = items.find((s) => !/^[0-9a-f]{32}$/.test(s));
+  if (bad !== undefined) {
+    throw new InvalidArgumentError(
+      `"${bad}" is not a key fingerprint: 32 hex digits (the MD5 of the PKCS#1 key, as digestPublicKeyFingerprint and ListPublicKeys show it)`,
+    );
+  }
+  return [...(previous ?? []), ...items];
+}
+
 interface CliOptions extends ValidateLogsFlags {
   readonly verbose: boolean;
   readonly publicKey: string[];
@@ -234,6 +275,7 @@ interface CliOptions extends ValidateLogsFlags {
   readonly concurrency: number;
   readonly output: OutputFormat;
   readonly expect: string[];
+  readonly publicKeyFingerprints?: string[];
 }
 
 /** The endpoints.json settings validate-logs uses, checked by the one endpoints.json reader. */
@@ -323,6 +365,12 @@ export function register(program: Command, streams: OutputStreams = PROCESS_STRE
     )
     .addOption(
       new Option(
+        '--public-key-fingerprints <list>',
+        'trust only these keys: comma-separated MD5 fingerprints (repeatable); any other key found is ignored',
+      ).argParser(fingerprintList),
+    )
+    .addOption(
+      new Option(
         '--endpoint <url>',
         'the opentrail API: fetch the public keys with ListPublicKeys',
       ).argParser(httpUrl),
@@ -401,6 +449,7 @@ export function register(program: Command, streams: OutputStreams = PROCESS_STRE
             concurrency: opts.concurrency,
             sign: opts.sign,
             nowMs,
+            pinnedFingerprints: opts.publicKeyFingerprints,
           },
           streams,
         );

@@ -33,6 +33,15 @@ export interface OpentrailAppConfig {
   readonly recipientAllowList?: RecipientAllowList;
   readonly throttlingRateLimit?: number;
   readonly throttlingBurstLimit?: number;
+  /** Read-side (`POST /`) throttles, apart from PutAuditEvents. Defaults 50 and 100. */
+  readonly queryThrottlingRateLimit?: number;
+  readonly queryThrottlingBurstLimit?: number;
+  /** The only principal allowed version deletes and key deletion. Default: none. */
+  readonly breakGlassPrincipalArn?: string;
+  /** The role deploys run as. Default: the CDK bootstrap CloudFormation execution role. */
+  readonly deployRoleArn?: string;
+  /** Principal ARNs that read log files through SSE-KMS (validate-logs, Athena). */
+  readonly logReaders?: readonly string[];
   readonly stageName?: string;
   readonly webAclArn?: string;
   readonly tracing?: boolean;
@@ -74,6 +83,11 @@ const KEYS: Record<keyof OpentrailAppConfig, Kind> = {
   recipientAllowList: 'object',
   throttlingRateLimit: 'number',
   throttlingBurstLimit: 'number',
+  queryThrottlingRateLimit: 'number',
+  queryThrottlingBurstLimit: 'number',
+  breakGlassPrincipalArn: 'string',
+  deployRoleArn: 'string',
+  logReaders: 'string[]',
   stageName: 'string',
   webAclArn: 'string',
   tracing: 'boolean',
@@ -169,6 +183,8 @@ export function stackPropsFromConfig(config: OpentrailAppConfig): OpentrailStack
       recipientAllowList: allowListOrUndefined(config.recipientAllowList),
       throttlingRateLimit: config.throttlingRateLimit,
       throttlingBurstLimit: config.throttlingBurstLimit,
+      queryThrottlingRateLimit: config.queryThrottlingRateLimit,
+      queryThrottlingBurstLimit: config.queryThrottlingBurstLimit,
       stageName: config.stageName,
       webAclArn: config.webAclArn,
       tracing: config.tracing,
@@ -190,6 +206,11 @@ export function stackPropsFromConfig(config: OpentrailAppConfig): OpentrailStack
       expireAfter: days(config.logExpireDays),
       noncurrentVersionExpiration: days(config.logNoncurrentVersionExpireDays),
       objectLockRetention,
+      logReaders: config.logReaders,
+    },
+    protection: {
+      breakGlassPrincipalArn: config.breakGlassPrincipalArn,
+      deployRoleArn: config.deployRoleArn,
     },
     packager: {
       trails: config.trails,

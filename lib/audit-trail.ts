@@ -1,6 +1,7 @@
 import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 import { DigestSigner, type DigestSignerOptions } from './digest-signer';
 import { EventFanout, type EventFanoutOptions } from './event-fanout';
@@ -9,7 +10,10 @@ import { EventStream, type EventStreamProps } from './event-stream';
 import { IngestApi, type IngestApiOptions } from './ingest-api';
 import { LogArchive, type LogArchiveProps } from './log-archive';
 import { LogPackager, type LogPackagerOptions } from './log-packager';
+import { encryptLogGroupsUnder } from './private/log-group-encryption';
 import { OpentrailFunction } from './private/opentrail-function';
+import { protectKeysUnder, resolveProtection, type ProtectionOptions } from './private/protection';
+import { createDataKey } from './private/secure-bucket';
 import { secondsOf } from './private/validate';
 
 export interface AuditTrailProps {
@@ -59,6 +63,12 @@ export interface AuditTrailProps {
    * @default - none (add later with addAlarmAction)
    */
   readonly alarmActions?: readonly cloudwatch.IAlarmAction[];
+  /**
+   * The break-glass and deploy principals, exempt from the log bucket's and every created
+   * key's delete and configuration denies (docs/security.md).
+   * @default - no break-glass principal; the bootstrap CloudFormation execution role deploys
+   */
+  readonly protection?: ProtectionOptions;
 }
 
 /**
@@ -99,12 +109,18 @@ export class AuditTrail extends Construct {
   public readonly query: OpentrailFunction;
   /** The alarms listed in the class comment, by construct ID. */
   public readonly alarms: readonly cloudwatch.Alarm[];
+  /** The key of every log group created without one (functions, API access logs). */
+  public readonly logGroupKey: kms.IKey;
 
   constructor(scope: Construct, id: string, props: AuditTrailProps = {}) {
     super(scope, id);
     this.stream = new EventStream(this, 'EventStream', props.stream);
-    this.archive = new LogArchive(this, 'LogArchive', props.archive);
+    this.archive = new LogArchive(this, 'LogArchive', {
+      ...props.archive,
+      protection: props.archive?.protection ?? props.protection,
+    });
     this.ingest = new IngestApi(this, 'IngestApi', { ...props.api, stream: this.stream.stream });
+    this.stream.allowWriter(this.ingest.handler.role);
     this.packager = new LogPackager(this, 'LogPackager', {
       ...props.packager,
       accessLogsBucket: props.packager?.accessLogsBucket ?? this.archive.accessLogsBucket,
@@ -112,6 +128,7 @@ export class AuditTrail extends Construct {
       streamRetention: this.stream.retentionPeriod,
       logBucket: this.archive.bucket,
     });
+    this.archive.allowDecrypt(this.packager.handler);
     const trails = this.packager.trails;
 
     // The read side: one function behind POST /, dispatching on X-Amz-Target.
@@ -138,6 +155,7 @@ export class AuditTrail extends Construct {
         manifestTable: this.packager.manifestTable,
       });
       this.digests.attachPackager(this.packager.handler);
+      this.archive.allowDecrypt(this.digests.handler);
       this.digests.attachListPublicKeys(this.query);
       this.digests.attachTrailStatus(this.query);
     }
@@ -150,6 +168,12 @@ export class AuditTrail extends Construct {
       streamRetention: this.stream.retentionPeriod,
     });
     this.fanout.connectPackager(this.packager.handler);
+
+    // Every key created here denies deletion and reconfiguration but to the break-glass and
+    // deploy principals; every log group without a key gets one (docs/security.md).
+    this.logGroupKey = createDataKey(this, 'LogGroupKey', 'opentrail log groups (CloudWatch Logs)');
+    encryptLogGroupsUnder(this, this.logGroupKey);
+    protectKeysUnder(this, resolveProtection(this, props.protection));
 
     const windowSeconds = secondsOf(this.packager.maxBatchingWindow) ?? 300;
     const iteratorAgeThreshold =

@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Annotations, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -125,7 +125,8 @@ export interface DigestSignerProps extends DigestSignerOptions {
  * key (see docs/guarantees.md#digest-chain).
  *
  * Grants, and nothing else: `kms:Sign` and `kms:GetPublicKey` on the signing key and the
- * previous keys;
+ * previous keys, whose key policies deny `kms:Sign` to every other principal (keys created in
+ * this app; a warning for others);
  * `s3:PutObject` and `s3:GetObject` on the digest prefixes only (get: a re-run compares what
  * it finds; the head rebuild reads the newest digest) and `s3:ListBucket` limited to those
  * prefixes; the log bucket's key for those objects; `dynamodb:Query`/`UpdateItem` on the
@@ -196,7 +197,7 @@ export class DigestSigner extends Construct {
         },
       },
     ];
-    this.validateKeys();
+    this.validateKeys(props);
 
     this.chainTable = new dynamodb.Table(this, 'ChainTable', {
       partitionKey: { name: CHAIN_TABLE.partitionKey, type: dynamodb.AttributeType.STRING },
@@ -309,11 +310,21 @@ export class DigestSigner extends Construct {
 
   /**
    * Lets the packager register (trail, account, region) streams: OPENTRAIL_CHAIN_TABLE in its
-   * environment and `dynamodb:PutItem` on the chain table (and its key).
+   * environment and `dynamodb:PutItem` on the chain table's registry partition only
+   * (`dynamodb:LeadingKeys` = "streams"), and the table's key.
    */
   public attachPackager(packagerFunction: OpentrailFunction): void {
     packagerFunction.addEnvironment(ENV.CHAIN_TABLE, this.chainTable.tableName);
-    this.chainTable.grant(packagerFunction, 'dynamodb:PutItem');
+    // The stream registry partition only: a packager cannot touch chain heads or reservations.
+    packagerFunction.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['dynamodb:PutItem'],
+        resources: [this.chainTable.tableArn],
+        conditions: {
+          'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [CHAIN_TABLE.streamsPartition] },
+        },
+      }),
+    );
     this.chainTable.encryptionKey?.grant(
       packagerFunction,
       'kms:Decrypt',
@@ -358,6 +369,7 @@ export class DigestSigner extends Construct {
     // previous key's window is signed with that key (the function never signs a period outside
     // a key's window). Disable a retired key in KMS to stop that.
     for (const { key } of this.publicKeys) key.grant(fn, 'kms:Sign', 'kms:GetPublicKey');
+    this.restrictSigning();
 
     const prefixes = [
       ...new Set(
@@ -384,6 +396,17 @@ export class DigestSigner extends Construct {
         }),
       );
       logBucket.encryptionKey?.grant(fn, 'kms:Decrypt', 'kms:GenerateDataKey');
+      // Only the signer writes digests, whatever other identity policies say.
+      logBucket.addToResourcePolicy(
+        new iam.PolicyStatement({
+          sid: 'OnlyTheSignerWritesDigests',
+          effect: iam.Effect.DENY,
+          principals: [new iam.AnyPrincipal()],
+          actions: ['s3:PutObject'],
+          resources: digestObjects,
+          conditions: { ArnNotEquals: { 'aws:PrincipalArn': fn.role.roleArn } },
+        }),
+      );
     }
 
     manifestTable.grant(fn, 'dynamodb:Query', 'dynamodb:UpdateItem');
@@ -415,7 +438,45 @@ export class DigestSigner extends Construct {
     );
   }
 
-  private validateKeys(): void {
+  /**
+   * The key policy of every signing key created in this app denies `kms:Sign` to all but the
+   * signer's role: the account root's default `kms:*` would otherwise let any role allowed
+   * `kms:Sign` on `*` sign forged digests. A key imported from elsewhere takes no policy from
+   * us: a warning says what to add.
+   */
+  private restrictSigning(): void {
+    const signer = this.handler.role.roleArn;
+    const unmanaged: string[] = [];
+    for (const { key } of this.publicKeys) {
+      const result = key.addToResourcePolicy(
+        new iam.PolicyStatement({
+          sid: 'OnlyTheSignerSigns',
+          effect: iam.Effect.DENY,
+          principals: [new iam.AnyPrincipal()],
+          actions: ['kms:Sign'],
+          resources: ['*'],
+          conditions: { ArnNotEquals: { 'aws:PrincipalArn': signer } },
+        }),
+        /* allowNoOp */ true,
+      );
+      if (!result.statementAdded) unmanaged.push(key.node.path);
+    }
+    if (unmanaged.length > 0) {
+      Annotations.of(this).addWarningV2(
+        'opentrail:signingKeyPolicyNotManaged',
+        `The signing key(s) ${unmanaged.join(', ')} were not created in this app, so opentrail cannot restrict kms:Sign on them. Add to each key policy: {"Sid":"OnlyTheSignerSigns","Effect":"Deny","Principal":"*","Action":"kms:Sign","Resource":"*","Condition":{"ArnNotEquals":{"aws:PrincipalArn":"<the DigestSigner role ARN>"}}} (see docs/security.md#digest-keys).`,
+      );
+    }
+  }
+
+  private validateKeys(props: DigestSignerOptions): void {
+    if ((props.previousKeys?.length ?? 0) > 0 && props.signingKeyValidFrom === undefined) {
+      throw new OpentrailConfigError(
+        this,
+        'INVALID_DIGEST_KEYS',
+        `previousKeys are given but signingKeyValidFrom is not: the current key would be valid from 1970 and overlap every previous window. Set signingKeyValidFrom to the key change, e.g. the last previous key's validUntil (${props.previousKeys?.at(-1)?.validUntil ?? '…'}).`,
+      );
+    }
     for (const { config } of this.publicKeys) {
       const from = Date.parse(config.validFrom);
       const until = config.validUntil === undefined ? undefined : Date.parse(config.validUntil);
@@ -424,6 +485,25 @@ export class DigestSigner extends Construct {
           this,
           'INVALID_DIGEST_KEYS',
           `digest key windows must be ISO-8601 times with validUntil after validFrom; got validFrom ${config.validFrom}, validUntil ${config.validUntil ?? '(current)'}. Example: { validFrom: '2026-01-01T00:00:00Z', validUntil: '2026-06-01T00:00:00Z' }.`,
+        );
+      }
+    }
+    // No two windows may overlap: a period's end must pick exactly one key.
+    const windows = this.publicKeys
+      .map(({ config }) => ({
+        config,
+        from: Date.parse(config.validFrom),
+        until: config.validUntil === undefined ? Infinity : Date.parse(config.validUntil),
+      }))
+      .sort((a, b) => a.from - b.from);
+    for (let i = 1; i < windows.length; i++) {
+      const before = windows[i - 1]!;
+      const after = windows[i]!;
+      if (after.from < before.until) {
+        throw new OpentrailConfigError(
+          this,
+          'INVALID_DIGEST_KEYS',
+          `digest key windows overlap: ${before.config.keyId} is valid ${before.config.validFrom} to ${before.config.validUntil ?? '(current)'} and ${after.config.keyId} from ${after.config.validFrom}. Each key's window must end where (or before) the next one starts, e.g. set signingKeyValidFrom to the last previous key's validUntil.`,
         );
       }
     }

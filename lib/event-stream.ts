@@ -1,6 +1,6 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, Lazy, RemovalPolicy } from 'aws-cdk-lib';
 import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import type * as iam from 'aws-cdk-lib/aws-iam';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
@@ -38,7 +38,10 @@ export interface EventStreamProps {
  * publisher).
  *
  * Security defaults: SSE-KMS with a customer managed key (rotation on, retained), stream
- * retained with the stack's deletion. On-demand capacity by default.
+ * retained with the stack's deletion. On-demand capacity by default. Once a writer is named
+ * ({@link allowWriter}: the ingest role, and the Insights role if it writes here), the
+ * stream's resource policy denies `kinesis:PutRecord(s)` to every other principal, whatever
+ * their identity policies say (docs/security.md#no-side-doors).
  *
  * What it carries: one record per accepted event, data = the normalised record's JSON
  * (UTF-8), partition key = the record's `eventID`. The ingest handler chooses that key so
@@ -53,6 +56,8 @@ export class EventStream extends Construct {
   public readonly encryptionKey: kms.IKey;
   /** How long records stay readable. */
   public readonly retentionPeriod: Duration;
+
+  private readonly writers: string[] = [];
 
   constructor(scope: Construct, id: string, props: EventStreamProps = {}) {
     super(scope, id);
@@ -125,6 +130,29 @@ export class EventStream extends Construct {
   /** Lets the grantee put records (and use the key to encrypt them). */
   public grantWrite(grantee: iam.IGrantable): iam.Grant {
     return this.stream.grantWrite(grantee);
+  }
+
+  /**
+   * Names a role that may put records: the stream's resource policy denies `kinesis:PutRecord`
+   * and `kinesis:PutRecords` to every principal not named here (the first call adds the
+   * policy). Its identity policy must still allow them ({@link grantWrite}).
+   */
+  public allowWriter(role: iam.IRole): void {
+    if (this.writers.length === 0) {
+      this.stream.addToResourcePolicy(
+        new iam.PolicyStatement({
+          sid: 'OnlyNamedWritersPut',
+          effect: iam.Effect.DENY,
+          principals: [new iam.AnyPrincipal()],
+          actions: ['kinesis:PutRecord', 'kinesis:PutRecords'],
+          resources: [this.stream.streamArn],
+          conditions: {
+            ArnNotEquals: { 'aws:PrincipalArn': Lazy.list({ produce: () => [...this.writers] }) },
+          },
+        }),
+      );
+    }
+    if (!this.writers.includes(role.roleArn)) this.writers.push(role.roleArn);
   }
 
   /** Lets the grantee read records (and use the key to decrypt them). */

@@ -12,3 +12,4 @@ export { OpentrailConfigError, type OpentrailConfigErrorCode } from './private/e
 export type { OpentrailFunction, OpentrailFunctionProps } from './private/opentrail-function';
 // Pure and SDK-free: what a fan-out consumer drops repeats by (docs/guarantees.md#fan-out-and-history).
 export { canonicalJson, opentrailEventKey, type EventWithDetail } from '../lambda/core/event-key';
+export type { ProtectionOptions } from './private/protection';

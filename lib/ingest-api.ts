@@ -35,6 +35,18 @@ export interface IngestApiOptions {
    */
   readonly throttlingBurstLimit?: number;
   /**
+   * Steady-state requests per second of the read side (`POST /`: LookupEvents and the other
+   * query operations), throttled apart from PutAuditEvents so readers cannot use up the
+   * producers' budget.
+   * @default 50
+   */
+  readonly queryThrottlingRateLimit?: number;
+  /**
+   * Burst of read-side requests above `queryThrottlingRateLimit`.
+   * @default 100
+   */
+  readonly queryThrottlingBurstLimit?: number;
+  /**
    * Other AWS accounts whose principals may call `POST /PutAuditEvents` (and nothing else).
    * They still need `execute-api:Invoke` on it in their own IAM policies.
    * @default - only principals of this account, by their IAM policies
@@ -131,6 +143,7 @@ export class IngestApi extends Construct {
   public readonly accessLogGroup: logs.LogGroup;
 
   private queryMethod?: apigw.Method;
+  private readonly queryThrottling: { readonly rateLimit: number; readonly burstLimit: number };
   private readonly producerAccounts: readonly string[];
   private readonly producerOrganizationIds: readonly string[];
   private readonly bodyValidator: apigw.RequestValidator;
@@ -154,6 +167,28 @@ export class IngestApi extends Construct {
       'INVALID_THROTTLING',
       'throttlingBurstLimit',
       burstLimit,
+      1,
+      1_000_000,
+      'Use a positive number of requests.',
+    );
+    this.queryThrottling = {
+      rateLimit: props.queryThrottlingRateLimit ?? 50,
+      burstLimit: props.queryThrottlingBurstLimit ?? 100,
+    };
+    requireIntegerInRange(
+      this,
+      'INVALID_THROTTLING',
+      'queryThrottlingRateLimit',
+      this.queryThrottling.rateLimit,
+      1,
+      1_000_000,
+      'Use a positive number of requests per second.',
+    );
+    requireIntegerInRange(
+      this,
+      'INVALID_THROTTLING',
+      'queryThrottlingBurstLimit',
+      this.queryThrottling.burstLimit,
       1,
       1_000_000,
       'Use a positive number of requests.',
@@ -236,6 +271,13 @@ export class IngestApi extends Construct {
         stageName: props.stageName ?? 'v1',
         throttlingRateLimit: rateLimit,
         throttlingBurstLimit: burstLimit,
+        // PutAuditEvents gets its own bucket; the read side gets one in addQueryRoute.
+        methodOptions: {
+          '/PutAuditEvents/POST': {
+            throttlingRateLimit: rateLimit,
+            throttlingBurstLimit: burstLimit,
+          },
+        },
         tracingEnabled: props.tracing ?? false,
         accessLogDestination: new apigw.LogGroupLogDestination(this.accessLogGroup),
         accessLogFormat: apigw.AccessLogFormat.custom(
@@ -335,6 +377,17 @@ export class IngestApi extends Construct {
         },
       },
     );
+    const stage = this.api.deploymentStage.node.defaultChild as apigw.CfnStage;
+    const settings = (stage.methodSettings ?? []) as apigw.CfnStage.MethodSettingProperty[];
+    stage.methodSettings = [
+      ...settings,
+      {
+        resourcePath: '/',
+        httpMethod: 'POST',
+        throttlingRateLimit: this.queryThrottling.rateLimit,
+        throttlingBurstLimit: this.queryThrottling.burstLimit,
+      },
+    ];
     return this.queryMethod;
   }
 

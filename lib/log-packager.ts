@@ -1,6 +1,7 @@
 import { Annotations, Duration, RemovalPolicy, Tokenization } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as sources from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -135,9 +136,14 @@ export interface LogPackagerProps extends LogPackagerOptions {
  * failures OFF (see the comment at the mapping), given-up batches written — records included
  * — to a dedicated failed-records bucket (SSE-KMS, TLS-only, versioned, blocked, retained).
  *
- * Grants, and nothing else: read the stream; put and read objects in the log bucket (put is
- * `If-None-Match: *`, read verifies what a retry finds); read/write items of both tables; put
- * objects in the failed-records bucket (done by the mapping, with the function's role).
+ * Grants, and nothing else: read the stream; `s3:PutObject`/`s3:GetObject` on the log-file
+ * prefixes of its trails only (`[PREFIX/]AWSLogs/…/CloudTrail/…` and `…/CloudTrail-Insight/…`;
+ * put is `If-None-Match: *`, read verifies what a retry finds) and `s3:ListBucket` (so a missing
+ * object answers 404, not 403); `BatchGetItem`/`GetItem`/`PutItem`/`UpdateItem` on the manifest and
+ * `BatchGetItem`/`PutItem` on the dedup table (with their key); put objects in the
+ * failed-records bucket (done by the mapping, with the function's role). The log bucket's
+ * policy denies it the digest prefixes (docs/security.md#write-once); for a bucket it cannot
+ * add that to (imported), a synth-time warning gives the statement to add.
  *
  * Environment: OPENTRAIL_TRAILS (JSON TrailConfig[]), OPENTRAIL_LOG_BUCKET,
  * OPENTRAIL_MANIFEST_TABLE, OPENTRAIL_DEDUP_TABLE, OPENTRAIL_DEDUP_WINDOW_SECONDS; the whole
@@ -212,10 +218,14 @@ export class LogPackager extends Construct {
       },
     });
 
-    props.logBucket.grantPut(this.handler);
-    props.logBucket.grantRead(this.handler);
-    this.manifestTable.grantReadWriteData(this.handler);
-    this.dedupTable.grantReadWriteData(this.handler);
+    this.grantLogFiles(props.logBucket);
+    grantTable(this.handler, this.manifestTable, [
+      'dynamodb:BatchGetItem',
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+    ]);
+    grantTable(this.handler, this.dedupTable, ['dynamodb:BatchGetItem', 'dynamodb:PutItem']);
 
     this.consumer = new StreamConsumer(this, {
       stream: props.stream,
@@ -233,6 +243,60 @@ export class LogPackager extends Construct {
     this.eventSource = this.consumer.eventSource;
 
     this.acknowledgeGrantWildcards(props.logBucket);
+  }
+
+  /** Object patterns of the log files of its trails (`…/CloudTrail/…`, `…/CloudTrail-Insight/…`). */
+  public logFileObjectPatterns(): string[] {
+    return logRootsOf(this.trails).flatMap((root) => [
+      `${root}*/CloudTrail/*`,
+      `${root}*/CloudTrail-Insight/*`,
+    ]);
+  }
+
+  /**
+   * Put/get on the log-file prefixes only, and the bucket policy statement that denies it
+   * every digest prefix (an identity policy can be widened by mistake; the bucket's deny
+   * stays). An imported bucket takes no policy from us: a warning gives the statements.
+   */
+  private grantLogFiles(logBucket: s3.IBucket): void {
+    const role = this.handler.role;
+    const logObjects = this.logFileObjectPatterns().map((p) => logBucket.arnForObjects(p));
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:PutObject', 's3:GetObject'],
+        resources: logObjects,
+      }),
+    );
+    // Without ListBucket, GetObject on a missing key answers 403 instead of 404, and a batch
+    // retried after a crash between the manifest row and the object could not tell.
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [logBucket.bucketArn] }),
+    );
+    logBucket.encryptionKey?.grant(role, 'kms:Decrypt', 'kms:GenerateDataKey');
+
+    const digestObjects = logRootsOf(this.trails).map((root) =>
+      logBucket.arnForObjects(`${root}*/CloudTrail-Digest/*`),
+    );
+    const denyDigests = new iam.PolicyStatement({
+      sid: 'PackagerWritesNoDigests',
+      effect: iam.Effect.DENY,
+      principals: [new iam.AnyPrincipal()],
+      actions: ['s3:PutObject'],
+      resources: digestObjects,
+      conditions: { ArnEquals: { 'aws:PrincipalArn': role.roleArn } },
+    });
+    if (!logBucket.addToResourcePolicy(denyDigests).statementAdded) {
+      Annotations.of(this).addWarningV2(
+        'opentrail:logBucketPolicyNotManaged',
+        `The log bucket ${logBucket.node.path} was not created in this app, so opentrail cannot add or verify its policy. Nothing S3-side then stops an overwrite (a PutObject without If-None-Match), a write by the packager to the digest prefix, a version delete or a lifecycle/policy change. Add these statements to its bucket policy (see docs/security.md#a-bucket-you-bring): deny s3:PutObject on <bucket>/* when "Null": {"s3:if-none-match": "true"}; deny the packager role s3:PutObject on ${digestObjects.length} digest prefix(es) [${logRootsOf(
+          this.trails,
+        )
+          .map((r) => `${r}*/CloudTrail-Digest/*`)
+          .join(
+            ', ',
+          )}]; deny s3:DeleteObjectVersion and s3:BypassGovernanceRetention to all but a break-glass role; deny s3:PutBucketPolicy, s3:DeleteBucketPolicy, s3:PutLifecycleConfiguration, s3:PutBucketVersioning to all but the deploy role. Object Lock (GOVERNANCE) on the bucket cannot be checked either.`,
+      );
+    }
   }
 
   /** Age of the newest record of the last batch read, per function (maximum, milliseconds). */
@@ -339,29 +403,42 @@ export class LogPackager extends Construct {
   private acknowledgeGrantWildcards(logBucket: s3.IBucket): void {
     acknowledgeIamWildcards(
       this.handler.role,
-      {
-        actions: [
-          's3:GetObject*',
-          's3:GetBucket*',
-          's3:List*',
-          's3:Abort*',
-          'kms:GenerateDataKey*',
-          'kms:ReEncrypt*',
-        ],
-      },
-      'CDK L2 grants (bucket.grantPut/grantRead, table.grantReadWriteData, key grants) use AWS action families, each scoped in its statement to one bucket, table or key: S3 read families on the log bucket (a retried batch reads back what it wrote), Abort* for its own multipart uploads, KMS data-key families for SSE-KMS. None is a service-wide or global wildcard.',
+      { actions: ['s3:Abort*', 'kms:GenerateDataKey*', 'kms:ReEncrypt*'] },
+      'CDK L2 grants on the failed-records bucket (FailedRecordsDestination: grantPut) use AWS action families, scoped in their statement to that bucket and its key: Abort* for multipart uploads of a failed batch, KMS data-key families for SSE-KMS. None is a service-wide or global wildcard.',
     );
     acknowledgeIamWildcards(
       this.handler.role,
-      { resources: [logBucket.arnForObjects('*'), this.failedRecordsBucket.arnForObjects('*')] },
-      'Objects of the log bucket and of the failed-records bucket: log-file and failed-batch keys are computed per batch, so no fixed key list exists.',
+      {
+        resources: [
+          ...this.logFileObjectPatterns().map((p) => logBucket.arnForObjects(p)),
+          this.failedRecordsBucket.arnForObjects('*'),
+        ],
+      },
+      "Log files under each trail's log-file prefixes (account, region and time are in the key, so no fixed key list exists; digests are outside these patterns and denied by the bucket policy), and the failed-records bucket, whose keys Lambda chooses per failed batch.",
     );
-    if (this.manifestTable instanceof dynamodb.Table) {
-      acknowledgeIamWildcards(
-        this.handler.role,
-        { resources: [`${this.manifestTable.tableArn}/index/*`] },
-        "The delivery manifest's indexes (byStream), granted with the table by grantReadWriteData.",
-      );
-    }
   }
+}
+
+/** `[PREFIX/]AWSLogs/` of each trail, each once. */
+function logRootsOf(trails: readonly TrailConfig[]): string[] {
+  return [...new Set(trails.map((t) => `${t.prefix ? `${t.prefix}/` : ''}AWSLogs/`))];
+}
+
+/**
+ * Exactly `actions` on the table itself (no indexes: the packager queries none), and the data
+ * actions the table's key needs for them.
+ */
+function grantTable(
+  fn: OpentrailFunction,
+  table: dynamodb.ITable,
+  actions: readonly string[],
+): void {
+  iam.Grant.addToPrincipal({ grantee: fn, actions: [...actions], resourceArns: [table.tableArn] });
+  table.encryptionKey?.grant(
+    fn,
+    'kms:Decrypt',
+    'kms:Encrypt',
+    'kms:GenerateDataKey',
+    'kms:DescribeKey',
+  );
 }

@@ -53,7 +53,12 @@ type Operator = (typeof OPERATORS)[number];
 
 const MAX_BASIC_SELECTORS = 5;
 const TRAIL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{1,126}[A-Za-z0-9]$/;
-const PREFIX = /^[A-Za-z0-9!_.*'()-]+(\/[A-Za-z0-9!_.*'()-]+)*$/;
+/**
+ * S3-safe segments without `*` (a wildcard in the IAM and bucket-policy resources built from
+ * the prefix) and without `.` or `..` segments (a path a tool may resolve elsewhere).
+ */
+const PREFIX = /^[A-Za-z0-9!_.'()-]+(\/[A-Za-z0-9!_.'()-]+)*$/;
+const DOT_SEGMENT = /(^|\/)\.{1,2}(\/|$)/;
 const ORGANIZATION_ID = /^o-[a-z0-9]{10,32}$/;
 
 function strings(value: unknown): string[] {
@@ -263,9 +268,12 @@ export function validateTrailConfigs(trails: readonly TrailConfig[], maxTrails: 
     }
     if (names.has(trail.name)) errors.push(`trail "${trail.name}": name is used by another trail`);
     names.add(trail.name);
-    if (trail.prefix !== undefined && (trail.prefix.length > 200 || !PREFIX.test(trail.prefix))) {
+    if (
+      trail.prefix !== undefined &&
+      (trail.prefix.length > 200 || !PREFIX.test(trail.prefix) || DOT_SEGMENT.test(trail.prefix))
+    ) {
       errors.push(
-        `trail "${trail.name}": prefix "${trail.prefix}" must be at most 200 characters of S3-safe segments separated by single "/", without a leading or trailing "/"`,
+        `trail "${trail.name}": prefix "${trail.prefix}" must be at most 200 characters of S3-safe segments ([A-Za-z0-9!_.'()-], no "*") separated by single "/", without a leading or trailing "/" and without "." or ".." segments`,
       );
     }
     if (trail.organizationId !== undefined && !ORGANIZATION_ID.test(trail.organizationId)) {

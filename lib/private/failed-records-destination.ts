@@ -11,7 +11,8 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
  * kept for redrive. Lambda needs only `s3:PutObject` and `s3:ListBucket` (plus the bucket key,
  * which `grantPut` covers) to write a failed batch, so that is all this grants.
  * The configuration it renders (`DestinationConfig.OnFailure.Destination` = bucket ARN) is the
- * same.
+ * same. The bucket's policy (a bucket created in this app) denies `s3:PutObject` to every
+ * principal but the consumer's role, so nothing else can plant a batch for redrive.
  */
 export class FailedRecordsDestination implements lambda.IEventSourceDlq {
   constructor(private readonly bucket: s3.IBucket) {}
@@ -26,6 +27,20 @@ export class FailedRecordsDestination implements lambda.IEventSourceDlq {
       actions: ['s3:ListBucket'],
       resourceArns: [this.bucket.bucketArn],
     });
+    // Only this consumer's role writes here: what redrive replays must be what Lambda gave up.
+    const role = targetHandler.role;
+    if (role) {
+      this.bucket.addToResourcePolicy(
+        new iam.PolicyStatement({
+          sid: 'OnlyTheConsumerWrites',
+          effect: iam.Effect.DENY,
+          principals: [new iam.AnyPrincipal()],
+          actions: ['s3:PutObject'],
+          resources: [this.bucket.arnForObjects('*')],
+          conditions: { ArnNotEquals: { 'aws:PrincipalArn': role.roleArn } },
+        }),
+      );
+    }
     return { destination: this.bucket.bucketArn };
   }
 }

@@ -20,7 +20,8 @@ const DENY_INSECURE_TRANSPORT = Match.objectLike({
 describe('LogArchive with defaults', () => {
   let template: Template;
   let logArchive: LogArchive;
-  beforeAll(() => ({ template, logArchive } = archive()));
+  let stack: ReturnType<typeof archive>['stack'];
+  beforeAll(() => ({ template, logArchive, stack } = archive()));
 
   it('bucket enforces TLS and SSE-KMS with a bucket key', () => {
     template.hasResourceProperties('AWS::S3::Bucket', {
@@ -94,12 +95,14 @@ describe('LogArchive with defaults', () => {
     expect(logArchive.accessLogsBucket).toBeDefined();
   });
 
-  it('has no lifecycle rules and no Object Lock unless asked', () => {
-    const buckets = Object.values(template.findResources('AWS::S3::Bucket'));
-    for (const bucket of buckets) {
+  it('has no lifecycle rules unless asked, and Object Lock on the log bucket only (cdk.json flag)', () => {
+    const buckets = Object.entries(template.findResources('AWS::S3::Bucket'));
+    for (const [, bucket] of buckets) {
       expect(bucket.Properties.LifecycleConfiguration).toBeUndefined();
-      expect(bucket.Properties.ObjectLockEnabled).toBeUndefined();
     }
+    expect(
+      buckets.filter(([, b]) => b.Properties.ObjectLockEnabled === true).map(([id]) => id),
+    ).toEqual([stack.getLogicalId(logArchive.bucket.node.defaultChild as s3.CfnBucket)]);
   });
 });
 
