@@ -105,8 +105,11 @@ export class LogFileWorkerPool {
       }
       const job = this.queue.shift()!;
       this.busy.set(worker, job);
-      const task: WorkerTask = { id: job.id, bytes: job.bytes };
-      worker.postMessage(task);
+      // A copy of exactly the file's bytes, moved to the worker: posting a view would clone the
+      // whole buffer behind it (a read stream's 256 KB, a socket's slab).
+      const bytes = new Uint8Array(job.bytes);
+      const task: WorkerTask = { id: job.id, bytes };
+      worker.postMessage(task, [bytes.buffer]);
     }
   }
 
