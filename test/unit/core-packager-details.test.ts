@@ -267,6 +267,61 @@ describe('packageBatch details', () => {
     expect(row?.sha256).toBe(sha256Hex(gunzipSync(a.objects.objects.get(id!)!)));
   });
 
+  it('a first write reads nothing back from S3 (one PUT per file, no GET)', async () => {
+    // Arrange
+    const { objects, deps } = env();
+    let gets = 0;
+    const store: ObjectStore = {
+      putIfAbsent: (object) => objects.putIfAbsent(object),
+      get: (bucket, key) => {
+        gets++;
+        return objects.get(bucket, key);
+      },
+    };
+
+    // Act
+    await packageBatch(batch([record('e1'), record('e2')], [T0, T0]), { ...deps, objects: store });
+
+    // Assert
+    expect(objects.keys()).toHaveLength(1);
+    expect(gets).toBe(0);
+  });
+
+  it('a resend of an event already delivered is dropped without a second notice or a read of its object', async () => {
+    // Arrange
+    const { objects, notices, deps } = env();
+    const text = record('e1');
+    await packageBatch(batch([text], [T0]), deps);
+    let gets = 0;
+    const store: ObjectStore = {
+      putIfAbsent: (object) => objects.putIfAbsent(object),
+      get: (bucket, key) => {
+        gets++;
+        return objects.get(bucket, key);
+      },
+    };
+    const resend: StreamBatch = {
+      shardId: SHARD,
+      records: [
+        {
+          sequenceNumber: '900',
+          partitionKey: 'p',
+          data: Buffer.from(text),
+          arrivalMs: T0 + 5_000,
+        },
+      ],
+    };
+
+    // Act
+    const result = await packageBatch(resend, { ...deps, objects: store });
+
+    // Assert
+    expect(result).toMatchObject({ files: [], duplicates: 1 });
+    expect(notices).toHaveLength(1);
+    expect(gets).toBe(0);
+    expect(objects.keys()).toHaveLength(1);
+  });
+
   it('names the eventID whose claim changed under the batch, in a DedupRaceError', async () => {
     // Arrange: another packager writes e1's claim between our read and our write.
     const { dedup, deps } = env();
