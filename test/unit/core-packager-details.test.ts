@@ -143,7 +143,7 @@ describe('packageBatch details', () => {
   it('writes each log file as gzip-encoded JSON, marks it delivered at the clock time, notifies and registers its stream', async () => {
     // Arrange
     const { objects, manifest, notices, registered, deps } = env();
-    const headers: { contentType: string; contentEncoding: string }[] = [];
+    const headers: { contentType: string; contentEncoding: string | undefined }[] = [];
     const store: ObjectStore = {
       putIfAbsent: async (object) => {
         headers.push({ contentType: object.contentType, contentEncoding: object.contentEncoding });
