@@ -104,6 +104,34 @@ describe('packageBatch details', () => {
     expect(dedup.items.get('e2')!.expiresAt).toBe(Math.ceil(T0 / 1000) + WINDOW_MS / 1000 + 86_400);
   });
 
+  it("keeps an eventID's dedup item until the newest of its claims expires, not the oldest", async () => {
+    // Arrange: e1 arrives, then an hour later another content under the same eventID (kept
+    // beside it as a conflict), so e1's item holds two claims.
+    const { dedup, deps } = env();
+    await packageBatch(batch([record('e1')], [T0]), deps);
+    const later = T0 + 3_600_000;
+    const forged: StreamBatch = {
+      shardId: SHARD,
+      records: [
+        {
+          sequenceNumber: '500',
+          partitionKey: 'p',
+          data: Buffer.from(record('e1', { eventName: 'DeleteUser' })),
+          arrivalMs: later,
+        },
+      ],
+    };
+
+    // Act
+    const result = await packageBatch(forged, deps);
+
+    // Assert
+    expect(result.conflicts).toBe(1);
+    const item = dedup.items.get('e1')!;
+    expect(item.claims.map((c) => c.arrivalMs).sort()).toEqual([T0, later]);
+    expect(item.expiresAt).toBe(Math.ceil(later / 1000) + WINDOW_MS / 1000 + 86_400);
+  });
+
   it.each<[string, 'CloudTrail' | 'CloudTrail-Insight', Record<string, unknown>]>([
     ['eventCategory Insight alone', 'CloudTrail-Insight', { eventCategory: 'Insight' }],
     [
