@@ -19,6 +19,7 @@ module.exports = {
     '<rootDir>/test/unit/core-dedup-packager.test.ts',
     '<rootDir>/test/unit/core-dedup-decide.test.ts',
     '<rootDir>/test/unit/core-packager-refusals.test.ts',
+    '<rootDir>/test/unit/core-packager-details.test.ts',
     '<rootDir>/test/unit/digest-chain-core.test.ts',
     '<rootDir>/test/unit/digest-signer-chain.test.ts',
     '<rootDir>/test/unit/digest-signer-signing.test.ts',

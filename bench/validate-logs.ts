@@ -1,31 +1,253 @@
 /**
- * validate-logs throughput: a generated, signed chain of log files (real CloudTrail records
- * with new eventIDs, so sizes and compressibility are real), validated online (against the
- * embedded s3rver) and offline (a local directory), beside a baseline measured in the same run:
- * gunzip + SHA-256 of the same files read from the local directory sequentially, in one
- * process (no digests, no signatures, no concurrency).
+ * validate-logs throughput and memory: a generated, signed chain of log files (real CloudTrail
+ * records with new eventIDs, so sizes and compressibility are real), each figure beside a
+ * baseline measured in the same run.
+ *
+ * - Online: validateLogs with its worker pool (as the CLI runs it) against the embedded S3 behind
+ *   a proxy that adds 20 ms to every request (a region away, as S3 is from a laptop; both run
+ *   in a child process, so they take no CPU from the process measured), beside a
+ *   one-request-at-a-time reader through the same proxy: each digest, then each of its log files,
+ *   fetched, gunzipped and hashed in turn (how the AWS CLI walks a chain).
+ * - Offline (--local-dir): beside a two-process gunzip + SHA-256 of the same files (each process
+ *   reads, gunzips and hashes half of them in turn; the machine's two cores).
+ * - Peak RSS of `opentrail validate-logs --local-dir` in its own process, for chains of 1,000 and
+ *   10,000 small log files: memory must not grow with the chain.
  */
-import { createPublicKey } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createHash, createPublicKey } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createHash } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { gunzipSync } from 'node:zlib';
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createClients, destroyClients } from '../lambda/adapters/clients';
 import { S3ObjectReader } from '../lambda/adapters/s3-object-reader';
 import { fingerprintOfPublicKey } from '../lambda/core/digest-format';
 import { validateLogs } from '../lambda/core/digest-validate';
 import type { ObjectReader } from '../lambda/core/ports';
 import { LocalDirReader } from '../cli/shared/local-dir-reader';
-import { ensureBucket, startEmulators } from '../local/emulators';
-import { buildChain, CHAIN_KEY, dirSink, s3Sink, writeAll } from '../test/fixtures/validate-chain';
+import { defaultWorkers, LogFileWorkerPool } from '../cli/shared/validate-workers';
+import { ensureBucket, startEmulators, type EmulatorCredentials } from '../local/emulators';
+import {
+  buildChain,
+  CHAIN_KEY,
+  CHAIN_PUBLIC_PEM,
+  dirSink,
+  s3Sink,
+  writeAll,
+  type BuiltChain,
+} from '../test/fixtures/validate-chain';
 import { alternate, median, realRecords, syntheticRecordTexts } from './lib';
 import type { BenchFigure } from './lib';
 
 const BUCKET = 'validate-bench';
 const CHAIN_START = Date.UTC(2024, 2, 5, 0, 0, 0);
+const HOUR_MS = 3_600_000;
 const LOGS_PER_PERIOD = 10;
+/** Added to every request by the proxy in front of the embedded S3. */
+const PROXY_DELAY_MS = 20;
+/** Processes of the offline baseline. */
+const BASELINE_PROCESSES = 2;
+/** Chain lengths whose peak RSS is measured. */
+const RSS_CHAIN_FILES = [1_000, 10_000] as const;
+
+/** An HTTP proxy on 127.0.0.1 (port 0) that waits `delayMs` before forwarding each request. */
+async function latencyProxy(
+  target: string,
+  delayMs: number,
+): Promise<{ url: string; close: () => Promise<void> }> {
+  const to = new URL(target);
+  const server: Server = createServer((incoming, outgoing) => {
+    setTimeout(() => {
+      // Headers unchanged (Host included): the request's SigV4 signature stays valid.
+      const forward = request(
+        {
+          host: to.hostname,
+          port: to.port,
+          method: incoming.method,
+          path: incoming.url,
+          headers: incoming.headers,
+        },
+        (response) => {
+          outgoing.writeHead(response.statusCode ?? 502, response.headers);
+          response.pipe(outgoing);
+        },
+      );
+      forward.on('error', (error) => outgoing.destroy(error));
+      incoming.pipe(forward);
+    }, delayMs);
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/**
+ * In a child process (so the S3 emulator and the proxy do not share the measured process's
+ * thread, as real S3 would not): the embedded S3 and the latency proxy in front of it; prints
+ * `{"s3","proxy"}` as one JSON line and stops when its stdin ends.
+ */
+export async function serveS3BehindProxy(dataDir: string, delayMs: number): Promise<void> {
+  const emulators = await startEmulators({ dataDir });
+  const proxy = await latencyProxy(emulators.s3Endpoint, delayMs);
+  process.stdout.write(
+    `${JSON.stringify({ s3: emulators.s3Endpoint, proxy: proxy.url, credentials: emulators.credentials })}\n`,
+  );
+  process.stdin.resume();
+  process.stdin.on('end', () => {
+    void proxy
+      .close()
+      .then(() => emulators.close())
+      .then(() => process.exit(0));
+  });
+}
+
+/** Starts {@link serveS3BehindProxy} in a child process; `stop` ends it. */
+async function s3BehindProxyProcess(
+  dataDir: string,
+  delayMs: number,
+): Promise<{
+  s3: string;
+  proxy: string;
+  credentials: EmulatorCredentials;
+  stop: () => Promise<void>;
+}> {
+  const child = spawn(
+    process.execPath,
+    [
+      '--require',
+      require.resolve('tsx/cjs'),
+      '-e',
+      `require(${JSON.stringify(__filename)}).serveS3BehindProxy(${JSON.stringify(dataDir)}, ${delayMs})`,
+    ],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  type Served = { s3: string; proxy: string; credentials: EmulatorCredentials };
+  const endpoints = await new Promise<Served>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const line = out.indexOf('\n');
+      if (line >= 0) resolve(JSON.parse(out.slice(0, line)) as Served);
+    });
+    child.on('exit', (code) => reject(new Error(`the S3 child process exited (${code})`)));
+  });
+  return {
+    ...endpoints,
+    stop: async () => {
+      child.stdin.end();
+      await exited;
+    },
+  };
+}
+
+async function getObject(s3: S3Client, key: string): Promise<Buffer> {
+  const response = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+  return Buffer.from(await response.Body!.transformToByteArray());
+}
+
+/** The offline baseline: `processes` Node processes, each gunzipping and hashing its share. */
+async function gunzipHashProcesses(files: readonly string[], processes: number): Promise<void> {
+  const script =
+    "const{readFileSync}=require('node:fs');const{gunzipSync}=require('node:zlib');" +
+    "const{createHash}=require('node:crypto');let n=0;" +
+    "for(const f of JSON.parse(readFileSync(0,'utf8'))){" +
+    "createHash('sha256').update(gunzipSync(readFileSync(f))).digest('hex');n++}" +
+    'process.stdout.write(String(n))';
+  const shares = Array.from({ length: processes }, (_, i) =>
+    files.filter((_, j) => j % processes === i),
+  );
+  const counts = await Promise.all(
+    shares.map(
+      (share) =>
+        new Promise<number>((resolve, reject) => {
+          const child = spawn(process.execPath, ['-e', script], {
+            stdio: ['pipe', 'pipe', 'inherit'],
+          });
+          let out = '';
+          child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+          child.on('error', reject);
+          child.on('exit', (code) =>
+            code === 0 ? resolve(Number(out)) : reject(new Error(`baseline exited ${code}`)),
+          );
+          child.stdin.end(JSON.stringify(share));
+        }),
+    ),
+  );
+  if (counts.reduce((a, b) => a + b, 0) !== files.length)
+    throw new Error(`validate-logs bench: the baseline hashed ${counts.join('+')} files`);
+}
+
+/**
+ * Peak RSS (MiB) of `opentrail validate-logs --local-dir` in its own process over a chain of
+ * `files` small log files (10 per hourly digest).
+ */
+async function validateLogsPeakRss(work: string, files: number): Promise<number> {
+  const periods = files / LOGS_PER_PERIOD;
+  const chain = buildChain({
+    bucket: BUCKET,
+    startMs: CHAIN_START,
+    periods,
+    logsPerPeriod: LOGS_PER_PERIOD,
+  });
+  const dir = join(work, `rss-${files}`);
+  await writeAll(dirSink(dir), chain.objects);
+  const keyFile = join(work, 'key.pem');
+  writeFileSync(keyFile, CHAIN_PUBLIC_PEM);
+  const bin = join(__dirname, '..', 'bin', 'opentrail.js');
+  // The CLI as a user runs it; at exit the process prints its own peak RSS (threads included).
+  const script =
+    "process.on('exit',()=>process.stderr.write('\\nMAXRSS '+process.resourceUsage().maxRSS+'\\n'));" +
+    `process.argv.splice(1,0,'opentrail');require(${JSON.stringify(bin)})`;
+  const args = [
+    'validate-logs',
+    '--local-dir',
+    dir,
+    '--s3-bucket',
+    BUCKET,
+    '--public-key',
+    keyFile,
+    '--start-time',
+    new Date(CHAIN_START).toISOString(),
+    '--end-time',
+    new Date(CHAIN_START + periods * HOUR_MS).toISOString(),
+  ];
+  const { code, stdout, stderr } = await new Promise<{
+    code: number | null;
+    stdout: string;
+    stderr: string;
+  }>((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', script, '--', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    child.on('error', reject);
+    child.on('exit', (exit) => resolve({ code: exit, stdout: out, stderr: err }));
+  });
+  rmSync(dir, { recursive: true, force: true });
+  const rss = /MAXRSS (\d+)/.exec(stderr);
+  if (code !== 0 || !rss || !stdout.includes(`${files}/${files} log files valid`))
+    throw new Error(
+      `validate-logs bench: the ${files}-file run failed (exit ${code})\n${stdout}${stderr}`,
+    );
+  return Number(rss[1]) / 1024;
+}
 
 export async function runValidateLogsBench(options: {
   quick: boolean;
@@ -36,7 +258,7 @@ export async function runValidateLogsBench(options: {
   const passes = options.quick ? 3 : 5;
   const periods = Math.ceil(files / LOGS_PER_PERIOD);
   const pool = syntheticRecordTexts(realRecords(), 2_000, 'validate-bench');
-  const chain = buildChain({
+  const chain: BuiltChain = buildChain({
     bucket: BUCKET,
     startMs: CHAIN_START,
     periods,
@@ -48,26 +270,34 @@ export async function runValidateLogsBench(options: {
   });
   const logCount = chain.logKeys.length;
   const megabytes = chain.uncompressedBytes / 1e6;
+  const logKeys = new Set(chain.logKeys);
   const compressed = chain.objects
-    .filter((o) => chain.logKeys.includes(o.key))
+    .filter((o) => logKeys.has(o.key))
     .reduce((n, o) => n + o.body.length, 0);
+  const workers = defaultWorkers();
   options.log(
-    `validate-logs: ${periods} digests, ${logCount} log files, ${megabytes.toFixed(1)} MB uncompressed (${(compressed / 1e6).toFixed(1)} MB gzip)`,
+    `${periods} digests, ${logCount} log files, ${megabytes.toFixed(1)} MB uncompressed (${(compressed / 1e6).toFixed(1)} MB gzip); ${workers} workers`,
   );
 
   const work = mkdtempSync(join(tmpdir(), 'opentrail-bench-validate-'));
-  const emulators = await startEmulators({ dataDir: join(work, 'emulators') });
-  const clients = createClients({
+  const s3 = await s3BehindProxyProcess(join(work, 'emulators'), PROXY_DELAY_MS);
+  const direct = createClients({
     region: 'us-east-1',
-    s3Endpoint: emulators.s3Endpoint,
-    credentials: emulators.credentials,
+    s3Endpoint: s3.s3,
+    credentials: s3.credentials,
   });
+  const slow = createClients({
+    region: 'us-east-1',
+    s3Endpoint: s3.proxy,
+    credentials: s3.credentials,
+  });
+  const workerPool = new LogFileWorkerPool(workers);
   try {
     const dir = join(work, 'copy');
-    await ensureBucket(clients.s3, BUCKET);
-    await writeAll(s3Sink(clients.s3, BUCKET), chain.objects);
+    await ensureBucket(direct.s3, BUCKET);
+    await writeAll(s3Sink(direct.s3, BUCKET), chain.objects);
     await writeAll(dirSink(dir), chain.objects);
-    options.log('validate-logs: chain written to the embedded S3 and a local directory');
+    options.log('chain written to the embedded S3 and a local directory');
 
     const der = createPublicKey(CHAIN_KEY).export({ type: 'pkcs1', format: 'der' });
     const publicKeys = new Map([[fingerprintOfPublicKey(der), der]]);
@@ -76,64 +306,97 @@ export async function runValidateLogsBench(options: {
         reader,
         bucket: BUCKET,
         startMs: CHAIN_START,
-        endMs: CHAIN_START + periods * 3_600_000,
+        endMs: CHAIN_START + periods * HOUR_MS,
         nowMs: Date.now(),
         publicKeys,
+        checkLogBytes: workerPool.check,
         onResult: () => undefined,
       });
       if (summary.logs.valid !== logCount || summary.digests.valid !== periods)
         throw new Error(`validate-logs bench: unexpected summary ${JSON.stringify(summary)}`);
     };
-    const baseline = async (): Promise<void> => {
-      for (const key of chain.logKeys) {
-        const bytes = await readFile(join(dir, ...key.split('/')));
-        createHash('sha256').update(gunzipSync(bytes)).digest('hex');
+    const oneAtATime = async (): Promise<void> => {
+      for (const digest of [...chain.digests].reverse()) {
+        JSON.parse(gunzipSync(await getObject(slow.s3, digest.key)).toString('utf8'));
+        for (const key of digest.logKeys)
+          createHash('sha256')
+            .update(gunzipSync(await getObject(slow.s3, key)))
+            .digest('hex');
       }
     };
+    const paths = chain.logKeys.map((key) => join(dir, ...key.split('/')));
+    // Reads the files once, so both sides start from a warm page cache.
+    await Promise.all(paths.map((path) => readFile(path)));
 
     const figures: BenchFigure[] = [];
-    for (const [mode, reader] of [
-      ['offline (--local-dir)', new LocalDirReader(dir)],
-      ['online (embedded S3)', new S3ObjectReader(clients.s3)],
-    ] as const) {
-      const samples = await alternate(
-        passes,
-        () => validate(reader),
-        () => baseline(),
-      );
+    const notes = `${logCount} log files, ${megabytes.toFixed(1)} MB uncompressed, ${periods} signed digests; concurrency 16, ${workers} worker threads; median of ${passes} passes alternated with the baseline`;
+    const rate = async (
+      mode: string,
+      baselineName: string,
+      subject: () => Promise<void>,
+      baseline: () => Promise<void>,
+    ): Promise<void> => {
+      const samples = await alternate(passes, subject, baseline);
       const seconds = median(samples.subject.map((s) => s.seconds));
       const baseSeconds = median(samples.baseline.map((s) => s.seconds));
       options.log(
-        `validate-logs ${mode}: ${seconds.toFixed(2)} s vs baseline ${baseSeconds.toFixed(2)} s (median of ${passes})`,
+        `${mode}: ${(logCount / seconds).toFixed(0)} files/s vs ${(logCount / baseSeconds).toFixed(0)} files/s (${baselineName}), ratio ${(baseSeconds / seconds).toFixed(2)}`,
       );
-      const notes = `${logCount} log files, ${megabytes.toFixed(1)} MB uncompressed, ${periods} signed digests; concurrency 16; median of ${passes} passes alternated with the baseline; baseline reads the local copy`;
-      figures.push(
-        {
-          name: `validate-logs ${mode}: uncompressed log data`,
-          value: megabytes / seconds,
-          unit: 'MB/s',
-          baseline: {
-            name: 'gunzip + SHA-256, sequential, one process',
-            value: megabytes / baseSeconds,
-          },
-          notes,
-        },
-        {
-          name: `validate-logs ${mode}: log files`,
-          value: logCount / seconds,
-          unit: 'files/s',
-          baseline: {
-            name: 'gunzip + SHA-256, sequential, one process',
-            value: logCount / baseSeconds,
-          },
-          notes,
-        },
-      );
+      figures.push({
+        name: `validate-logs ${mode}: log files`,
+        value: logCount / seconds,
+        unit: 'files/s',
+        baseline: { name: baselineName, value: logCount / baseSeconds },
+        notes,
+      });
+    };
+    await rate(
+      `online, ${PROXY_DELAY_MS} ms per request`,
+      'one request at a time (how the AWS CLI walks), same proxy',
+      () => validate(new S3ObjectReader(slow.s3)),
+      oneAtATime,
+    );
+    // The same run straight against the embedded S3 (no proxy): the emulator's own ceiling,
+    // which caps the online figure above when the machine is short of CPU.
+    const directSeconds: number[] = [];
+    for (let pass = 0; pass < passes; pass++) {
+      const started = performance.now();
+      await validate(new S3ObjectReader(direct.s3));
+      directSeconds.push((performance.now() - started) / 1000);
+    }
+    const directRate = logCount / median(directSeconds);
+    options.log(
+      `online, no added latency (the embedded S3's ceiling): ${directRate.toFixed(0)} files/s`,
+    );
+    figures.push({
+      name: 'validate-logs online, embedded S3 without the proxy: log files',
+      value: directRate,
+      unit: 'files/s',
+      notes: `the ceiling the emulator (one process, one thread) puts on the online figure; ${notes}`,
+    });
+    await rate(
+      'offline (--local-dir)',
+      `gunzip + SHA-256 of the same files, ${BASELINE_PROCESSES} processes`,
+      () => validate(new LocalDirReader(dir)),
+      () => gunzipHashProcesses(paths, BASELINE_PROCESSES),
+    );
+
+    for (const count of RSS_CHAIN_FILES) {
+      const rss = await validateLogsPeakRss(work, count);
+      options.log(`peak RSS, ${count} log files: ${rss.toFixed(0)} MiB`);
+      figures.push({
+        name: `validate-logs --local-dir peak RSS, ${count.toLocaleString('en-US')} log files`,
+        value: rss,
+        unit: 'MiB',
+        notes: `opentrail validate-logs in its own process (worker threads included), ${LOGS_PER_PERIOD} small log files per hourly digest, default --workers and --concurrency`,
+      });
     }
     return figures;
   } finally {
-    destroyClients(clients);
-    await emulators.close();
+    await workerPool.close();
+    destroyClients(slow);
+    destroyClients(direct);
+    await s3.stop();
     rmSync(work, { recursive: true, force: true });
   }
 }
@@ -145,7 +408,7 @@ if (require.main === module) {
   }).then((figures) => {
     for (const f of figures)
       process.stdout.write(
-        `${f.name}: ${f.value.toFixed(1)} ${f.unit} (baseline ${f.baseline?.value.toFixed(1)} ${f.unit})\n`,
+        `${f.name}: ${f.value.toFixed(1)} ${f.unit}${f.baseline ? ` (baseline ${f.baseline.value.toFixed(1)} ${f.unit})` : ''}\n`,
       );
   });
 }

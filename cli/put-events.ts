@@ -34,7 +34,12 @@ import {
   STDIN,
   type RecordTransform,
 } from './shared/record-reader';
-import { backoffDelayMs, DEFAULT_RETRY_POLICY, sleep, type RetryPolicy } from './shared/retry';
+import {
+  DEFAULT_RETRY_POLICY,
+  realTimer,
+  retryFailedItems,
+  type RetryPolicy,
+} from './shared/retry';
 import { planRebase } from './shared/rebase-time';
 import { chooseSigner, UNSIGNED, type RequestSigner, type SignMode } from './shared/sigv4';
 
@@ -140,43 +145,53 @@ export async function putEvents(options: PutEventsOptions): Promise<PutEventsRep
   progress?.start(plan.files.length, { accepted: 0, failed: 0, skipped: 0 });
 
   const sendWithRetries = async (entries: readonly PendingEntry[]): Promise<void> => {
-    let pending = entries;
-    for (let attempt = 1; ; attempt++) {
-      report.requests++;
-      const outcomes = await sendPutAuditEvents(
-        {
-          endpoint: options.endpoint,
-          ...(options.channelArn !== undefined ? { channelArn: options.channelArn } : {}),
-          signer: options.signer ?? UNSIGNED,
-        },
-        pending,
+    /** The last retryable outcome of each entry, for those the attempts run out on. */
+    const lastOutcome = new Map<PendingEntry, { errorCode: string; errorMessage: string }>();
+    // Only this batch's own entries are resent together, so their ids stay unique.
+    const { unfinished, attempts, resent } = await retryFailedItems(
+      entries,
+      async (pending, attempt) => {
+        report.requests++;
+        const outcomes = await sendPutAuditEvents(
+          {
+            endpoint: options.endpoint,
+            ...(options.channelArn !== undefined ? { channelArn: options.channelArn } : {}),
+            signer: options.signer ?? UNSIGNED,
+          },
+          pending,
+        );
+        const again: PendingEntry[] = [];
+        for (const entry of pending) {
+          const outcome: EntryOutcome = outcomes.get(entry.event.id) ?? {
+            kind: 'retry',
+            errorCode: 'MissingResult',
+            errorMessage: 'the response did not report this entry',
+          };
+          if (outcome.kind === 'accepted') report.accepted++;
+          else if (outcome.kind === 'failed')
+            failEntry(entry, outcome.errorCode, outcome.errorMessage, attempt);
+          else {
+            again.push(entry);
+            lastOutcome.set(entry, outcome);
+          }
+        }
+        showCounts();
+        return again;
+      },
+      policy,
+      realTimer(options.random),
+    );
+    report.retried += resent;
+    for (const entry of unfinished) {
+      const outcome = lastOutcome.get(entry)!;
+      failEntry(
+        entry,
+        outcome.errorCode,
+        `${outcome.errorMessage} (gave up after ${attempts} attempts)`,
+        attempts,
       );
-      const again: PendingEntry[] = [];
-      for (const entry of pending) {
-        const outcome: EntryOutcome = outcomes.get(entry.event.id) ?? {
-          kind: 'retry',
-          errorCode: 'MissingResult',
-          errorMessage: 'the response did not report this entry',
-        };
-        if (outcome.kind === 'accepted') report.accepted++;
-        else if (outcome.kind === 'failed')
-          failEntry(entry, outcome.errorCode, outcome.errorMessage, attempt);
-        else if (attempt < policy.maxAttempts) again.push(entry);
-        else
-          failEntry(
-            entry,
-            outcome.errorCode,
-            `${outcome.errorMessage} (gave up after ${attempt} attempts)`,
-            attempt,
-          );
-      }
-      showCounts();
-      if (again.length === 0) return;
-      report.retried += again.length;
-      await sleep(backoffDelayMs(attempt, policy, options.random));
-      // Only this batch's own entries are resent together, so their ids stay unique.
-      pending = again;
     }
+    if (unfinished.length > 0) showCounts();
   };
 
   // At most `concurrency` batches in flight; reading waits for a free slot (backpressure), so

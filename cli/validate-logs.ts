@@ -44,6 +44,7 @@ import {
 } from './shared/validate-settings';
 import { fetchChainStatus, listPublicKeys } from './shared/validate-api';
 import { formatSummary } from './shared/validate-output';
+import { defaultWorkers, LogFileWorkerPool } from './shared/validate-workers';
 
 // The command's building blocks, for tests and callers that import them from here.
 export {
@@ -64,6 +65,8 @@ export async function runValidateLogs(
     readonly verbose: boolean;
     readonly output: OutputFormat;
     readonly concurrency: number;
+    /** Worker threads that check log files. @default defaultWorkers() */
+    readonly workers?: number;
     readonly sign: 'auto' | 'always' | 'never';
     readonly nowMs: number;
     readonly reader?: ObjectReader;
@@ -153,6 +156,7 @@ export async function runValidateLogs(
   );
   let started = false;
   let shown = 0;
+  const pool = new LogFileWorkerPool(options.workers ?? defaultWorkers());
   try {
     const summary = await validateLogs({
       reader,
@@ -171,6 +175,7 @@ export async function runValidateLogs(
       periodMs: (periodSeconds ?? DEFAULT_DIGEST_PERIOD_SECONDS) * 1000,
       graceMs: graceSeconds !== undefined ? graceSeconds * 1000 : DEFAULT_DIGEST_GRACE_MS,
       concurrency: options.concurrency,
+      checkLogBytes: pool.check,
       onProgress: (p) => {
         const payload = { mb: (p.uncompressedBytes / 1e6).toFixed(1) };
         if (!started) {
@@ -227,6 +232,7 @@ export async function runValidateLogs(
     return summary.digests.invalid > 0 || summary.logs.invalid > 0 ? 1 : 0;
   } finally {
     progress.stop();
+    await pool.close();
     if (clients) destroyClients(clients);
   }
 }
@@ -273,6 +279,7 @@ interface CliOptions extends ValidateLogsFlags {
   readonly publicKey: string[];
   readonly sign: 'auto' | 'always' | 'never';
   readonly concurrency: number;
+  readonly workers: number;
   readonly output: OutputFormat;
   readonly expect: string[];
   readonly publicKeyFingerprints?: string[];
@@ -427,6 +434,14 @@ export function register(program: Command, streams: OutputStreams = PROCESS_STRE
         .argParser(integerInRange(1, 256))
         .default(16),
     )
+    .addOption(
+      new Option(
+        '--workers <n>',
+        'worker threads that gunzip and hash log files (1-256; default: one per core this process may use)',
+      )
+        .argParser(integerInRange(1, 256))
+        .default(defaultWorkers(), String(defaultWorkers())),
+    )
     .addOption(outputOption())
     .action(async (opts: CliOptions, command: Command) => {
       const nowMs = Date.now();
@@ -447,6 +462,7 @@ export function register(program: Command, streams: OutputStreams = PROCESS_STRE
             verbose: opts.verbose,
             output: opts.output,
             concurrency: opts.concurrency,
+            workers: opts.workers,
             sign: opts.sign,
             nowMs,
             pinnedFingerprints: opts.publicKeyFingerprints,

@@ -21,6 +21,7 @@ import { mkdir, open, readFile, truncate } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { FanoutEvent } from '../lambda/core/fanout';
 import { deliveryNoticeMessage } from '../lambda/core/notices';
+import { retrying, type RetryPolicy } from '../lambda/core/retry';
 import type {
   DeliveryNotice,
   DeliveryNotifier,
@@ -29,6 +30,9 @@ import type {
   MetricsSink,
   PutEventResult,
 } from '../lambda/core/ports';
+
+/** `--forward-to` retries: 200 ms, then doubling to 2 s, with jitter (core/retry.ts). */
+const FORWARD_RETRY_POLICY: RetryPolicy = { maxAttempts: 3, baseDelayMs: 200, maxDelayMs: 2000 };
 
 function lineKey(line: string): string {
   return createHash('sha256').update(line, 'utf8').digest('base64');
@@ -125,30 +129,30 @@ export class LocalEventBus implements EventBus {
   }
 
   private async forward(url: string, body: string): Promise<void> {
-    const attempts = this.options.forwardAttempts ?? 3;
-    let problem = '';
-    for (let attempt = 1; attempt <= attempts; attempt++) {
-      try {
-        const response = await fetch(url, {
-          method: 'POST',
-          headers: { 'Content-Type': 'application/json' },
-          body,
-          signal: AbortSignal.timeout(5000),
-        });
-        await response.arrayBuffer();
-        if (response.ok) return;
-        problem = `HTTP ${response.status}`;
-      } catch (error) {
-        problem = (error as Error).message;
-      }
-      if (attempt < attempts) await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+    try {
+      await retrying(
+        async () => {
+          const response = await fetch(url, {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/json' },
+            body,
+            signal: AbortSignal.timeout(5000),
+          });
+          await response.arrayBuffer();
+          if (!response.ok) throw new Error(`HTTP ${response.status}`);
+        },
+        () => true,
+        { ...FORWARD_RETRY_POLICY, maxAttempts: this.options.forwardAttempts ?? 3 },
+        { sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) },
+      );
+    } catch (error) {
+      this.options.metrics?.count('ForwardFailures', 1);
+      this.options.log?.('forwarding an envelope failed; it stays in events.jsonl', {
+        url,
+        error: (error as Error).message,
+        id: (JSON.parse(body) as { id: string }).id,
+      });
     }
-    this.options.metrics?.count('ForwardFailures', 1);
-    this.options.log?.('forwarding an envelope failed; it stays in events.jsonl', {
-      url,
-      error: problem,
-      id: (JSON.parse(body) as { id: string }).id,
-    });
   }
 }
 

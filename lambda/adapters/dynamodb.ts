@@ -15,6 +15,7 @@ import type {
   ManifestRow,
   ManifestStore,
 } from '../core/ports';
+import { retryFailedItems, type RetryPolicy, type RetryTimer } from '../core/retry';
 import { DEDUP_TABLE, MANIFEST_TABLE } from '../core/tables';
 import { isConditionFailure } from './aws-errors';
 
@@ -24,12 +25,32 @@ export function documentClient(client: DynamoDBClient): DynamoDBDocumentClient {
   return DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
 }
 
-/** Rounds of UnprocessedKeys retries before batchGetAll gives up (sustained throttling). */
-const BATCH_GET_ATTEMPTS = 8;
+/**
+ * Unprocessed-item retries of BatchGetItem and BatchWriteItem: 8 calls per
+ * chunk at most, 50 ms doubling to 1 s, with jitter; then the caller's batch fails and is
+ * retried whole.
+ */
+export const BATCH_RETRY_POLICY: RetryPolicy = {
+  maxAttempts: 8,
+  baseDelayMs: 50,
+  maxDelayMs: 1000,
+};
+
+export const BATCH_RETRY_TIMER: RetryTimer = {
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+};
 
 /**
- * BatchGetItem in chunks of 100, retrying unprocessed keys with jittered backoff, at most
- * BATCH_GET_ATTEMPTS rounds per chunk (then it throws, and the caller's batch is retried).
+ * Identity of a key or item for matching DynamoDB's unprocessed copies to the caller's own:
+ * its attributes in name order.
+ */
+export function attributesIdentity(item: Record<string, unknown>): string {
+  return JSON.stringify(Object.entries(item).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/**
+ * BatchGetItem in chunks of 100, retrying unprocessed keys (core/retry.ts) under
+ * BATCH_RETRY_POLICY; keys still unprocessed then throw, and the caller's batch is retried.
  */
 export async function batchGetAll(
   client: DynamoDBDocumentClient,
@@ -43,30 +64,29 @@ export async function batchGetAll(
 ): Promise<Record<string, unknown>[]> {
   const items: Record<string, unknown>[] = [];
   for (let i = 0; i < keys.length; i += BATCH_GET_LIMIT) {
-    let request: Record<string, unknown>[] | undefined = keys.slice(i, i + BATCH_GET_LIMIT);
-    for (let attempt = 0; request && request.length > 0; attempt++) {
-      if (attempt >= BATCH_GET_ATTEMPTS) {
-        throw new Error(
-          `${table}: ${request.length} keys still unprocessed after ${attempt} BatchGetItem rounds`,
+    const { unfinished, attempts } = await retryFailedItems(
+      keys.slice(i, i + BATCH_GET_LIMIT),
+      async (request) => {
+        const response: BatchGetCommandOutput = await client.send(
+          new BatchGetCommand({
+            RequestItems: { [table]: { Keys: [...request], ConsistentRead: options.consistent } },
+            ...(options.returnConsumedCapacity
+              ? { ReturnConsumedCapacity: options.returnConsumedCapacity }
+              : {}),
+          }),
         );
-      }
-      if (attempt > 0) {
-        const ceiling = Math.min(1000, 25 * 2 ** attempt);
-        await new Promise((resolve) =>
-          setTimeout(resolve, ceiling / 2 + Math.random() * (ceiling / 2)),
-        );
-      }
-      const response: BatchGetCommandOutput = await client.send(
-        new BatchGetCommand({
-          RequestItems: { [table]: { Keys: request, ConsistentRead: options.consistent } },
-          ...(options.returnConsumedCapacity
-            ? { ReturnConsumedCapacity: options.returnConsumedCapacity }
-            : {}),
-        }),
+        options.onResponse?.(response);
+        items.push(...((response.Responses?.[table] ?? []) as Record<string, unknown>[]));
+        return response.UnprocessedKeys?.[table]?.Keys ?? [];
+      },
+      BATCH_RETRY_POLICY,
+      BATCH_RETRY_TIMER,
+      attributesIdentity,
+    );
+    if (unfinished.length > 0) {
+      throw new Error(
+        `${table}: ${unfinished.length} keys still unprocessed after ${attempts} BatchGetItem rounds`,
       );
-      options.onResponse?.(response);
-      items.push(...((response.Responses?.[table] ?? []) as Record<string, unknown>[]));
-      request = response.UnprocessedKeys?.[table]?.Keys;
     }
   }
   return items;

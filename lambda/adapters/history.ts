@@ -6,7 +6,8 @@ import {
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
 import type { ConsumedCapacity } from '@aws-sdk/client-dynamodb';
-import { batchGetAll } from './dynamodb';
+import { BATCH_RETRY_POLICY, BATCH_RETRY_TIMER, batchGetAll } from './dynamodb';
+import { retryFailedItems } from '../core/retry';
 import type { HistoryGroupItem, HistoryRecordItem, HistoryStore } from '../core/ports';
 import { HISTORY_TABLE } from '../core/tables';
 import { isConditionFailure } from './aws-errors';
@@ -18,7 +19,9 @@ export interface CapacityMeter {
 }
 
 const BATCH_WRITE_LIMIT = 25;
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** An index item's table key, to match an unprocessed copy to the item sent. */
+const groupItemIdentity = (item: HistoryGroupItem | undefined): string =>
+  `${item?.[HISTORY_TABLE.partitionKey]}\n${item?.[HISTORY_TABLE.sortKey]}`;
 
 /**
  * The history table (core/tables.ts, HISTORY_TABLE). Group Queries are strongly consistent
@@ -67,22 +70,28 @@ export class DynamoHistoryStore implements HistoryStore {
 
   async putGroups(items: readonly HistoryGroupItem[]): Promise<void> {
     for (let i = 0; i < items.length; i += BATCH_WRITE_LIMIT) {
-      let requests: unknown[] | undefined = items
-        .slice(i, i + BATCH_WRITE_LIMIT)
-        .map((item) => ({ PutRequest: { Item: item } }));
-      for (let attempt = 0; requests && requests.length > 0; attempt++) {
-        if (attempt > 0) await sleep(Math.min(1000, 25 * 2 ** attempt));
-        if (attempt > 8)
-          throw new Error(`history: ${requests.length} group writes stayed unprocessed`);
-        const response: BatchWriteCommandOutput = await this.client.send(
-          new BatchWriteCommand({
-            RequestItems: { [this.table]: requests as never },
-            ...this.capacity,
-          }),
+      const { unfinished, attempts } = await retryFailedItems(
+        items.slice(i, i + BATCH_WRITE_LIMIT),
+        async (chunk) => {
+          const response: BatchWriteCommandOutput = await this.client.send(
+            new BatchWriteCommand({
+              RequestItems: { [this.table]: chunk.map((item) => ({ PutRequest: { Item: item } })) },
+              ...this.capacity,
+            }),
+          );
+          this.count('write', response.ConsumedCapacity);
+          return (response.UnprocessedItems?.[this.table] ?? []).map(
+            (request) => request.PutRequest?.Item as HistoryGroupItem,
+          );
+        },
+        BATCH_RETRY_POLICY,
+        BATCH_RETRY_TIMER,
+        groupItemIdentity,
+      );
+      if (unfinished.length > 0)
+        throw new Error(
+          `history: ${unfinished.length} group writes stayed unprocessed after ${attempts} BatchWriteItem calls`,
         );
-        this.count('write', response.ConsumedCapacity);
-        requests = response.UnprocessedItems?.[this.table];
-      }
     }
   }
 

@@ -5,6 +5,7 @@
  * tail after the newest. Pure: I/O goes through the ObjectReader port.
  */
 import { digestRegionFolder, parseDigestKey } from './digest-format';
+import type { GzipStreamDigest } from './gzip-stream';
 import type { ObjectReader } from './ports';
 import type { ValidationProgress, ValidationResult } from './digest-validate-report';
 
@@ -45,6 +46,17 @@ export interface ValidateLogsOptions {
   readonly graceMs?: number;
   /** Objects read at once. @default 16 */
   readonly concurrency?: number;
+  /**
+   * Checks one log file's bytes with digestGzipMember's contract (digest-validate-logfile.ts):
+   * the SHA-256 of its one gzip member's data and the bytes after it, GzipFormatError when
+   * they are not one readable member. The CLI passes a pool of worker threads; any other
+   * rejection reports the file `could not be read`, with its message.
+   * @default digestGzipMember, in this thread
+   */
+  readonly checkLogBytes?: (
+    bytes: Buffer,
+    file: { readonly bucket: string; readonly key: string },
+  ) => Promise<GzipStreamDigest>;
   readonly onResult: (result: ValidationResult) => void;
   /** Called as work completes, for a progress display. */
   readonly onProgress?: (progress: ValidationProgress) => void;

@@ -20,6 +20,7 @@ import {
   type CallerPermissions,
 } from './provenance';
 import { normaliseRecord, RecordError, type EntryErrorCode } from './records';
+import { retryFailedItems } from './retry';
 
 export type { Caller } from './provenance';
 
@@ -194,6 +195,10 @@ interface Pending {
   readonly data: Uint8Array;
 }
 
+/** PutRecords retries: 100 ms, then doubling, with jitter (see core/retry.ts). */
+const DELIVERY_BASE_DELAY_MS = 100;
+const DELIVERY_MAX_DELAY_MS = 2_000;
+
 /**
  * Sends the records, retrying those Kinesis reports failed (with backoff), and returns the
  * per-entry outcome. A PutRecords call that fails whole is retried the same way.
@@ -203,48 +208,51 @@ async function deliver(
   deps: IngestDeps,
   result: PutAuditEventsResult,
 ): Promise<void> {
-  const maxAttempts = deps.maxAttempts ?? 4;
-  let todo = pending;
-  for (let attempt = 1; todo.length > 0; attempt++) {
-    const last = attempt >= maxAttempts;
-    let outcomes;
-    try {
-      outcomes = await deps.stream.putRecords(
-        todo.map((p) => ({ partitionKey: partitionKeyOf(p.eventID), data: p.data })),
-      );
-    } catch (error) {
-      if (last) {
+  /** Why each record last failed, for those the attempts run out on. */
+  const lastFailure = new Map<Pending, Omit<FailedEntry, 'id'>>();
+  const { unfinished } = await retryFailedItems(
+    pending,
+    async (todo) => {
+      let outcomes;
+      try {
+        outcomes = await deps.stream.putRecords(
+          todo.map((p) => ({ partitionKey: partitionKeyOf(p.eventID), data: p.data })),
+        );
+      } catch (error) {
         for (const p of todo) {
-          result.failed.push({
-            id: p.id,
+          lastFailure.set(p, {
             errorCode: 'InternalFailure',
             errorMessage: `the stream did not accept the event: ${(error as Error).name}; retry the entry`,
           });
         }
-        return;
+        return todo;
       }
-      await deps.sleep(50 * 2 ** attempt);
-      continue;
-    }
-    const retry: Pending[] = [];
-    outcomes.forEach((outcome, index) => {
-      const p = todo[index]!;
-      if (outcome.ok) result.successful.push({ id: p.id, eventID: p.eventID });
-      else if (!last) retry.push(p);
-      else {
+      const retry: Pending[] = [];
+      outcomes.forEach((outcome, index) => {
+        const p = todo[index]!;
+        if (outcome.ok) {
+          result.successful.push({ id: p.id, eventID: p.eventID });
+          return;
+        }
         const throttled = outcome.errorCode === 'ProvisionedThroughputExceededException';
-        result.failed.push({
-          id: p.id,
+        lastFailure.set(p, {
           errorCode: throttled ? 'Throttling' : 'InternalFailure',
           errorMessage: throttled
             ? 'the stream is over its throughput; retry the entry with backoff'
             : `the stream did not accept the event (${outcome.errorCode}); retry the entry`,
         });
-      }
-    });
-    todo = retry;
-    if (todo.length > 0) await deps.sleep(50 * 2 ** attempt);
-  }
+        retry.push(p);
+      });
+      return retry;
+    },
+    {
+      maxAttempts: deps.maxAttempts ?? 4,
+      baseDelayMs: DELIVERY_BASE_DELAY_MS,
+      maxDelayMs: DELIVERY_MAX_DELAY_MS,
+    },
+    { sleep: deps.sleep },
+  );
+  for (const p of unfinished) result.failed.push({ id: p.id, ...lastFailure.get(p)! });
 }
 
 /**

@@ -28,6 +28,7 @@ import type { TrailConfig } from './config';
 import { batchForPutEvents, fanoutEventOf, MAX_ENTRY_BYTES, type FanoutEvent } from './fanout';
 import { logStreamName, planLogEvents, type LogEventInput } from './log-events';
 import type { EventBus, LogEventSink, MetricsSink } from './ports';
+import { retryFailedItems } from './retry';
 import { trailAccepts } from './selectors';
 
 /** One stream record (as the packager's StreamRecord). */
@@ -79,6 +80,9 @@ interface Item {
   readonly sizeBytes: number;
 }
 
+/** Delays double per attempt up to this many times (with the defaults: 100 ms to 6.4 s). */
+const MAX_DOUBLINGS = 6;
+
 const defaultSleep = (ms: number): Promise<void> =>
   new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -88,25 +92,27 @@ async function sendWithRetries(
   deps: PublisherDeps,
   counters: { retried: number },
 ): Promise<Item[]> {
-  const maxAttempts = deps.maxAttempts ?? 4;
-  const sleep = deps.sleep ?? defaultSleep;
-  let pending = [...items];
-  for (let attempt = 1; pending.length > 0; attempt++) {
-    let failed: Item[];
-    try {
-      const results = await deps.bus.putEvents(pending.map((item) => item.event));
-      failed = pending.filter((_, i) => results[i]?.ok !== true);
-    } catch {
-      // The whole call failed (throttled, network): every entry is retried.
-      failed = pending;
-    }
-    if (failed.length === 0 || attempt >= maxAttempts) return failed;
-    counters.retried += failed.length;
-    pending = failed;
-    const base = (deps.retryBaseMs ?? 100) * 2 ** (attempt - 1);
-    await sleep(base / 2 + Math.random() * (base / 2));
-  }
-  return [];
+  const baseDelayMs = deps.retryBaseMs ?? 100;
+  const { unfinished, resent } = await retryFailedItems(
+    items,
+    async (pending) => {
+      try {
+        const results = await deps.bus.putEvents(pending.map((item) => item.event));
+        return pending.filter((_, i) => results[i]?.ok !== true);
+      } catch {
+        // The whole call failed (throttled, network): every entry is retried.
+        return pending;
+      }
+    },
+    {
+      maxAttempts: deps.maxAttempts ?? 4,
+      baseDelayMs,
+      maxDelayMs: baseDelayMs * 2 ** MAX_DOUBLINGS,
+    },
+    { sleep: deps.sleep ?? defaultSleep },
+  );
+  counters.retried += resent;
+  return unfinished;
 }
 
 function parse(record: PublisherRecord): { text: string; value: Record<string, unknown> } | null {

@@ -63,6 +63,7 @@ export const ADAPTER_VOCABULARY = new Set([
   'lambda/core/config.ts',
   'lambda/core/notices.ts',
   'lambda/core/concurrency.ts',
+  'lambda/core/retry.ts',
   'lambda/core/layout.ts',
   'lambda/core/api-error.ts',
 ]);
