@@ -31,3 +31,14 @@ export function testApp(options: { bundle?: boolean; outdir?: string } = {}): Ap
 export function testStack(id = 'Test'): Stack {
   return new Stack(testApp(), id, { env: { account: '123456789012', region: 'us-east-1' } });
 }
+
+/**
+ * A stack in an App a new project would start: cdk.json's flags plus the ones a new opentrail
+ * project gets (OPENTRAIL_NEW_PROJECT_CONTEXT), which this repository's own app does not set.
+ */
+export function newProjectStack(newProjectContext: Record<string, unknown>, id = 'New'): Stack {
+  const app = new App({
+    context: { ...featureFlags(), ...newProjectContext, 'aws:cdk:bundling-stacks': [] },
+  });
+  return new Stack(app, id, { env: { account: '123456789012', region: 'us-east-1' } });
+}
