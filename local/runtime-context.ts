@@ -41,6 +41,16 @@ export interface RuntimeOptions {
   readonly forwardTo?: string;
   /** Length of a digest period in seconds (`--digest-period`). @default 3600 */
   readonly digestPeriodSeconds?: number;
+  /**
+   * Insights (`--insights`): the packager counts, the detector runs on a timer
+   * (local/components/insights.ts). @default - off
+   */
+  readonly insights?: {
+    /** The detector's period. @default 60000 */
+    readonly intervalMs?: number;
+    /** Test hook: milliseconds added to the detector's clock (judge recent minutes now). */
+    readonly clockOffsetMs?: number;
+  };
 }
 
 export type LogFn = (message: string, fields?: Record<string, unknown>) => void;
