@@ -33,6 +33,7 @@ interface LocalFlags {
   verbose?: boolean;
   forwardTo?: string;
   digestPeriod: number;
+  insights?: boolean;
 }
 
 /** `opentrail local`: the embedded runtime (what `npm start` runs). */
@@ -102,6 +103,10 @@ this command names the missing ones and the npm install command that adds them.`
       'POST each envelope of the local event bus (<data-dir>/eventbridge/events.jsonl) to this http(s) URL, e.g. http://127.0.0.1:9000/events',
       httpUrl,
     )
+    .option(
+      '--insights',
+      'run Insights: the packager counts write calls and errors per minute and the detector judges each minute 5 minutes later, putting Insights records into the stream (docs/design.md#insights)',
+    )
     .option('--verbose', 'log batches, retries and failures to stderr')
     .action(async (flags: LocalFlags) => {
       if (!/^\d{12}$/.test(flags.accountId))
@@ -125,6 +130,7 @@ this command names the missing ones and the npm install command that adds them.`
         ...(flags.forwardTo ? { forwardTo: flags.forwardTo } : {}),
         digestPeriodSeconds: flags.digestPeriod,
         ...(trails ? { trails } : {}),
+        ...(flags.insights ? { insights: {} } : {}),
         log: flags.verbose
           ? (message: string, fields?: Record<string, unknown>) =>
               process.stderr.write(`${JSON.stringify({ message, ...fields })}\n`)

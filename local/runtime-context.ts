@@ -48,8 +48,6 @@ export interface RuntimeOptions {
   readonly insights?: {
     /** The detector's period. @default 60000 */
     readonly intervalMs?: number;
-    /** Test hook: milliseconds added to the detector's clock (judge recent minutes now). */
-    readonly clockOffsetMs?: number;
   };
 }
 

@@ -210,19 +210,19 @@ async function putAll(stream: RecordStream, records: readonly InsightRecord[]): 
   }
 }
 
+/** Seeds the baseline from history; returns the counts seeded and the first minute seen. */
 async function seed(
-  detector: InsightsDetector,
-  history: InsightHistorySource,
+  deps: { history: InsightHistorySource; insightTypes: readonly InsightType[] },
   fromMs: number,
   throughMs: number,
-): Promise<number> {
+): Promise<{ counts: MinuteCount[]; sinceMs: number | undefined }> {
   const aggregator = new MinuteAggregator();
-  await history.writeCalls(fromMs, throughMs + MINUTE_MS, (records) => {
+  await deps.history.writeCalls(fromMs, throughMs + MINUTE_MS, (records) => {
     for (const record of records) aggregator.add(record);
   });
-  const counts = aggregator.drain();
-  detector.seed(counts, throughMs);
-  return counts.length;
+  const counts = aggregator.drain().filter((c) => c.minute <= throughMs / MINUTE_MS);
+  const first = counts[0]?.minute;
+  return { counts, sinceMs: first === undefined ? undefined : first * MINUTE_MS };
 }
 
 /**
@@ -237,24 +237,27 @@ export async function runScheduledDetector(
 ): Promise<ScheduledRunResult> {
   const nowMs = deps.now();
   const target = Math.floor(nowMs / MINUTE_MS) - JUDGE_DELAY_MINUTES;
-  let cursor = await deps.state.cursor();
-  let seeded: ScheduledRunResult['seeded'];
+  const cursor = await deps.state.cursor();
   if (cursor === undefined) {
-    // Enabled now: the baseline starts with the history seeded, or with this minute.
+    // Enabled now: the baseline starts with the oldest history seeded, else with the next minute.
     const throughMs = target * MINUTE_MS;
     const fromMs = throughMs - (deps.seedDays ?? 90) * DAY_MS;
-    const detector = new InsightsDetector({
-      sinceMs: deps.history ? fromMs : (target + 1) * MINUTE_MS,
-      insightTypes: deps.insightTypes,
-    });
-    if (deps.history) {
-      const counts = await seed(detector, deps.history, fromMs, throughMs);
-      seeded = { fromMs, counts };
+    const seeded = deps.history
+      ? await seed({ history: deps.history, insightTypes: deps.insightTypes }, fromMs, throughMs)
+      : undefined;
+    const sinceMs = seeded?.sinceMs ?? (target + 1) * MINUTE_MS;
+    if (seeded && seeded.counts.length > 0) {
+      const detector = new InsightsDetector({ sinceMs, insightTypes: deps.insightTypes });
+      detector.seed(seeded.counts, throughMs);
       await deps.state.saveSeries(detector.snapshot());
     }
-    cursor = { judged: target, sinceMs: deps.history ? fromMs : (target + 1) * MINUTE_MS };
-    await deps.state.saveCursor(cursor);
-    return { judged: [], records: [], ...(seeded ? { seeded } : {}), seriesRead: 0 };
+    await deps.state.saveCursor({ judged: target, sinceMs });
+    return {
+      judged: [],
+      records: [],
+      ...(seeded ? { seeded: { fromMs, counts: seeded.counts.length } } : {}),
+      seriesRead: 0,
+    };
   }
   if (cursor.judged >= target) return { judged: [], records: [], seriesRead: 0 };
 

@@ -14,6 +14,8 @@ import {
 import { createClients } from '../adapters/clients';
 import { documentClient } from '../adapters/dynamodb';
 import { DynamoInsightCountStore, DynamoInsightStateStore } from '../adapters/insights-dynamodb';
+import { DynamoHistoryStore } from '../adapters/history';
+import { LookupInsightHistorySource } from '../adapters/insights-history';
 import { KinesisRecordStream } from '../adapters/kinesis';
 import { createLogger, createMetrics, metricsSink } from '../adapters/observability';
 import type { MetricsSink } from '../core/ports';
@@ -50,6 +52,7 @@ export const handler = async (): Promise<void> => {
     const clients = createClients({ region: requiredEnv('AWS_REGION') });
     const documents = documentClient(clients.dynamodb);
     const table = requiredEnv(ENV.INSIGHTS_TABLE);
+    const historyTable = process.env[ENV.HISTORY_TABLE];
     deployed = createInsightsHandler({
       counts: new DynamoInsightCountStore(documents, table),
       state: new DynamoInsightStateStore(documents, table),
@@ -57,6 +60,15 @@ export const handler = async (): Promise<void> => {
       insightTypes: JSON.parse(requiredEnv(ENV.INSIGHT_TYPES)) as InsightType[],
       now: Date.now,
       metrics: metricsSink(metrics),
+      // Warm-up from the event history, when the deployment has one.
+      ...(historyTable
+        ? {
+            history: new LookupInsightHistorySource(
+              new DynamoHistoryStore(documents, historyTable),
+              Date.now,
+            ),
+          }
+        : {}),
     });
   }
   try {

@@ -5,7 +5,9 @@
  * (local/components/packager.ts). Off by default: counting costs a write per busy key per batch.
  *
  * Operation it adds behind `POST /`: `Opentrail.RunInsights` (local only) runs the detector now
- * and answers `{"Judged":[minutes…],"Records":[…]}`.
+ * and answers `{"Judged":[epoch minutes…],"Records":[…]}`. `{"AsOf": epochSeconds}` runs it as
+ * if the clock said so (demos and tests: judge a minute without waiting 5 minutes); the minutes
+ * judged never go back, so a later run with the real clock judges nothing twice.
  */
 import {
   CreateTableCommand,
@@ -18,9 +20,13 @@ import {
   DynamoInsightCountStore,
   DynamoInsightStateStore,
 } from '../../lambda/adapters/insights-dynamodb';
+import { DynamoHistoryStore } from '../../lambda/adapters/history';
+import { LookupInsightHistorySource } from '../../lambda/adapters/insights-history';
 import { KinesisRecordStream } from '../../lambda/adapters/kinesis';
+import { ApiError } from '../../lambda/core/api-error';
 import { createInsightsHandler } from '../../lambda/handlers/insights';
 import type { RuntimeComponent, RuntimeContext } from '../runtime-context';
+import { LOCAL_HISTORY_TABLE } from './history';
 
 /** The Insights table of the embedded runtime. */
 export const LOCAL_INSIGHTS_TABLE = 'opentrail-insights';
@@ -76,27 +82,55 @@ export const insightsComponent: RuntimeComponent = {
     const insights = context.options.insights;
     if (!insights) return;
     await ensureInsightsTable(context.clients.dynamodb);
-    const offsetMs = insights.clockOffsetMs ?? 0;
+    let asOfMs: number | undefined;
+    const now = (): number => asOfMs ?? Date.now();
+    // Warm-up from the event history when the history component runs.
+    const history =
+      context.options.components === undefined ||
+      context.options.components.some((c) => c.name === 'history');
     const run = createInsightsHandler({
       counts: new DynamoInsightCountStore(context.documents, LOCAL_INSIGHTS_TABLE),
       state: new DynamoInsightStateStore(context.documents, LOCAL_INSIGHTS_TABLE),
       stream: new KinesisRecordStream(context.clients.kinesis, context.names.stream),
       insightTypes: deploymentInsightTypes(context),
-      now: () => Date.now() + offsetMs,
+      now,
       metrics: context.metrics,
+      ...(history
+        ? {
+            history: new LookupInsightHistorySource(
+              new DynamoHistoryStore(context.documents, LOCAL_HISTORY_TABLE),
+              now,
+            ),
+          }
+        : {}),
     });
     // One run at a time, whether from the timer or the operation.
     let running: Promise<unknown> = Promise.resolve();
-    const serial = () => {
-      const next = running.catch(() => undefined).then(run);
+    const serial = (at?: number) => {
+      const next = running
+        .catch(() => undefined)
+        .then(async () => {
+          asOfMs = at;
+          try {
+            return await run();
+          } finally {
+            asOfMs = undefined;
+          }
+        });
       running = next;
       return next;
     };
     context.every('insights', insights.intervalMs ?? INSIGHTS_INTERVAL_MS, async () => {
       await serial();
     });
-    context.operation(RUN_INSIGHTS_TARGET, async () => {
-      const result = await serial();
+    context.operation(RUN_INSIGHTS_TARGET, async (request) => {
+      const asOf = request.AsOf;
+      if (asOf !== undefined && (typeof asOf !== 'number' || !Number.isFinite(asOf)))
+        throw new ApiError(
+          'InvalidParameterValueException',
+          `AsOf: must be a number of epoch seconds, got ${JSON.stringify(asOf)}`,
+        );
+      const result = await serial(asOf === undefined ? undefined : asOf * 1000);
       return { Judged: result.judged, Records: result.records };
     });
   },
