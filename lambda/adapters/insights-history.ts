@@ -14,22 +14,30 @@ import { HmacMac } from './mac';
 /** LookupEvents' largest page. */
 const PAGE_SIZE = 50;
 
+/**
+ * Pages read at most on enabling (200,000 write calls, the newest): a few minutes of the
+ * detector's run, well inside its timeout; a busier history seeds its most recent part.
+ */
+export const MAX_SEED_PAGES = 4_000;
+
 export class LookupInsightHistorySource implements InsightHistorySource {
-  /** Pages read (LookupEvents calls), for the docs' cost figures and tests. */
+  /** Pages read (LookupEvents calls), over every read. */
   pages = 0;
 
   constructor(
     private readonly store: HistoryStore,
     private readonly now: () => number,
+    private readonly maxPages = MAX_SEED_PAGES,
   ) {}
 
   async writeCalls(
     fromMs: number,
     toMs: number,
     onPage: (records: readonly CountableRecord[]) => void,
-  ): Promise<void> {
+  ): Promise<{ complete: boolean }> {
     const mac = new HmacMac(randomBytes(32));
     let token: string | undefined;
+    let read = 0;
     do {
       const page = await lookupEvents(
         {
@@ -43,8 +51,10 @@ export class LookupInsightHistorySource implements InsightHistorySource {
         { store: this.store, mac, now: this.now },
       );
       this.pages += 1;
+      read += 1;
       onPage(page.Events.map((event) => JSON.parse(event.CloudTrailEvent) as CountableRecord));
       token = page.NextToken;
-    } while (token);
+    } while (token && read < this.maxPages);
+    return { complete: token === undefined };
   }
 }

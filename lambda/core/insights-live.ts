@@ -92,13 +92,17 @@ export interface InsightStateStore {
   deleteSeries(ids: readonly string[]): Promise<void>;
 }
 
-/** Where warm-up reads history: write management calls (ReadOnly=false) in [fromMs, toMs). */
+/**
+ * Where warm-up reads history: write management calls (ReadOnly=false) in [fromMs, toMs),
+ * newest first. It may stop early (a read budget): then it says so, having read everything
+ * newer than the last record it passed.
+ */
 export interface InsightHistorySource {
   writeCalls(
     fromMs: number,
     toMs: number,
     onPage: (records: readonly CountableRecord[]) => void,
-  ): Promise<void>;
+  ): Promise<{ readonly complete: boolean }>;
 }
 
 /** A short, stable marker for a log file (`bucket/key`): 18 base64url characters. */
@@ -217,10 +221,13 @@ async function seed(
   throughMs: number,
 ): Promise<{ counts: MinuteCount[]; sinceMs: number | undefined }> {
   const aggregator = new MinuteAggregator();
-  await deps.history.writeCalls(fromMs, throughMs + MINUTE_MS, (records) => {
+  const { complete } = await deps.history.writeCalls(fromMs, throughMs + MINUTE_MS, (records) => {
     for (const record of records) aggregator.add(record);
   });
-  const counts = aggregator.drain().filter((c) => c.minute <= throughMs / MINUTE_MS);
+  let counts = aggregator.drain().filter((c) => c.minute <= throughMs / MINUTE_MS);
+  // A read cut short leaves its oldest minute partly read: the baseline starts after it.
+  const oldest = counts[0]?.minute;
+  if (!complete && oldest !== undefined) counts = counts.filter((c) => c.minute > oldest);
   const first = counts[0]?.minute;
   return { counts, sinceMs: first === undefined ? undefined : first * MINUTE_MS };
 }

@@ -11,6 +11,9 @@ import {
   runScheduledDetector,
   type ScheduledDetectorDeps,
 } from '../../lambda/core/insights-live';
+import { indexBatch } from '../../lambda/core/history';
+import { LookupInsightHistorySource } from '../../lambda/adapters/insights-history';
+import { MemoryHistoryStore } from '../fixtures/memory-history';
 import { MemoryRecordStream } from '../fixtures/memory-ports';
 import { MemoryInsightCountStore, MemoryInsightStateStore } from '../fixtures/memory-insights';
 
@@ -281,5 +284,108 @@ describe('the scheduled detector', () => {
     env.at(T0 + 100);
     const result = await runScheduledDetector({ ...env.deps, maxMinutesPerRun: 15 });
     expect(result.judged).toEqual(Array.from({ length: 15 }, (_, i) => T0 - 4 + i));
+  });
+});
+
+describe('warm-up from the event history', () => {
+  /** History of 5 write calls a minute for `hours` before T0, indexed as the indexer does. */
+  async function historyOf(hours: number): Promise<MemoryHistoryStore> {
+    const store = new MemoryHistoryStore();
+    const records = [];
+    for (let m = T0 - hours * 60; m < T0 - 5; m += 1)
+      for (let i = 0; i < 5; i += 1)
+        records.push({
+          ...write(m, 'CreateUser', i * 7),
+          eventID: `h-${m}-${i}`,
+          eventCategory: 'Management',
+        });
+    await indexBatch(
+      records.map((r, i) => ({ sequenceNumber: String(i), data: Buffer.from(JSON.stringify(r)) })),
+      store,
+    );
+    return store;
+  }
+
+  async function enableThenSpike(hours: number, maxPages?: number) {
+    const counts = new MemoryInsightCountStore();
+    const state = new MemoryInsightStateStore();
+    const stream = new MemoryRecordStream();
+    let nowMs = T0 * MINUTE_MS;
+    const history = new LookupInsightHistorySource(await historyOf(hours), () => nowMs, maxPages);
+    const deps: ScheduledDetectorDeps = {
+      counts,
+      state,
+      stream,
+      insightTypes: ['ApiCallRateInsight'],
+      now: () => nowMs,
+      history,
+    };
+    const enabled = await runScheduledDetector(deps);
+    // A ×12 spike in the first minutes judged after enabling.
+    for (let m = T0 - 4; m < T0 + 20; m += 1) {
+      const n = m < T0 + 6 ? 60 : 5;
+      await counts.add({ count: count(m, n), readAt: m, late: false }, `f${m}`);
+    }
+    for (let m = T0 - 4; m < T0 + 20; m += 1) {
+      nowMs = (m + 5) * MINUTE_MS;
+      await runScheduledDetector(deps);
+    }
+    return {
+      enabled,
+      sinceMs: state.saved?.sinceMs,
+      pages: history.pages,
+      raised: stream.delivered.map((d) => JSON.parse(d.text) as InsightRecord),
+    };
+  }
+
+  it('seeds the baseline from up to 90 days of history on enabling and judges at once when ≥ 24 hours exist', async () => {
+    const { enabled, raised } = await enableThenSpike(30);
+    expect(enabled.seeded).toEqual({
+      fromMs: (T0 - 5) * MINUTE_MS - 90 * 86_400_000,
+      counts: 30 * 60 - 5,
+    });
+    expect(raised.map((r) => r.insightDetails.state)).toEqual(['Start', 'End']);
+    expect(raised[0]!.eventTime).toBe(iso(T0 - 4));
+    // The baseline is the seeded history's rate, over the minutes it covers.
+    expect(raised[0]!.insightDetails.insightContext.statistics.baseline.average).toBeCloseTo(5, 0);
+    expect(raised[0]!.insightDetails.insightContext.statistics.baselineDuration).toBe(29 * 60);
+  });
+
+  it('judges nothing while less than 24 hours of baseline exist (10 hours seeded)', async () => {
+    const { enabled, raised } = await enableThenSpike(10);
+    expect(enabled.seeded?.counts).toBe(10 * 60 - 5);
+    expect(raised).toEqual([]);
+  });
+
+  it('stops at its read budget with the newest history, the baseline starting after the partly read minute', async () => {
+    // 20 pages of 50 = 1,000 calls = the newest 200 minutes at 5 a minute.
+    const { enabled, sinceMs, pages, raised } = await enableThenSpike(30, 20);
+    expect(pages).toBe(20);
+    expect(enabled.seeded?.counts).toBe(199);
+    expect(sinceMs).toBe((T0 - 5 - 199) * MINUTE_MS);
+    expect(raised).toEqual([]);
+  });
+
+  it('without a history port, the baseline starts at enabling: a spike in the first day raises nothing', async () => {
+    const env = {
+      counts: new MemoryInsightCountStore(),
+      state: new MemoryInsightStateStore(),
+      stream: new MemoryRecordStream(),
+    };
+    let nowMs = T0 * MINUTE_MS;
+    const deps: ScheduledDetectorDeps = {
+      ...env,
+      insightTypes: ['ApiCallRateInsight'],
+      now: () => nowMs,
+    };
+    await runScheduledDetector(deps);
+    for (let m = T0 - 4; m < T0 + 20; m += 1)
+      await env.counts.add(
+        { count: count(m, m < T0 + 6 ? 60 : 5), readAt: m, late: false },
+        `f${m}`,
+      );
+    nowMs = (T0 + 25) * MINUTE_MS;
+    await runScheduledDetector(deps);
+    expect(env.stream.delivered).toEqual([]);
   });
 });
