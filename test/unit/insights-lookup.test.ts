@@ -1,8 +1,10 @@
 /**
  * Insights records in event history: found by the EventName and EventSource of the call they
- * are about (insightDetails), as CloudTrail's LookupEvents finds them.
+ * are about (insightDetails), as CloudTrail's LookupEvents finds them; and the trail
+ * insightSelectors that decide which trails receive them.
  */
 import { derivedFields, lookupPairs } from '../../lambda/core/history-keys';
+import { validateTrailConfigs } from '../../lambda/core/selectors';
 
 const START = {
   eventVersion: '1.11',
@@ -37,5 +39,34 @@ describe('Insights records in event history', () => {
         ['EventSource', 'iam.amazonaws.com'],
       ]),
     );
+  });
+});
+
+describe('trail insightSelectors', () => {
+  it.each([
+    [
+      [{ InsightType: 'ApiCallRate' }],
+      'insightSelectors InsightType "ApiCallRate" must be one of ApiCallRateInsight, ApiErrorRateInsight',
+    ],
+    [
+      [{ InsightType: 'ApiCallRateInsight' }, { InsightType: 'ApiCallRateInsight' }],
+      'insightSelectors names ApiCallRateInsight twice',
+    ],
+    ['all', 'insightSelectors must be an array'],
+  ])('refuses %j, naming the field and the rule', (insightSelectors, message) => {
+    const problems = validateTrailConfigs([{ name: 'audit', insightSelectors } as never], 5);
+    expect(problems).toEqual([expect.stringContaining(`trail "audit": ${message}`)]);
+  });
+
+  it('accepts CloudTrail’s shape, and none', () => {
+    expect(
+      validateTrailConfigs(
+        [
+          { name: 'audit', insightSelectors: [{ InsightType: 'ApiErrorRateInsight' }] },
+          { name: 'other', prefix: 'other', insightSelectors: [] },
+        ],
+        5,
+      ),
+    ).toEqual([]);
   });
 });
