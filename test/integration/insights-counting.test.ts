@@ -129,7 +129,7 @@ function failingFirstDelivery(store: ManifestStore): ManifestStore {
       return store.markDelivered(bucket, key, at);
     },
     getMany: (keys) => store.getMany(keys),
-  } as ManifestStore;
+  };
 }
 
 /** The object is written, then the call fails: the batch stops before it counts. */
