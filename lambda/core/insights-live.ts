@@ -282,10 +282,12 @@ export async function runScheduledDetector(
     // A series a stopped run judged already has these counts in its state.
     const fresh = (count: MinuteCount): boolean =>
       (detector.seriesJudged(count.key) ?? -Infinity) < minute;
+    // Decided before judging M, which marks every series judged through M.
+    const lateFresh = late.filter((c) => fresh(c) && c.minute <= minute);
     for (const count of onTime.filter(fresh)) detector.add(count);
     records.push(...detector.advance((minute + JUDGE_DELAY_MINUTES) * MINUTE_MS));
     // Late counts feed the baseline only: the minutes they belong to are judged already.
-    for (const count of late.filter((c) => fresh(c) && c.minute <= minute)) detector.add(count);
+    for (const count of lateFresh) detector.add(count);
     judged.push(minute);
   }
   await deps.state.saveSeries(detector.snapshot());

@@ -277,6 +277,25 @@ describe('the scheduled detector', () => {
     expect(env.put()).toEqual([]);
   });
 
+  it('late counts are added to the baseline of the hour they belong to, once through a rerun', async () => {
+    const { env, spikeAt } = await warmed();
+    const hourSum = async (minute: number): Promise<number> => {
+      const [snap] = await env.state.series();
+      const hour = Math.floor(minute / 60);
+      const slot = snap!.slots[hour % 168];
+      return slot && slot.hour === hour ? slot.sum : 0;
+    };
+    const lateMinute = spikeAt - 20;
+    const before = await hourSum(lateMinute);
+    await env.counts.add({ count: count(lateMinute, 100), readAt: spikeAt, late: true }, 'late');
+    env.at(spikeAt + 5);
+    env.state.failNextCursorSave = true;
+    await expect(runScheduledDetector(env.deps)).rejects.toThrow('cursor not saved');
+    await runScheduledDetector(env.deps);
+
+    expect((await hourSum(lateMinute)) - before).toBe(100);
+  });
+
   it('judges at most maxMinutesPerRun minutes per run, oldest first', async () => {
     const env = setup();
     env.at(T0);
