@@ -4,7 +4,7 @@
  *
  * - `m#<minute>` / `o|<series hash>|<n>`: the on-time count of a series for minute M, and
  *   `m#<minute>` / `l|<minute>|<series hash>|<n>`: a late count delivered in that minute. One
- *   Query per judged minute reads both. `n` numbers overflow items (MAX_FILES_PER_ITEM).
+ *   Query per judged minute reads both. `n` numbers overflow items (INSIGHTS_TABLE.maxFilesPerItem).
  *   Attributes: `k` series key (JSON), `mi` minute, `n` calls, `b` markers of the files
  *   counted (string set), `u|…`, `g|…`, `e|…` per-value counts of userIdentityArn, userAgent and
  *   errorCode, `x` TTL.
@@ -22,22 +22,10 @@ import {
   type DynamoDBDocumentClient,
   type QueryCommandOutput,
 } from '@aws-sdk/lib-dynamodb';
-import {
-  ATTRIBUTES,
-  emptyAttributions,
-  seriesId,
-  type MinuteCount,
-  type SeriesKey,
-} from '../core/insights-counts';
+import type { Attribute, AttributeCounts, MinuteCount, SeriesKey } from '../core/insights-counts';
 import type { SeriesSnapshot } from '../core/insights-detector';
-import {
-  INSIGHTS_TABLE,
-  MAX_FILES_PER_ITEM,
-  sumCounts,
-  type CountPlacement,
-  type InsightCountStore,
-  type InsightStateStore,
-} from '../core/insights-live';
+import type { CountPlacement, InsightCountStore, InsightStateStore } from '../core/insights-live';
+import { INSIGHTS_TABLE } from '../core/tables';
 import { isConditionFailure } from './aws-errors';
 
 const PK = INSIGHTS_TABLE.partitionKey;
@@ -48,14 +36,25 @@ const COUNT_TTL_SECONDS = 2 * 86_400;
 /** DynamoDB's item limit (dynalite does not enforce it). */
 const ITEM_MAX_BYTES = 400 * 1024;
 const BATCH_WRITE_LIMIT = 25;
-const PREFIX: Record<(typeof ATTRIBUTES)[number], string> = {
+/** Attribute-name prefixes of the per-value counts, one per attribution attribute. */
+const PREFIX: Record<Attribute, string> = {
   userIdentityArn: 'u|',
   userAgent: 'g|',
   errorCode: 'e|',
 };
 
+const ATTRIBUTE_NAMES = Object.keys(PREFIX) as Attribute[];
+
 function seriesHash(key: SeriesKey): string {
-  return createHash('sha256').update(seriesId(key)).digest('base64url').slice(0, 22);
+  const id = JSON.stringify([
+    key.insightType,
+    key.account,
+    key.region,
+    key.eventSource,
+    key.eventName,
+    key.errorCode ?? '',
+  ]);
+  return createHash('sha256').update(id).digest('base64url').slice(0, 22);
 }
 
 function minutePartition(minute: number): string {
@@ -89,11 +88,11 @@ export class DynamoInsightCountStore implements InsightCountStore {
       ':k': JSON.stringify(count.key),
       ':mi': count.minute,
       ':x': Math.floor(readAt * 60 + COUNT_TTL_SECONDS),
-      ':max': MAX_FILES_PER_ITEM,
+      ':max': INSIGHTS_TABLE.maxFilesPerItem,
     };
     const adds = ['#n :n', '#b :b'];
     let i = 0;
-    for (const attribute of ATTRIBUTES)
+    for (const attribute of ATTRIBUTE_NAMES)
       for (const [value, n] of Object.entries(count.attributions[attribute])) {
         names[`#a${i}`] = `${PREFIX[attribute]}${value}`;
         values[`:a${i}`] = n;
@@ -144,9 +143,9 @@ export class DynamoInsightCountStore implements InsightCountStore {
         }),
       );
       for (const item of page.Items ?? []) {
-        const attributions = emptyAttributions();
+        const attributions: AttributeCounts = { userIdentityArn: {}, userAgent: {}, errorCode: {} };
         for (const [name, value] of Object.entries(item))
-          for (const attribute of ATTRIBUTES)
+          for (const attribute of ATTRIBUTE_NAMES)
             if (name.startsWith(PREFIX[attribute]))
               attributions[attribute][name.slice(PREFIX[attribute].length)] = Number(value);
         const count: MinuteCount = {
@@ -159,7 +158,7 @@ export class DynamoInsightCountStore implements InsightCountStore {
       }
       start = page.LastEvaluatedKey;
     } while (start);
-    return { onTime: sumCounts(onTime), late: sumCounts(late) };
+    return { onTime, late };
   }
 }
 

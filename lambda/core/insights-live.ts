@@ -48,20 +48,8 @@ export const VALUES_PER_FILE = 5;
 /** Attribution values are cut to this many characters in counts (a userAgent may be long). */
 export const MAX_VALUE_CHARS = 256;
 
-/**
- * Files counted into one counter item before the next file goes to an overflow item. A file
- * adds at most 3 × 5 attribution values of ≤ 256 characters (≤ 1,024 UTF-8 bytes, plus a
- * number), so 24 files bound an item at 24 × 15 × 1,034 ≈ 372 KB plus 24 markers and the keys:
- * under DynamoDB's 400 KB item limit, which dynalite does not enforce.
- */
-export const MAX_FILES_PER_ITEM = 24;
-
-/** The Insights table (one per deployment): counters, detector state and cursor. */
-export const INSIGHTS_TABLE = {
-  partitionKey: 'pk',
-  sortKey: 'sk',
-  ttlAttribute: 'x',
-} as const;
+/** The Insights table: see tables.ts. */
+export { INSIGHTS_TABLE } from './tables';
 
 /** Where a count is stored: on time (judged) or late (baseline only). */
 export interface CountPlacement {
@@ -78,7 +66,10 @@ export interface InsightCountStore {
    * is already in the item (a retry). Never splits a count; may use an overflow item.
    */
   add(placement: CountPlacement, marker: string): Promise<'added' | 'counted'>;
-  /** Every count read at `minute` (on-time counts of M, late counts delivered in M), summed. */
+  /**
+   * Every count item read at `minute` (on-time counts of M, late counts delivered in M), as
+   * stored: overflow items of one counter are separate entries.
+   */
   countsAt(minute: number): Promise<{ onTime: MinuteCount[]; late: MinuteCount[] }>;
 }
 
@@ -278,7 +269,10 @@ export async function runScheduledDetector(
   const judged: number[] = [];
   const records: InsightRecord[] = [];
   for (let minute = cursor.judged + 1; minute <= last; minute += 1) {
-    const { onTime, late } = await deps.counts.countsAt(minute);
+    const stored = await deps.counts.countsAt(minute);
+    // Overflow items of one counter are summed here.
+    const onTime = sumCounts(stored.onTime);
+    const late = sumCounts(stored.late);
     // A series a stopped run judged already has these counts in its state.
     const fresh = (count: MinuteCount): boolean =>
       (detector.seriesJudged(count.key) ?? -Infinity) < minute;

@@ -15,7 +15,9 @@ import { createClients } from '../adapters/clients';
 import { documentClient } from '../adapters/dynamodb';
 import { DynamoInsightCountStore, DynamoInsightStateStore } from '../adapters/insights-dynamodb';
 import { DynamoHistoryStore } from '../adapters/history';
-import { LookupInsightHistorySource } from '../adapters/insights-history';
+import { LookupInsightHistorySource } from '../core/insights-history';
+import { HmacMac } from '../adapters/mac';
+import { randomBytes } from 'node:crypto';
 import { KinesisRecordStream } from '../adapters/kinesis';
 import { createLogger, createMetrics, metricsSink } from '../adapters/observability';
 import type { MetricsSink } from '../core/ports';
@@ -65,6 +67,8 @@ export const handler = async (): Promise<void> => {
         ? {
             history: new LookupInsightHistorySource(
               new DynamoHistoryStore(documents, historyTable),
+              // Page tokens of this process's own reads only.
+              new HmacMac(randomBytes(32)),
               Date.now,
             ),
           }

@@ -21,7 +21,9 @@ import {
   DynamoInsightStateStore,
 } from '../../lambda/adapters/insights-dynamodb';
 import { DynamoHistoryStore } from '../../lambda/adapters/history';
-import { LookupInsightHistorySource } from '../../lambda/adapters/insights-history';
+import { LookupInsightHistorySource } from '../../lambda/core/insights-history';
+import { HmacMac } from '../../lambda/adapters/mac';
+import { randomBytes } from 'node:crypto';
 import { KinesisRecordStream } from '../../lambda/adapters/kinesis';
 import { ApiError } from '../../lambda/core/api-error';
 import { createInsightsHandler } from '../../lambda/handlers/insights';
@@ -99,6 +101,8 @@ export const insightsComponent: RuntimeComponent = {
         ? {
             history: new LookupInsightHistorySource(
               new DynamoHistoryStore(context.documents, LOCAL_HISTORY_TABLE),
+              // Page tokens of this process's own reads only.
+              new HmacMac(randomBytes(32)),
               now,
             ),
           }

@@ -12,7 +12,9 @@ import {
   type ScheduledDetectorDeps,
 } from '../../lambda/core/insights-live';
 import { indexBatch } from '../../lambda/core/history';
-import { LookupInsightHistorySource } from '../../lambda/adapters/insights-history';
+import { randomBytes } from 'node:crypto';
+import { HmacMac } from '../../lambda/adapters/mac';
+import { LookupInsightHistorySource } from '../../lambda/core/insights-history';
 import { MemoryHistoryStore } from '../fixtures/memory-history';
 import { MemoryRecordStream } from '../fixtures/memory-ports';
 import { MemoryInsightCountStore, MemoryInsightStateStore } from '../fixtures/memory-insights';
@@ -330,7 +332,12 @@ describe('warm-up from the event history', () => {
     const state = new MemoryInsightStateStore();
     const stream = new MemoryRecordStream();
     let nowMs = T0 * MINUTE_MS;
-    const history = new LookupInsightHistorySource(await historyOf(hours), () => nowMs, maxPages);
+    const history = new LookupInsightHistorySource(
+      await historyOf(hours),
+      new HmacMac(randomBytes(32)),
+      () => nowMs,
+      maxPages,
+    );
     const deps: ScheduledDetectorDeps = {
       counts,
       state,

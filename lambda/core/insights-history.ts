@@ -1,15 +1,13 @@
 /**
  * Warm-up's read of the event history (docs/design.md#insights): LookupEvents' own use case
- * (lambda/core/history.ts) over the history table, by ReadOnly=false and a time range, page by
- * page. Page tokens are authenticated with a key made for this read and dropped after it, so
- * the detector needs no access to the deployment's token key.
+ * (history.ts) over the history store, by ReadOnly=false and a time range, page by page. The
+ * handler passes a MAC whose key is made for the detector's process (an in-memory HMAC key), so
+ * the detector needs no access to the deployment's page-token key. Pure: I/O through the ports.
  */
-import { randomBytes } from 'node:crypto';
-import { lookupEvents } from '../core/history';
-import type { CountableRecord } from '../core/insights-counts';
-import type { InsightHistorySource } from '../core/insights-live';
-import type { HistoryStore } from '../core/ports';
-import { HmacMac } from './mac';
+import { lookupEvents } from './history';
+import type { CountableRecord } from './insights-counts';
+import type { InsightHistorySource } from './insights-live';
+import type { HistoryStore, MacPort } from './ports';
 
 /** LookupEvents' largest page. */
 const PAGE_SIZE = 50;
@@ -26,6 +24,7 @@ export class LookupInsightHistorySource implements InsightHistorySource {
 
   constructor(
     private readonly store: HistoryStore,
+    private readonly mac: MacPort,
     private readonly now: () => number,
     private readonly maxPages = MAX_SEED_PAGES,
   ) {}
@@ -35,7 +34,6 @@ export class LookupInsightHistorySource implements InsightHistorySource {
     toMs: number,
     onPage: (records: readonly CountableRecord[]) => void,
   ): Promise<{ complete: boolean }> {
-    const mac = new HmacMac(randomBytes(32));
     let token: string | undefined;
     let read = 0;
     do {
@@ -48,7 +46,7 @@ export class LookupInsightHistorySource implements InsightHistorySource {
           MaxResults: PAGE_SIZE,
           ...(token ? { NextToken: token } : {}),
         },
-        { store: this.store, mac, now: this.now },
+        { store: this.store, mac: this.mac, now: this.now },
       );
       this.pages += 1;
       read += 1;
