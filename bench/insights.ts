@@ -71,7 +71,16 @@ export function backtestThroughput(total: number): {
   backtest: number;
   parse: number;
   insights: number;
+  /** Wall time of the backtest pass, generation of its input included. */
+  wallSeconds: number;
+  /** Peak resident set size over both passes (sampled after every text). */
+  peakRssMb: number;
 } {
+  let peakRss = process.memoryUsage().rss;
+  const sample = (): void => {
+    const rss = process.memoryUsage().rss;
+    if (rss > peakRss) peakRss = rss;
+  };
   let sink = 0;
   let parseMs = 0;
   for (const text of recordTexts(total)) {
@@ -79,14 +88,17 @@ export function backtestThroughput(total: number): {
     const parsed = JSON.parse(text) as { Records: unknown[] };
     sink += parsed.Records.length;
     parseMs += performance.now() - t0;
+    sample();
   }
   const backtest = new InsightsBacktest();
   let backtestMs = 0;
+  const wall0 = performance.now();
   for (const text of recordTexts(total)) {
     const t0 = performance.now();
     const parsed = JSON.parse(text) as { Records: CountableRecord[] };
     backtest.addBatch(parsed.Records);
     backtestMs += performance.now() - t0;
+    sample();
   }
   const t0 = performance.now();
   backtest.finish();
@@ -97,12 +109,16 @@ export function backtestThroughput(total: number): {
     backtest: total / (backtestMs / 1000),
     parse: total / (parseMs / 1000),
     insights: backtest.records.length,
+    wallSeconds: (performance.now() - wall0) / 1000,
+    peakRssMb: peakRss / 2 ** 20,
   };
 }
 
 export function runInsightsBench(options: {
   quick: boolean;
   log: (line: string) => void;
+  /** Records through the backtest. @default 300,000 quick, else 2,000,000 */
+  events?: number;
 }): Promise<BenchFigure[]> {
   const seeds = options.quick ? EVALUATION_SEEDS.slice(0, 1) : EVALUATION_SEEDS;
   const all: Detection[] = [];
@@ -134,10 +150,11 @@ export function runInsightsBench(options: {
   const startDelays = hit.map((d) => d.startDelay!);
   const endDelays = hit.flatMap((d) => (d.endDelay === undefined ? [] : [d.endDelay]));
   const perWeekPer100 = (falseInsights / weeks) * (100 / keys);
-  const total = options.quick ? 300_000 : 2_000_000;
+  const total = options.events ?? (options.quick ? 300_000 : 2_000_000);
   const speed = backtestThroughput(total);
   options.log(
-    `backtest ${Math.round(speed.backtest)} events/s, JSON.parse only ${Math.round(speed.parse)} events/s, ${speed.insights} Insights`,
+    `backtest ${Math.round(speed.backtest)} events/s, JSON.parse only ${Math.round(speed.parse)} events/s, ${speed.insights} Insights; ` +
+      `${total.toLocaleString('en-US')} events in ${speed.wallSeconds.toFixed(1)} s wall (generation included), peak RSS ${Math.round(speed.peakRssMb)} MB`,
   );
   const seedNote = `seeds ${seeds.join(', ')} (not used for tuning), ${keys} keys, ${weeks} simulated weeks`;
   return Promise.resolve([
@@ -167,14 +184,22 @@ export function runInsightsBench(options: {
       value: speed.backtest,
       unit: 'events/s',
       baseline: { name: 'JSON.parse only, same texts', value: speed.parse },
-      notes: `${total.toLocaleString('en-US')} records in texts of ${RECORDS_PER_TEXT}`,
+      notes: `${total.toLocaleString('en-US')} records in texts of ${RECORDS_PER_TEXT}; ${speed.wallSeconds.toFixed(1)} s wall with generation; peak RSS ${Math.round(speed.peakRssMb)} MB`,
     },
   ]);
 }
 
+/** `tsx bench/insights.ts [--quick] [--events N]`: N records through the backtest (e.g. 10000000). */
 if (require.main === module) {
+  const at = process.argv.indexOf('--events');
+  const events = at >= 0 ? Number(process.argv[at + 1]) : undefined;
+  if (events !== undefined && !(Number.isInteger(events) && events > 0)) {
+    process.stderr.write(`--events must be a positive integer, got ${process.argv[at + 1]}\n`);
+    process.exit(1);
+  }
   runInsightsBench({
     quick: process.argv.includes('--quick'),
+    ...(events !== undefined ? { events } : {}),
     log: (line) => process.stderr.write(`${line}\n`),
   })
     .then((figures) => process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`))

@@ -35,6 +35,7 @@ interface LocalFlags {
   digestPeriod: number;
   maxRetries: number;
   retryBaseMs: number;
+  insights?: boolean;
 }
 
 /** `opentrail local`: the embedded runtime (what `npm start` runs). */
@@ -118,6 +119,10 @@ this command names the missing ones and the npm install command that adds them.`
       integerInRange(1, 60000),
       1000,
     )
+    .option(
+      '--insights',
+      'run Insights: the packager counts write calls and errors per minute and the detector judges each minute 5 minutes later, putting Insights records into the stream (docs/design.md#insights)',
+    )
     .option('--verbose', 'log batches, retries and failures to stderr')
     .action(async (flags: LocalFlags) => {
       if (!/^\d{12}$/.test(flags.accountId))
@@ -143,6 +148,7 @@ this command names the missing ones and the npm install command that adds them.`
         ...(flags.forwardTo ? { forwardTo: flags.forwardTo } : {}),
         digestPeriodSeconds: flags.digestPeriod,
         ...(trails ? { trails } : {}),
+        ...(flags.insights ? { insights: {} } : {}),
         log: flags.verbose
           ? (message: string, fields?: Record<string, unknown>) =>
               process.stderr.write(`${JSON.stringify({ message, ...fields })}\n`)

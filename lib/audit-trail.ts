@@ -6,6 +6,7 @@ import { Construct } from 'constructs';
 import { DigestSigner, type DigestSignerOptions } from './digest-signer';
 import { EventFanout, type EventFanoutOptions } from './event-fanout';
 import { EventHistory, type EventHistoryOptions } from './event-history';
+import { Insights, type InsightsOptions } from './insights';
 import { EventStream, type EventStreamProps } from './event-stream';
 import { IngestApi, type IngestApiOptions } from './ingest-api';
 import { LogArchive, type LogArchiveProps } from './log-archive';
@@ -53,6 +54,12 @@ export interface AuditTrailProps {
    * @default - EventFanout's defaults (a new bus, read-only events included, no archive)
    */
   readonly fanout?: EventFanoutOptions;
+  /**
+   * Insights (docs/design.md#insights): present turns them on — counting in the packager, a
+   * detector every minute, Insights records through the stream to every consumer.
+   * @default - off
+   */
+  readonly insights?: InsightsOptions;
   /**
    * Iterator age of the packager above which its alarm fires.
    * @default - the batching window plus 15 minutes
@@ -105,6 +112,8 @@ export class AuditTrail extends Construct {
   public readonly digests?: DigestSigner;
   public readonly history: EventHistory;
   public readonly fanout: EventFanout;
+  /** Insights, when `insights` is given. */
+  public readonly insights?: Insights;
   /** The `POST /` function: LookupEvents and ListPublicKeys (AWS JSON 1.1 on X-Amz-Target). */
   public readonly query: OpentrailFunction;
   /** The alarms listed in the class comment, by construct ID. */
@@ -174,6 +183,17 @@ export class AuditTrail extends Construct {
     this.logGroupKey = createDataKey(this, 'LogGroupKey', 'opentrail log groups (CloudWatch Logs)');
     encryptLogGroupsUnder(this, this.logGroupKey);
     protectKeysUnder(this, resolveProtection(this, props.protection));
+    if (props.insights) {
+      this.insights = new Insights(this, 'Insights', {
+        ...props.insights,
+        stream: this.stream.stream,
+        packager: this.packager.handler,
+        trails,
+        history: this.history,
+      });
+      // The stream's policy admits only named writers (docs/security.md#no-side-doors).
+      this.stream.allowWriter(this.insights.role);
+    }
 
     const windowSeconds = secondsOf(this.packager.maxBatchingWindow) ?? 300;
     const iteratorAgeThreshold =

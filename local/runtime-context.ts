@@ -53,6 +53,14 @@ export interface RuntimeOptions {
    * @default - none
    */
   readonly producerRules?: readonly ProducerRule[];
+  /**
+   * Insights (`--insights`): the packager counts, the detector runs on a timer
+   * (local/components/insights.ts). @default - off
+   */
+  readonly insights?: {
+    /** The detector's period. @default 60000 */
+    readonly intervalMs?: number;
+  };
 }
 
 export type LogFn = (message: string, fields?: Record<string, unknown>) => void;

@@ -47,6 +47,14 @@ export interface TrailConfig {
   readonly deliveryNotices?: { readonly topicArn?: string };
   /** CloudWatch Logs delivery (docs/formats.md#cloudwatch-logs): present turns it on. */
   readonly cloudWatchLogs?: TrailCloudWatchLogsConfig;
+  /**
+   * Insights types this trail receives when the deployment runs Insights, as CloudTrail's
+   * PutInsightSelectors (docs/formats.md#insights-events); `[]` receives none.
+   * @default - every type the deployment detects
+   */
+  readonly insightSelectors?: readonly {
+    readonly InsightType: 'ApiCallRateInsight' | 'ApiErrorRateInsight';
+  }[];
 }
 
 /** A trail's CloudWatch Logs delivery: one log event per record, stream ACCOUNT_CloudTrail_REGION. */
@@ -155,6 +163,10 @@ export const ENV = {
   HISTORY_TABLE: 'OPENTRAIL_HISTORY_TABLE',
   /** KMS HMAC key (HMAC_256) that authenticates LookupEvents page tokens (query). */
   HISTORY_TOKEN_KEY_ID: 'OPENTRAIL_HISTORY_TOKEN_KEY_ID',
+  /** Insights table name (packager: counters; Insights detector). Absent: Insights off. */
+  INSIGHTS_TABLE: 'OPENTRAIL_INSIGHTS_TABLE',
+  /** JSON InsightType[] the deployment detects (Insights detector). */
+  INSIGHT_TYPES: 'OPENTRAIL_INSIGHT_TYPES',
 } as const;
 
 /** Default dedup window: 24 hours. */

@@ -132,8 +132,11 @@ export function derivedFields(record: Json): DerivedFields {
       })),
   };
   const eventId = str(record.eventID);
-  const eventName = str(record.eventName);
-  const eventSource = str(record.eventSource);
+  // An Insights record names the call it is about in insightDetails, where CloudTrail's
+  // LookupEvents finds it by EventName and EventSource (docs/formats.md#insights-events).
+  const details = (typeof record.insightDetails === 'object' && record.insightDetails) || {};
+  const eventName = str(record.eventName) ?? str((details as Json).eventName);
+  const eventSource = str(record.eventSource) ?? str((details as Json).eventSource);
   const username = usernameOf(record);
   const accessKeyId = str((identity as Json).accessKeyId);
   return {

@@ -117,13 +117,13 @@ export interface InsightRecord {
   readonly eventCategory: 'Insight';
 }
 
-interface RecentMinute {
+export interface RecentMinute {
   calls: number;
   rate: number;
   attributions: AttributeCounts;
 }
 
-interface OpenInsight {
+export interface OpenInsight {
   readonly kind: 'spike' | 'drop';
   readonly start: number;
   readonly sharedEventID: string;
@@ -145,6 +145,28 @@ interface SeriesState {
   lastEnd?: number;
   open?: OpenInsight;
   cached?: { hour: number; baseline: Baseline };
+  /** The last minute this series was judged (a restored series may be ahead of the run). */
+  judged?: number;
+  /** The records this series raised since the run it was restored for began (re-raised on a rerun). */
+  raised?: InsightRecord[];
+}
+
+/**
+ * One series' detector state, as the scheduled detector stores it between runs (JSON-safe):
+ * the 168 hour-of-week slots, the last 16 minutes, 8 days of attributions, the open Insight,
+ * the last minute judged and the records raised then.
+ */
+export interface SeriesSnapshot {
+  readonly id: string;
+  readonly key: SeriesKey;
+  readonly judged?: number;
+  readonly slots: Slots;
+  readonly recent: readonly [number, RecentMinute][];
+  readonly days: readonly [number, AttributeCounts][];
+  readonly lastCall?: number;
+  readonly lastEnd?: number;
+  readonly open?: OpenInsight;
+  readonly raised?: readonly InsightRecord[];
 }
 
 /** Summary figures of a detector run. */
@@ -200,6 +222,62 @@ export class InsightsDetector {
   get judgedThrough(): number | undefined {
     return this.judged;
   }
+
+  /**
+   * A detector restored from stored series (the scheduled detector's state between runs),
+   * judged through `judged`. A series whose own `judged` is later was judged by a run that
+   * stopped before it recorded its progress: it is not judged again for those minutes.
+   */
+  static restore(
+    options: InsightsDetectorOptions,
+    judged: number,
+    snapshots: readonly SeriesSnapshot[],
+  ): InsightsDetector {
+    const detector = new InsightsDetector(options);
+    detector.judged = judged;
+    for (const snap of snapshots) {
+      const state: SeriesState = {
+        key: snap.key,
+        id: snap.id,
+        slots: snap.slots.map((slot) => (slot ? { ...slot } : null)),
+        recent: new Map(snap.recent.map(([m, r]) => [m, structuredClone(r)])),
+        days: new Map(snap.days.map(([d, c]) => [d, structuredClone(c)])),
+        ...(snap.lastCall !== undefined ? { lastCall: snap.lastCall } : {}),
+        ...(snap.lastEnd !== undefined ? { lastEnd: snap.lastEnd } : {}),
+        ...(snap.open ? { open: structuredClone(snap.open) } : {}),
+        ...(snap.judged !== undefined ? { judged: snap.judged } : {}),
+        // Records raised after `judged` only: those of earlier runs are in the stream already.
+        ...(snap.raised && (snap.judged ?? -Infinity) > judged ? { raised: [...snap.raised] } : {}),
+      };
+      detector.series.set(state.id, state);
+    }
+    detector.stats.series = detector.series.size;
+    return detector;
+  }
+
+  /** The state of every series, for storing between runs. */
+  snapshot(): SeriesSnapshot[] {
+    return [...this.series.values()].map((state) => ({
+      id: state.id,
+      key: state.key,
+      ...(state.judged !== undefined ? { judged: state.judged } : {}),
+      slots: state.slots,
+      recent: [...state.recent.entries()],
+      days: [...state.days.entries()],
+      ...(state.lastCall !== undefined ? { lastCall: state.lastCall } : {}),
+      ...(state.lastEnd !== undefined ? { lastEnd: state.lastEnd } : {}),
+      ...(state.open ? { open: state.open } : {}),
+      ...(state.raised ? { raised: state.raised } : {}),
+    }));
+  }
+
+  /** The last minute a series was judged (undefined: never, or not known here). */
+  seriesJudged(key: SeriesKey): number | undefined {
+    return this.series.get(seriesId(key))?.judged;
+  }
+
+  /** Ids of series known at some point and forgotten since (silent for a week). */
+  readonly forgotten = new Set<string>();
 
   private stateFor(key: SeriesKey): SeriesState {
     const id = seriesId(key);
@@ -272,7 +350,18 @@ export class InsightsDetector {
     const out: InsightRecord[] = [];
     if (this.judged === undefined) return out;
     for (let minute = this.judged + 1; minute <= target; minute += 1) {
-      for (const state of this.series.values()) this.judge(state, minute, out);
+      for (const state of this.series.values()) {
+        // Judged by an earlier run that stopped before recording its progress: its records
+        // then are raised again, unchanged, and the stream's deduplication drops the repeats.
+        if (state.judged !== undefined && state.judged >= minute) {
+          if (state.judged === minute) out.push(...(state.raised ?? []));
+          continue;
+        }
+        const before = out.length;
+        this.judge(state, minute, out);
+        state.judged = minute;
+        if (out.length > before) state.raised = [...(state.raised ?? []), ...out.slice(before)];
+      }
       this.judged = minute;
       this.stats.judgedMinutes += 1;
     }
@@ -347,8 +436,10 @@ export class InsightsDetector {
       state.lastCall !== undefined &&
       minute - state.lastCall > MINUTES_PER_WEEK &&
       ![...state.recent.keys()].some((m) => m > minute)
-    )
+    ) {
       this.series.delete(state.id);
+      this.forgotten.add(state.id);
+    }
   }
 
   private window(

@@ -22,10 +22,13 @@
  * - Objects are created with a conditional write (never overwritten). An existing object with
  *   other content fails the batch loudly rather than being replaced.
  */
+import { gunzipSync } from 'node:zlib';
 import { inParallel } from './concurrency';
 import type { TrailConfig } from './config';
 import { decide, type Candidate, type ObjectState } from './dedup';
-import { logFileKey, PATH_SEGMENT_PATTERN, uniqueFrom } from './layout';
+import { countLogFile, type InsightCountStore } from './insights-live';
+import type { CountableRecord } from './insights-counts';
+import { logFileKey, parseLogFileKey, PATH_SEGMENT_PATTERN, uniqueFrom } from './layout';
 import { storedRecordHash } from './content-hash';
 import { encodeLogFileAsync, uncompressedSha256Async } from './logfile';
 import type {
@@ -83,6 +86,11 @@ export interface PackagerDeps {
    * file's manifest row (idempotent). @default - none (no digests)
    */
   readonly streams?: StreamRegistry;
+  /**
+   * Insights counters (docs/design.md#insights): each file's records are counted once, keyed
+   * to the file, before it is marked delivered. @default - no counting (Insights off)
+   */
+  readonly insightCounts?: InsightCountStore;
 }
 
 /** A record the packager cannot file: the batch fails and goes to the on-failure destination. */
@@ -110,18 +118,21 @@ export class DedupRaceError extends Error {
 interface Parsed {
   readonly sequenceNumber: string;
   readonly text: string;
-  readonly record: {
+  /** The fields filing and Insights counting read (references into the parsed record). */
+  readonly record: CountableRecord & {
     readonly eventID: string;
     readonly eventTime: string;
     readonly awsRegion: string;
     readonly recipientAccountId: string;
   };
-  /** The trails whose selectors accept the record, in configuration order. */
+  /** The trails that keep the record, in configuration order. */
   readonly trails: readonly TrailConfig[];
   readonly insight: boolean;
   /** storedRecordHash of the record: what dedup compares copies by. */
   readonly hash: string;
   readonly arrivalMs: number;
+  /** The first trail (in configuration order) that keeps the record: Insights count it there. */
+  readonly countedFor?: string;
 }
 
 interface PlannedFile {
@@ -177,6 +188,7 @@ function parse(record: StreamRecord, trails: readonly TrailConfig[]): Parsed {
     );
   }
   const selectable = fields as SelectableRecord;
+  const keptBy = trails.filter((trail) => keeps(trail, selectable));
   return {
     sequenceNumber: record.sequenceNumber,
     text,
@@ -185,8 +197,18 @@ function parse(record: StreamRecord, trails: readonly TrailConfig[]): Parsed {
       eventTime: fields.eventTime as string,
       awsRegion: fields.awsRegion as string,
       recipientAccountId: fields.recipientAccountId as string,
+      eventSource: fields.eventSource,
+      eventName: fields.eventName,
+      userIdentity: fields.userIdentity,
+      userAgent: fields.userAgent,
+      errorCode: fields.errorCode,
+      readOnly: fields.readOnly,
+      managementEvent: fields.managementEvent,
+      eventCategory: fields.eventCategory,
+      eventType: fields.eventType,
     },
-    trails: trails.filter((trail) => trailAccepts(trail, selectable)),
+    trails: keptBy,
+    ...(keptBy[0] ? { countedFor: keptBy[0].name } : {}),
     insight: isInsight(selectable),
     hash: storedRecordHash(fields, text),
     arrivalMs: record.arrivalMs,
@@ -196,6 +218,26 @@ function parse(record: StreamRecord, trails: readonly TrailConfig[]): Parsed {
 /** Insights events go to their own files (docs/formats.md#log-files, `CloudTrail-Insight`). */
 function isInsight(record: SelectableRecord): boolean {
   return record.eventCategory === 'Insight' || record.eventType === 'AwsCloudTrailInsight';
+}
+
+/**
+ * Whether a trail keeps a record. Insights records go to the trails whose insight selectors
+ * name their type (all types when a trail has none); event selectors do not apply to them
+ * (docs/formats.md#insights-events).
+ */
+function keeps(trail: TrailConfig, record: SelectableRecord): boolean {
+  if (!isInsight(record)) return trailAccepts(trail, record);
+  const type = (record as { insightDetails?: { insightType?: unknown } }).insightDetails
+    ?.insightType;
+  return trail.insightSelectors?.some((s) => s.InsightType === type) ?? true;
+}
+
+/** The trail a record is counted for by Insights: the first that keeps it. */
+function countingTrail(
+  trails: readonly TrailConfig[],
+  record: SelectableRecord,
+): string | undefined {
+  return trails.find((trail) => keeps(trail, record))?.name;
 }
 
 /** Groups records into files, one per (trail, account, region, kind), in stream order. */
@@ -392,8 +434,32 @@ function splitObjectId(id: string): { bucket: string; key: string } {
   return { bucket: id.slice(0, slash), key: id.slice(slash + 1) };
 }
 
-/** Marks another batch's written object delivered (its records were dropped here as copies). */
+/** The minute a log file was delivered, from its key's stamp (`YYYYMMDDTHHMMZ`). */
+function deliveryMinute(key: string): number {
+  const stamp = parseLogFileKey(key)?.stamp;
+  if (!stamp) throw new Error(`${key}: not a log-file key`);
+  const iso = `${stamp.slice(0, 4)}-${stamp.slice(4, 6)}-${stamp.slice(6, 8)}T${stamp.slice(9, 11)}:${stamp.slice(11, 13)}:00Z`;
+  return Date.parse(iso) / 60_000;
+}
+
+/**
+ * Marks another batch's written object delivered (its records were dropped here as copies),
+ * counting it for Insights first: that batch may have stopped before it counted.
+ */
 async function completeObject(row: ManifestRow, deps: PackagerDeps): Promise<void> {
+  if (deps.insightCounts) {
+    const body = await deps.objects.get(row.bucket, row.key);
+    if (body === undefined) throw new Error(`s3://${row.bucket}/${row.key} vanished`);
+    const records = (
+      JSON.parse(gunzipSync(body).toString('utf8')) as { Records: SelectableRecord[] }
+    ).Records.filter((record) => countingTrail(deps.trails, record) === row.trail);
+    await countLogFile(
+      deps.insightCounts,
+      `${row.bucket}/${row.key}`,
+      records,
+      deliveryMinute(row.key),
+    );
+  }
   await deps.manifest.markDelivered(row.bucket, row.key, new Date(deps.now()).toISOString());
   await deps.notifier?.logFileDelivered({ trail: row.trail, bucket: row.bucket, key: row.key });
 }
@@ -443,6 +509,14 @@ async function writeFile(
       );
     }
   }
+  // Counted once the object exists and before it is delivered: see insights-live.ts.
+  if (deps.insightCounts)
+    await countLogFile(
+      deps.insightCounts,
+      `${deps.bucket}/${file.key}`,
+      file.records.filter((r) => r.countedFor === file.trail.name).map((r) => r.record),
+      deliveryMinute(file.key),
+    );
   await deps.manifest.markDelivered(deps.bucket, file.key, new Date(deps.now()).toISOString());
   await deps.notifier?.logFileDelivered({
     trail: file.trail.name,

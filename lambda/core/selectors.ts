@@ -288,8 +288,32 @@ export function validateTrailConfigs(trails: readonly TrailConfig[], maxTrails: 
     if (trail.advancedEventSelectors)
       errors.push(...validateAdvanced(trail.name, trail.advancedEventSelectors));
     errors.push(...validateDelivery(trail));
+    errors.push(...validateInsightSelectors(trail));
   }
   errors.push(...validateSharedPrefixes(trails));
+  return errors;
+}
+
+const INSIGHT_TYPE_NAMES = ['ApiCallRateInsight', 'ApiErrorRateInsight'];
+
+/** insightSelectors as CloudTrail's PutInsightSelectors takes them (docs/formats.md#insights-events). */
+function validateInsightSelectors(trail: TrailConfig): string[] {
+  const selectors = trail.insightSelectors as unknown;
+  if (selectors === undefined) return [];
+  if (!Array.isArray(selectors))
+    return [`trail "${trail.name}": insightSelectors must be an array of {"InsightType": ...}`];
+  const errors: string[] = [];
+  const seen = new Set<string>();
+  for (const selector of selectors as { InsightType?: unknown }[]) {
+    const type = selector?.InsightType;
+    if (typeof type !== 'string' || !INSIGHT_TYPE_NAMES.includes(type))
+      errors.push(
+        `trail "${trail.name}": insightSelectors InsightType ${JSON.stringify(type)} must be one of ${INSIGHT_TYPE_NAMES.join(', ')}`,
+      );
+    else if (seen.has(type))
+      errors.push(`trail "${trail.name}": insightSelectors names ${type} twice`);
+    else seen.add(type);
+  }
   return errors;
 }
 

@@ -101,3 +101,18 @@ export const HISTORY_TABLE = {
   /** Write shards of the version-1 index items, which readers still merge. A constant. */
   writeShards: 8,
 } as const;
+
+/**
+ * The Insights table (docs/design.md#insights): counters, detector state and cursor, told
+ * apart by partition. `maxFilesPerItem`: files counted into one counter item before the next
+ * file goes to an overflow item. A file adds at most 3 × 5 attribution values of ≤ 256
+ * characters (≤ 1,024 UTF-8 bytes, plus a number), so 24 files bound an item at
+ * 24 × 15 × 1,034 ≈ 372 KB plus 24 markers and the keys: under DynamoDB's 400 KB item limit,
+ * which dynalite does not enforce.
+ */
+export const INSIGHTS_TABLE = {
+  partitionKey: 'pk',
+  sortKey: 'sk',
+  ttlAttribute: 'x',
+  maxFilesPerItem: 24,
+} as const;

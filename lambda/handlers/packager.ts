@@ -11,6 +11,7 @@ import { createClients } from '../adapters/clients';
 import { documentClient, DynamoDedupStore, DynamoManifestStore } from '../adapters/dynamodb';
 import { createLogger, createMetrics, metricsSink } from '../adapters/observability';
 import { DynamoDigestChainStore } from '../adapters/dynamodb-digests';
+import { DynamoInsightCountStore } from '../adapters/insights-dynamodb';
 import { S3ObjectStore } from '../adapters/s3';
 import { SnsDeliveryNotifier } from '../adapters/sns';
 import { requiredEnv } from './env';
@@ -73,6 +74,12 @@ function fromEnvironment(): PackagerDeps {
     // The digest signer's stream registry, when log-file validation is deployed.
     ...(process.env[ENV.CHAIN_TABLE]
       ? { streams: new DynamoDigestChainStore(documents, requiredEnv(ENV.CHAIN_TABLE)) }
+      : {}),
+    // Insights counters, when the deployment runs Insights (docs/design.md#insights).
+    ...(process.env[ENV.INSIGHTS_TABLE]
+      ? {
+          insightCounts: new DynamoInsightCountStore(documents, requiredEnv(ENV.INSIGHTS_TABLE)),
+        }
       : {}),
   };
 }

@@ -23,7 +23,8 @@ export type OpentrailConfigErrorCode =
   | 'INVALID_DIGEST_SCHEDULE'
   | 'DUPLICATE_ROUTE'
   | 'NO_QUERY_ROUTE'
-  | 'HANDLER_BUNDLE_MISSING';
+  | 'HANDLER_BUNDLE_MISSING'
+  | 'INVALID_INSIGHT_TYPES';
 
 /**
  * The one error the constructs throw for a configuration they refuse. The message names the

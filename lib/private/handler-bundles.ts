@@ -9,6 +9,7 @@ export const OPENTRAIL_HANDLER_NAMES = [
   'publisher',
   'indexer',
   'query',
+  'insights',
 ] as const;
 
 /** One of {@link OPENTRAIL_HANDLER_NAMES}. */

@@ -3,6 +3,7 @@ import { digestComponent } from './digest';
 import { fanoutComponent } from './fanout';
 import { historyComponent } from './history';
 import { ingestComponent } from './ingest';
+import { insightsComponent } from './insights';
 import { packagerComponent } from './packager';
 
 /** The parts `opentrail local` runs, in start order. */
@@ -12,4 +13,5 @@ export const DEFAULT_COMPONENTS: readonly RuntimeComponent[] = [
   digestComponent,
   historyComponent,
   fanoutComponent,
+  insightsComponent,
 ];

@@ -8,6 +8,8 @@ import type { RuntimeComponent } from '../runtime-context';
 import { LocalDeliveryNotifier } from '../fanout-files';
 import { localTopicArn } from './fanout';
 import { DIGEST_CHAIN_TABLE, ensureChainTable } from './digest';
+import { DynamoInsightCountStore } from '../../lambda/adapters/insights-dynamodb';
+import { ensureInsightsTable, LOCAL_INSIGHTS_TABLE } from './insights';
 
 /** Test hook: a pause before every log-file write, so a test can kill a batch half way. */
 function delayed(store: ObjectStore, delayMs: number): ObjectStore {
@@ -42,7 +44,12 @@ export const packagerComponent: RuntimeComponent = {
         return trail && localTopicArn(trail, context.region, context.accountId);
       }),
       streams: new DynamoDigestChainStore(context.documents, DIGEST_CHAIN_TABLE),
+      // Insights counters (docs/design.md#insights), when `--insights` is on.
+      ...(options.insights
+        ? { insightCounts: new DynamoInsightCountStore(context.documents, LOCAL_INSIGHTS_TABLE) }
+        : {}),
     });
+    if (options.insights) await ensureInsightsTable(context.clients.dynamodb);
     // The stream registry must exist before the first batch (the digest component reads it).
     await ensureChainTable(context.clients.dynamodb);
     return context.consumer({

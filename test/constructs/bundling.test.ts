@@ -22,7 +22,7 @@ describe('bundling', () => {
   it('every function deploys its prebuilt bundle: minified, with a source map, AWS SDK left to the runtime', () => {
     outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'opentrail-bundle-'));
     const app = testApp({ bundle: true, outdir });
-    new OpentrailStack(app, 'Opentrail');
+    new OpentrailStack(app, 'Opentrail', { insights: {} });
     const assembly = app.synth();
 
     const manifest = JSON.parse(
@@ -33,8 +33,8 @@ describe('bundling', () => {
     const codeDirs = Object.values(manifest.files)
       .filter((f) => f.source.packaging === 'zip')
       .map((f) => path.join(assembly.directory, f.source.path));
-    // ingest, packager, query, indexer, digest signer, publisher
-    expect(codeDirs).toHaveLength(6);
+    // ingest, packager, query, indexer, digest signer, publisher, Insights detector
+    expect(codeDirs).toHaveLength(7);
     const contentsOf = (dir: string) =>
       fs
         .readdirSync(dir)

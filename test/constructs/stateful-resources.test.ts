@@ -107,6 +107,7 @@ function allOptionsStack(): Stack {
       securityAlarms: {},
       tracing: true,
     },
+    insights: { tracing: true },
   });
 }
 

@@ -39,6 +39,7 @@ const CONSUMER_PROPS_SOURCE = `{
     batchSize: 500,
     memorySize: 1024,
   },
+  insights: {},
 }`;
 const consumerProps: AuditTrailProps = {
   stream: {
@@ -51,6 +52,7 @@ const consumerProps: AuditTrailProps = {
     batchSize: 500,
     memorySize: 1024,
   },
+  insights: {},
 };
 
 const CONSUMER_APP = `import { App, Duration, Stack } from 'aws-cdk-lib';
@@ -379,7 +381,7 @@ describe('the packed package, installed into a fresh CDK app', () => {
     const functions = Object.values(template.Resources).filter(
       (resource) => resource.Type === 'AWS::Lambda::Function',
     );
-    // ingest, packager, query, indexer, digest signer (the trail validates), publisher
+    // ingest, packager, query, indexer, digest signer (the trail validates), publisher, Insights
     expect(functions).toHaveLength(OPENTRAIL_HANDLER_NAMES.length);
     for (const fn of functions) {
       expect(fn.Properties).toMatchObject({
