@@ -47,7 +47,8 @@ export function createIndexerHandler(deps: IndexerDeps) {
   };
 }
 
-const metrics = createMetrics('indexer');
+/** The handler's EMF metrics (exported for the EMF-capture test of the alarms). */
+export const metrics = createMetrics('indexer');
 let deployed: ReturnType<typeof createIndexerHandler> | undefined;
 
 /** Entry point in Lambda. */

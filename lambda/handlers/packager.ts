@@ -46,7 +46,8 @@ export function createPackagerHandler(deps: PackagerDeps) {
 }
 
 let deployed: ((event: KinesisStreamEvent) => Promise<void>) | undefined;
-const metrics = createMetrics('packager');
+/** The handler's EMF metrics (exported for the EMF-capture test of the alarms). */
+export const metrics = createMetrics('packager');
 
 function fromEnvironment(): PackagerDeps {
   const clients = createClients({ region: requiredEnv('AWS_REGION') });

@@ -51,7 +51,8 @@ export function createPublisherHandler(deps: PublisherDeps) {
 }
 
 let deployed: ((event: KinesisStreamEvent) => Promise<KinesisStreamBatchResponse>) | undefined;
-const metrics = createMetrics('publisher');
+/** The handler's EMF metrics (exported for the EMF-capture test of the alarms). */
+export const metrics = createMetrics('publisher');
 
 function fromEnvironment(): PublisherDeps {
   const region = requiredEnv('AWS_REGION');

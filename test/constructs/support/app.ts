@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { App, Stack } from 'aws-cdk-lib';
+import { App, CfnWaitConditionHandle, Stack } from 'aws-cdk-lib';
 
 const CDK_JSON = path.join(__dirname, '..', '..', '..', 'cdk.json');
 
@@ -30,4 +30,14 @@ export function testApp(options: { bundle?: boolean; outdir?: string } = {}): Ap
 /** A stack in a test App, with a fixed environment. */
 export function testStack(id = 'Test'): Stack {
   return new Stack(testApp(), id, { env: { account: '123456789012', region: 'us-east-1' } });
+}
+
+/**
+ * A stack for resources a test imports by name or ARN (a user's bucket or topic). It holds a
+ * wait-condition handle only because CloudFormation refuses an empty template.
+ */
+export function importsStack(app: App, id = 'Imports'): Stack {
+  const stack = new Stack(app, id);
+  new CfnWaitConditionHandle(stack, 'Placeholder');
+  return stack;
 }
