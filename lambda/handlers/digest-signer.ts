@@ -82,7 +82,7 @@ export function createDigestSignerHandler(deps: DigestSigningDeps) {
 
 /**
  * Logs the chains behind (one line, oldest first): the metric carries only the oldest age, the
- * log says which chains (docs/operations.md#digestsbehind).
+ * log says which chains (docs/operations.md#digestsigner-undigestedperiodage).
  */
 export function logBacklog(chains: readonly UndigestedChain[]): void {
   if (chains.length > 0) logger.warn('digest chains behind', { chains });
