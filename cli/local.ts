@@ -99,7 +99,7 @@ this command names the missing ones and the npm install command that adds them.`
     )
     .option(
       '--forward-to <url>',
-      'POST each envelope of the local event bus (<data-dir>/eventbridge/events.jsonl) to this http(s) URL, e.g. http://127.0.0.1:9000/events',
+      'POST each envelope of the local event bus (<data-dir>/eventbridge/events.jsonl) to this http(s) URL, e.g. http://127.0.0.1:9000/events: at least once, in file order, resumed on restart; a slow target never holds up publishing',
       httpUrl,
     )
     .option('--verbose', 'log batches, retries and failures to stderr')
