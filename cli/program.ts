@@ -6,6 +6,7 @@ import { register as registerLookupEvents } from './lookup-events';
 import { register as registerProxy } from './proxy';
 import { register as registerPutEvents } from './put-events';
 import { register as registerRedrive } from './redrive';
+import { register as registerStatus } from './status';
 import { register as registerValidateLogs } from './validate-logs';
 
 /** The opentrail CLI: each command lives in cli/ and registers itself here. */
@@ -22,5 +23,6 @@ export function buildProgram(): Command {
   registerLookupEvents(program);
   registerProxy(program);
   registerInsights(program);
+  registerStatus(program);
   return program;
 }

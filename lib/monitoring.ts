@@ -4,13 +4,32 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
-import type { AuditTrail } from './audit-trail';
+import type { DigestSigner } from './digest-signer';
+import type { EventFanout } from './event-fanout';
+import type { EventHistory } from './event-history';
+import type { EventStream } from './event-stream';
+import type { IngestApi } from './ingest-api';
+import type { LogPackager } from './log-packager';
+import type { OpentrailFunction } from './private/opentrail-function';
 import { createAlarmTopic } from './private/security-checks';
 import { createDataKey } from './private/secure-bucket';
 import type { StreamConsumer } from './private/stream-consumer';
 import { secondsOf } from './private/validate';
 
-/** What {@link AuditTrail} passes on to its {@link Monitoring} (the `monitoring` prop). */
+/** The parts of a deployment {@link Monitoring} watches: an `AuditTrail` has them all. */
+export interface MonitoredTrail {
+  readonly ingest: IngestApi;
+  readonly stream: EventStream;
+  readonly packager: LogPackager;
+  readonly history: EventHistory;
+  readonly fanout: EventFanout;
+  /** The `POST /` function. */
+  readonly query: OpentrailFunction;
+  /** Absent when no trail has log-file validation on. */
+  readonly digests?: DigestSigner;
+}
+
+/** What `AuditTrail` passes on to its {@link Monitoring} (the `monitoring` prop). */
 export interface MonitoringOptions {
   /**
    * Build the dashboard, the alarms and the alarm topic. Off: none of them (and
@@ -41,8 +60,8 @@ export interface MonitoringOptions {
 }
 
 export interface MonitoringProps extends MonitoringOptions {
-  /** The deployment to watch. */
-  readonly auditTrail: AuditTrail;
+  /** The deployment to watch (an `AuditTrail`). */
+  readonly auditTrail: MonitoredTrail;
   /**
    * Iterator age of the packager above which its alarm fires.
    * @default - the packager's batching window plus 15 minutes
@@ -268,7 +287,7 @@ export class Monitoring extends Construct {
   }
 
   private addWidgets(
-    trail: AuditTrail,
+    trail: MonitoredTrail,
     consumers: readonly [string, StreamConsumer, Duration, string][],
   ): void {
     const graph = (

@@ -1,6 +1,6 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { DEPLOYMENT_DIMENSION, DEPLOYMENT_ENV, METRICS_NAMESPACE } from '../core/metrics';
+import { DEPLOYMENT_DIMENSION, METRICS_NAMESPACE } from '../core/metrics';
 import type { MetricsSink } from '../core/ports';
 
 export { METRICS_NAMESPACE } from '../core/metrics';
@@ -12,14 +12,11 @@ export function createLogger(serviceName: string): Logger {
 
 /**
  * EMF metrics (Powertools), published by the handler at the end of each invocation. Each metric
- * has the dimensions `service` and, when `deployment` is set (in Lambda: the stack name, from
- * `OPENTRAIL_DEPLOYMENT`), `deployment`, so that deployments sharing an account and region
+ * has the dimensions `service` and, when `deployment` is set (in Lambda: the stack name, which
+ * the handler reads from `OPENTRAIL_DEPLOYMENT`), `deployment`, so that deployments sharing an account and region
  * keep their own series.
  */
-export function createMetrics(
-  serviceName: string,
-  deployment: string | undefined = process.env[DEPLOYMENT_ENV],
-): Metrics {
+export function createMetrics(serviceName: string, deployment: string | undefined): Metrics {
   return new Metrics({
     namespace: METRICS_NAMESPACE,
     serviceName,

@@ -18,6 +18,7 @@ import { documentClient } from '../adapters/dynamodb';
 import { DynamoDigestChainStore, DynamoDigestManifest } from '../adapters/dynamodb-digests';
 import { KmsDigestSigner } from '../adapters/kms-signer';
 import { createLogger, createMetrics, metricsSink } from '../adapters/observability';
+import { DEPLOYMENT_ENV } from '../core/metrics';
 import { S3DigestStore } from '../adapters/s3-digests';
 import { requiredEnv } from './env';
 
@@ -90,7 +91,7 @@ export function logBacklog(chains: readonly UndigestedChain[]): void {
 
 let deployed: ReturnType<typeof createDigestSignerHandler> | undefined;
 /** The handler's EMF metrics (exported for the EMF-capture test of the alarms). */
-export const metrics = createMetrics('digest-signer');
+export const metrics = createMetrics('digest-signer', process.env[DEPLOYMENT_ENV]);
 
 function fromEnvironment(): DigestSigningDeps {
   const region = requiredEnv('AWS_REGION');
