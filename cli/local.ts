@@ -6,6 +6,7 @@ import {
   missingEmulatorPackages,
   missingEmulatorPackagesMessage,
 } from '../local/emulator-packages';
+import { formatHealthLine } from '../local/health';
 import { httpUrl, integerInRange } from './shared/options';
 
 /** The --trails file: a JSON array of trails, or an error that names the file and the rule. */
@@ -36,6 +37,7 @@ interface LocalFlags {
   maxRetries: number;
   retryBaseMs: number;
   insights?: boolean;
+  statusEvery: number;
 }
 
 /** `opentrail local`: the embedded runtime (what `npm start` runs). */
@@ -104,7 +106,7 @@ this command names the missing ones and the npm install command that adds them.`
     )
     .option(
       '--forward-to <url>',
-      'POST each envelope of the local event bus (<data-dir>/eventbridge/events.jsonl) to this http(s) URL, e.g. http://127.0.0.1:9000/events',
+      'POST each envelope of the local event bus (<data-dir>/eventbridge/events.jsonl) to this http(s) URL, e.g. http://127.0.0.1:9000/events: at least once, in file order, resumed on restart; a slow target never holds up publishing',
       httpUrl,
     )
     .option(
@@ -122,6 +124,12 @@ this command names the missing ones and the npm install command that adds them.`
     .option(
       '--insights',
       'run Insights: the packager counts write calls and errors per minute and the detector judges each minute 5 minutes later, putting Insights records into the stream (docs/design.md#insights)',
+    )
+    .option(
+      '--status-every <seconds>',
+      'print a status line (events in, log files, digests, lag; as `opentrail status`) this often; 0: never',
+      integerInRange(0, 86400),
+      60,
     )
     .option('--verbose', 'log batches, retries and failures to stderr')
     .action(async (flags: LocalFlags) => {
@@ -155,10 +163,19 @@ this command names the missing ones and the npm install command that adds them.`
           : undefined,
       });
       process.stdout.write(`opentrail listening on ${runtime.endpoints.api}\n`);
+      // Health at a glance on long runs: one line per interval.
+      const statusTimer =
+        flags.statusEvery > 0
+          ? setInterval(() => {
+              process.stdout.write(`status: ${formatHealthLine(runtime.health())}\n`);
+            }, flags.statusEvery * 1000)
+          : undefined;
+      statusTimer?.unref();
       let stopping = false;
       const stop = (signal: string): void => {
         if (stopping) return;
         stopping = true;
+        clearInterval(statusTimer);
         process.stderr.write(`opentrail: ${signal}, stopping\n`);
         runtime.close().then(
           () => process.exit(0),

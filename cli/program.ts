@@ -7,6 +7,7 @@ import { register as registerLookupEvents } from './lookup-events';
 import { register as registerProxy } from './proxy';
 import { register as registerPutEvents } from './put-events';
 import { register as registerRedrive } from './redrive';
+import { register as registerStatus } from './status';
 import { register as registerValidateLogs } from './validate-logs';
 
 /** The opentrail CLI: each command lives in cli/ and registers itself here. */
@@ -24,5 +25,6 @@ export function buildProgram(): Command {
   registerProxy(program);
   registerInsights(program);
   registerEnv(program);
+  registerStatus(program);
   return program;
 }

@@ -1,4 +1,4 @@
-import { Duration } from 'aws-cdk-lib';
+import type { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
@@ -12,10 +12,10 @@ import { IngestApi, type IngestApiOptions } from './ingest-api';
 import { LogArchive, type LogArchiveProps } from './log-archive';
 import { LogPackager, type LogPackagerOptions } from './log-packager';
 import { encryptLogGroupsUnder } from './private/log-group-encryption';
-import { OpentrailFunction } from './private/opentrail-function';
 import { protectKeysUnder, resolveProtection, type ProtectionOptions } from './private/protection';
 import { createDataKey } from './private/secure-bucket';
-import { secondsOf } from './private/validate';
+import { Monitoring, type MonitoringOptions } from './monitoring';
+import { OpentrailFunction } from './private/opentrail-function';
 
 export interface AuditTrailProps {
   /**
@@ -66,7 +66,7 @@ export interface AuditTrailProps {
    */
   readonly iteratorAgeAlarmThreshold?: Duration;
   /**
-   * Actions for every alarm (e.g. an SNS topic action).
+   * Actions for every alarm besides the alarm topic (e.g. an SNS topic action).
    * @default - none (add later with addAlarmAction)
    */
   readonly alarmActions?: readonly cloudwatch.IAlarmAction[];
@@ -76,6 +76,12 @@ export interface AuditTrailProps {
    * @default - no break-glass principal; the bootstrap CloudFormation execution role deploys
    */
   readonly protection?: ProtectionOptions;
+  /**
+   * The dashboard, the alarms and the SNS topic they notify: on, or off (`enabled: false`),
+   * or with your own topic.
+   * @default - Monitoring's defaults (on, a new encrypted topic)
+   */
+  readonly monitoring?: MonitoringOptions;
 }
 
 /**
@@ -87,17 +93,9 @@ export interface AuditTrailProps {
  *
  * The failed-records bucket's access logs go to the archive's access-log bucket.
  *
- * Alarms (all `treatMissingData: NOT_BREACHING`, actions from `alarmActions`/`addAlarmAction`):
- * - PackagerErrors: packager invocation errors ≥ 1 in 3 of 5 minutes (a batch keeps failing);
- * - PackagerIteratorAge: the packager is behind by more than the threshold (15 min plus
- *   batching window);
- * - PackagerFailedBatches: a batch was given up to the failed-records bucket (run
- *   `opentrail redrive`);
- * - IngestServerErrors: PutAuditEvents answered 5xx ≥ 5 times in 5 minutes;
- * - IndexerErrors / IndexerIteratorAge / IndexerFailedBatches and the same three for the
- *   Publisher: the event-history indexer and the EventBridge publisher, each on its own
- *   event-source mapping;
- * - DigestSignerErrors: the hourly digest run failed (only with log-file validation on).
+ * Monitoring ({@link Monitoring}, on unless `monitoring: { enabled: false }`): a dashboard, and
+ * alarms on what puts events at risk, all notifying one SNS topic; docs/operations.md#runbook
+ * says what to do for each.
  *
  * The read side (`POST /`: LookupEvents, ListPublicKeys, GetTrailStatus, DescribeTrails) is one
  * query function; readers need
@@ -116,7 +114,9 @@ export class AuditTrail extends Construct {
   public readonly insights?: Insights;
   /** The `POST /` function: LookupEvents and ListPublicKeys (AWS JSON 1.1 on X-Amz-Target). */
   public readonly query: OpentrailFunction;
-  /** The alarms listed in the class comment, by construct ID. */
+  /** The dashboard, alarms and alarm topic; absent with `monitoring: { enabled: false }`. */
+  public readonly monitoring?: Monitoring;
+  /** The alarms {@link Monitoring} lists (none when monitoring is off). */
   public readonly alarms: readonly cloudwatch.Alarm[];
   /** The key of every log group created without one (functions, API access logs). */
   public readonly logGroupKey: kms.IKey;
@@ -195,111 +195,15 @@ export class AuditTrail extends Construct {
       this.stream.allowWriter(this.insights.role);
     }
 
-    const windowSeconds = secondsOf(this.packager.maxBatchingWindow) ?? 300;
-    const iteratorAgeThreshold =
-      props.iteratorAgeAlarmThreshold ?? Duration.seconds(windowSeconds + 15 * 60);
-    const fiveMinutes = Duration.minutes(5);
-    const oneMinute = Duration.minutes(1);
-    this.alarms = [
-      this.packager.metricErrors({ period: oneMinute }).createAlarm(this, 'PackagerErrors', {
-        alarmDescription:
-          'The packager failed batches in 3 of the last 5 minutes; each failed batch is retried whole. See the packager log group.',
-        threshold: 1,
-        evaluationPeriods: 5,
-        datapointsToAlarm: 3,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
-      this.packager
-        .metricIteratorAge({ period: oneMinute })
-        .createAlarm(this, 'PackagerIteratorAge', {
-          alarmDescription:
-            'The packager is falling behind the stream; records near maxRecordAge will be given up to the failed-records bucket.',
-          threshold: iteratorAgeThreshold.toMilliseconds(),
-          evaluationPeriods: 5,
-          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-        }),
-      this.packager
-        .metricFailedBatches({ period: fiveMinutes })
-        .createAlarm(this, 'PackagerFailedBatches', {
-          alarmDescription:
-            'A packager batch was given up and written to the failed-records bucket: fix the cause, then run `opentrail redrive`.',
-          threshold: 1,
-          evaluationPeriods: 1,
-          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-        }),
-      ...this.consumerAlarms('Indexer', this.history, 'lookups miss recent events'),
-      ...this.consumerAlarms('Publisher', this.fanout, 'EventBridge rules and CloudWatch Logs lag'),
-      ...(this.digests
-        ? [
-            this.digests
-              .metricErrors({ period: Duration.hours(1) })
-              .createAlarm(this, 'DigestSignerErrors', {
-                alarmDescription:
-                  'The digest signer failed this hour: digests are late (the next run writes every missed period, in order). See the digest-signer log group.',
-                threshold: 1,
-                evaluationPeriods: 1,
-                comparisonOperator:
-                  cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-              }),
-          ]
-        : []),
-      this.ingest
-        .metricServerErrors({ period: fiveMinutes })
-        .createAlarm(this, 'IngestServerErrors', {
-          alarmDescription:
-            'PutAuditEvents answered 5xx: producers are retrying or losing events. See the ingest log group and the access logs.',
-          threshold: 5,
-          evaluationPeriods: 1,
-          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-        }),
-    ];
+    if (props.monitoring?.enabled !== false) {
+      this.monitoring = new Monitoring(this, 'Monitoring', {
+        ...props.monitoring,
+        auditTrail: this,
+        iteratorAgeAlarmThreshold: props.iteratorAgeAlarmThreshold,
+      });
+    }
+    this.alarms = this.monitoring?.alarms ?? [];
     this.addAlarmAction(...(props.alarmActions ?? []));
-  }
-
-  /** Errors, iterator age and given-up batches of a stream consumer. */
-  private consumerAlarms(
-    name: string,
-    consumer: {
-      metricErrors(props?: cloudwatch.MetricOptions): cloudwatch.Metric;
-      metricIteratorAge(props?: cloudwatch.MetricOptions): cloudwatch.Metric;
-      metricFailedBatches(props?: cloudwatch.MetricOptions): cloudwatch.Metric;
-    },
-    consequence: string,
-  ): cloudwatch.Alarm[] {
-    const common = {
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    };
-    return [
-      consumer.metricErrors({ period: Duration.minutes(1) }).createAlarm(this, `${name}Errors`, {
-        ...common,
-        alarmDescription: `The ${name.toLowerCase()} failed batches in 3 of the last 5 minutes (${consequence}); failed records are retried. See its log group.`,
-        threshold: 1,
-        evaluationPeriods: 5,
-        datapointsToAlarm: 3,
-      }),
-      consumer
-        .metricIteratorAge({ period: Duration.minutes(1) })
-        .createAlarm(this, `${name}IteratorAge`, {
-          ...common,
-          alarmDescription: `The ${name.toLowerCase()} is more than 15 minutes behind the stream: ${consequence}.`,
-          threshold: Duration.minutes(15).toMilliseconds(),
-          evaluationPeriods: 5,
-        }),
-      consumer
-        .metricFailedBatches({ period: Duration.minutes(5) })
-        .createAlarm(this, `${name}FailedBatches`, {
-          ...common,
-          alarmDescription: `A ${name.toLowerCase()} batch was given up to its failed-records bucket: fix the cause, then run \`opentrail redrive\` on that bucket.`,
-          threshold: 1,
-          evaluationPeriods: 1,
-        }),
-    ];
   }
 
   /** Lets the grantee call `POST /` (LookupEvents, ListPublicKeys) and nothing else. */

@@ -17,13 +17,12 @@ import {
 } from '../lambda/core/config';
 import { CHAIN_TABLE } from '../lambda/core/tables';
 import { OpentrailConfigError } from './private/errors';
+import { OLDEST_UNDIGESTED_PERIOD_AGE } from '../lambda/core/metrics';
 import { acknowledgeIamWildcards } from './private/nag';
+import { emfMetric } from './private/emf-metric';
 import { OpentrailFunction } from './private/opentrail-function';
 import { createDataKey } from './private/secure-bucket';
 import { requireIntegerInRange } from './private/validate';
-
-/** Namespace of opentrail's EMF metrics (lambda/adapters/observability.ts). */
-const METRICS_NAMESPACE = 'opentrail';
 
 /** A key digests were signed with before the current one, kept listed by ListPublicKeys. */
 export interface PreviousDigestKey {
@@ -349,11 +348,21 @@ export class DigestSigner extends Construct {
    * streams exist; none for two hours means the chain is falling behind.
    */
   public metricDigestsWritten(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return new cloudwatch.Metric({
-      namespace: METRICS_NAMESPACE,
-      metricName: 'DigestsWritten',
-      dimensionsMap: { service: 'digest-signer' },
-      statistic: 'Sum',
+    return emfMetric(this, 'digest-signer', 'DigestsWritten', {
+      period: Duration.hours(1),
+      ...props,
+    });
+  }
+
+  /**
+   * Seconds since the oldest period without a digest ended (EMF metric
+   * `OldestUndigestedPeriodAgeSeconds`, maximum): one series for the deployment, the maximum
+   * over every chain; the digest signer logs which chains are behind. 0 while every period that
+   * has ended is signed; emitted by every run, failed ones included.
+   */
+  public metricOldestUndigestedPeriodAge(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return emfMetric(this, 'digest-signer', OLDEST_UNDIGESTED_PERIOD_AGE, {
+      statistic: 'Maximum',
       period: Duration.hours(1),
       ...props,
     });

@@ -13,6 +13,7 @@ import type { EventPattern } from '../lambda/core/fanout';
 import { OpentrailConfigError } from './private/errors';
 import { toCdkPattern } from './private/event-pattern';
 import { acknowledgeIamWildcards } from './private/nag';
+import { emfMetric } from './private/emf-metric';
 import { OpentrailFunction } from './private/opentrail-function';
 import { createAlarmTopic, createSecurityAlarms } from './private/security-checks';
 import { createDataKey, useBucketPolicyForAccessLogs } from './private/secure-bucket';
@@ -23,9 +24,6 @@ import {
   requireLogGroupRetentions,
 } from './private/trail-delivery';
 import { secondsOf } from './private/validate';
-
-/** The metrics namespace of the publisher's EMF metrics (lambda/adapters/observability.ts). */
-const METRICS_NAMESPACE = 'opentrail';
 
 import type { EventFanoutProps, SecurityAlarmsOptions } from './event-fanout-options';
 
@@ -281,14 +279,7 @@ export class EventFanout extends Construct {
   }
 
   private publisherMetric(name: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return new cloudwatch.Metric({
-      namespace: METRICS_NAMESPACE,
-      metricName: name,
-      dimensionsMap: { service: 'publisher' },
-      statistic: 'Sum',
-      period: Duration.minutes(5),
-      ...props,
-    });
+    return emfMetric(this, 'publisher', name, props);
   }
 
   private createSecurityAlarms(options: SecurityAlarmsOptions): {

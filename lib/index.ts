@@ -7,6 +7,7 @@ export * from './ingest-api';
 export * from './insights';
 export * from './log-archive';
 export * from './log-packager';
+export * from './monitoring';
 export * from './opentrail-stack';
 export * from './app-config';
 export { OpentrailConfigError, type OpentrailConfigErrorCode } from './private/errors';

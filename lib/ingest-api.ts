@@ -279,6 +279,9 @@ export class IngestApi extends Construct {
           },
         },
         tracingEnabled: props.tracing ?? false,
+        // Per-method metrics: 4xx/5xx of each route on the dashboard, and a 5xx alarm per
+        // route (docs/operations.md#runbook).
+        metricsEnabled: true,
         accessLogDestination: new apigw.LogGroupLogDestination(this.accessLogGroup),
         accessLogFormat: apigw.AccessLogFormat.custom(
           JSON.stringify({

@@ -47,6 +47,14 @@ export class OpentrailStack extends Stack {
       value: trail.fanout.eventBus.eventBusName,
     });
     new CfnOutput(this, 'HistoryTableName', { value: trail.history.table.tableName });
+    if (trail.monitoring) {
+      new CfnOutput(this, 'AlarmTopicArn', {
+        description:
+          'Every alarm notifies this SNS topic: subscribe to it (docs/operations.md#runbook)',
+        value: trail.monitoring.alarmTopic.topicArn,
+      });
+      new CfnOutput(this, 'DashboardName', { value: trail.monitoring.dashboard.dashboardName });
+    }
     if (trail.digests) {
       new CfnOutput(this, 'DigestSigningKeyArn', {
         description: 'KMS key that signs the digest files (its public key: ListPublicKeys)',

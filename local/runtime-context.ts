@@ -12,6 +12,7 @@ import type { Operation } from '../lambda/handlers/query';
 import type { ProxyHandler } from './http-api';
 import type { PollerOptions } from './kinesis-poller';
 import type { Endpoints } from '../lambda/core/contracts';
+import type { HealthStatus } from './health';
 
 export interface RuntimeOptions {
   readonly dataDir: string;
@@ -119,6 +120,8 @@ export interface Runtime {
   readonly endpoints: Endpoints;
   readonly dataDir: string;
   close(): Promise<void>;
+  /** Events in, log files, digests and lag so far (also served on `GET /opentrail/status`). */
+  health(): HealthStatus;
 }
 
 export const LOCAL_DEFAULTS = {

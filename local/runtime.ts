@@ -31,6 +31,7 @@ import { DEFAULT_COMPONENTS } from './components';
 import { startEmulators } from './emulators';
 import { checkEndpoints } from '../lambda/core/contracts';
 import { writeJsonAtomic } from './files';
+import { HEALTH_ROUTE, newestArrivalMs, type HealthStatus } from './health';
 import { startHttpApi, type ProxyHandler } from './http-api';
 import { StreamPoller, type FailureRecord } from './kinesis-poller';
 import {
@@ -215,6 +216,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     const operations = new Map<string, Operation>();
     const extraEndpoints: Record<string, string> = {};
     const counters = new Map<string, number>();
+    // Each consumer's iterator age at its latest batch (ms): the status line's lag.
+    const lags = new Map<string, number>();
     const context: RuntimeContext = {
       options,
       dataDir,
@@ -235,7 +238,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
         if (operations.has(target)) throw new Error(`operation ${target} is served twice`);
         operations.set(target, operation);
       },
-      consumer: (spec) => startConsumer(context, spec, cleanups),
+      consumer: (spec) => startConsumer(context, spec, cleanups, lags),
       every: (name, intervalMs, task) => cleanups.push(schedule(name, intervalMs, task, log)),
       endpoint: (key, value) => {
         extraEndpoints[key] = value;
@@ -248,6 +251,14 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       await component.start(context);
     }
     if (operations.size > 0) routes['POST /'] = createQueryHandler(operations);
+    const health = (): HealthStatus => ({
+      eventsIn: counters.get('EventsAccepted') ?? 0,
+      logFilesWritten: counters.get('LogFilesDelivered') ?? 0,
+      digestsSigned: counters.get('DigestsWritten') ?? 0,
+      lagSeconds: lags.size === 0 ? null : Math.max(...lags.values()) / 1000,
+    });
+    routes[HEALTH_ROUTE] = () =>
+      Promise.resolve({ statusCode: 200, body: JSON.stringify(health()) });
 
     const api = await startHttpApi(routes, options.port);
     cleanups.push(() => api.close());
@@ -274,7 +285,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     await writeJsonAtomic(endpointsFile, endpoints, 0o600);
     // Removed first on close: nobody should find the address of a runtime that is stopping.
     cleanups.push(() => rm(endpointsFile, { force: true }));
-    return { endpoints, dataDir, close };
+    return { endpoints, dataDir, close, health };
   } catch (error) {
     await close();
     throw error;
@@ -285,8 +296,14 @@ async function startConsumer(
   context: RuntimeContext,
   spec: ConsumerSpec,
   cleanups: (() => Promise<void>)[],
+  lags: Map<string, number>,
 ): Promise<void> {
   const { clients, names, region, accountId, options } = context;
+  const invoke: ConsumerSpec['invoke'] = (event) => {
+    const newest = newestArrivalMs(event);
+    if (newest !== undefined) lags.set(spec.name, Math.max(0, Date.now() - newest));
+    return spec.invoke(event);
+  };
   const onFailure = async (record: FailureRecord): Promise<void> => {
     const at = new Date();
     const day = at.toISOString().slice(0, 10).replace(/-/g, '/');
@@ -320,7 +337,7 @@ async function startConsumer(
     maxRetries: options.maxRetries ?? 5,
     retryBaseMs: options.retryBaseMs ?? 1000,
     checkpoints: await CheckpointStore.open(context.dataDir, spec.name),
-    invoke: spec.invoke,
+    invoke,
     onFailure,
     log: (message, fields) => context.log(message, { consumer: spec.name, ...fields }),
   });

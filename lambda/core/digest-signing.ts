@@ -51,6 +51,7 @@ import {
   newestDigestKey,
   nextEnd,
   nextStart,
+  periodEnd,
   streamId,
   validatedTrails,
   type DigestPlace,
@@ -68,6 +69,7 @@ import {
   type DigestFile,
 } from './digest-format';
 import { sha256Hex } from './logfile';
+import { OLDEST_UNDIGESTED_PERIOD_AGE } from './metrics';
 import type {
   DigestChainHead,
   DigestChainStore,
@@ -115,6 +117,12 @@ export interface DigestSigningDeps {
   readonly maxDigestsPerStream?: number;
   /** Streams signed at once. @default 4 */
   readonly concurrency?: number;
+  /**
+   * Told, after each run (failed runs too), every chain with a period that has ended without a
+   * digest (none: an empty list), so the handler can log the chains behind; the metric
+   * `OldestUndigestedPeriodAgeSeconds` carries only their maximum.
+   */
+  readonly reportBacklog?: (chains: readonly UndigestedChain[]) => void;
   /** Test hook: awaited between reading the head and writing it (race tests). */
   readonly pause?: (point: 'after-read-head' | 'before-move-head', stream: string) => Promise<void>;
 }
@@ -128,6 +136,37 @@ export interface SignedDigest {
   readonly logFiles: number;
   /** False when another signer had already created the object. */
   readonly created: boolean;
+}
+
+/** A digest chain with a period that has ended and has no digest yet. */
+export interface UndigestedChain {
+  readonly stream: string;
+  /** Start of its oldest undigested period (epoch ms). */
+  readonly startMs: number;
+  /** Seconds since that period ended. */
+  readonly ageSeconds: number;
+}
+
+/** Where a stream's signing got to: its head once read, and after each digest. */
+interface StreamProgress {
+  loaded: boolean;
+  head: DigestChainHead | undefined;
+}
+
+/**
+ * The oldest undigested period of a chain whose head is `head`, or undefined when every period
+ * that has ended at `nowMs` is signed.
+ */
+function undigested(
+  stream: DigestStreamRef,
+  head: DigestChainHead | undefined,
+  periodMs: number,
+  nowMs: number,
+): UndigestedChain | undefined {
+  const startMs = nextStart(head, stream, periodMs);
+  const endMs = periodEnd(startMs, periodMs);
+  if (endMs > nowMs) return undefined;
+  return { stream: streamId(stream), startMs, ageSeconds: Math.floor((nowMs - endMs) / 1000) };
 }
 
 /** A key that signed digests before the current one, and the window in which it did. */
@@ -216,16 +255,35 @@ export async function signDueDigests(
   const closeAtMs =
     options.closeAtMs === undefined ? undefined : Math.floor(options.closeAtMs / 1000) * 1000;
   const signed: SignedDigest[] = [];
-  await inParallel(streams, deps.concurrency ?? 4, async (stream) => {
-    const place: DigestPlace = {
-      trail: trails.get(stream.trail)!,
-      account: stream.account,
-      region: stream.region,
-      homeRegion: deps.homeRegion,
-      bucket: deps.bucket,
-    };
-    signed.push(...(await signStream(deps, place, stream, keys, nowMs, closeAtMs)));
-  });
+  const behind: UndigestedChain[] = [];
+  try {
+    await inParallel(streams, deps.concurrency ?? 4, async (stream) => {
+      const place: DigestPlace = {
+        trail: trails.get(stream.trail)!,
+        account: stream.account,
+        region: stream.region,
+        homeRegion: deps.homeRegion,
+        bucket: deps.bucket,
+      };
+      const progress: StreamProgress = { loaded: false, head: undefined };
+      try {
+        signed.push(...(await signStream(deps, place, stream, keys, nowMs, closeAtMs, progress)));
+      } finally {
+        // A chain whose head could not be read is not counted: the run's error says so.
+        const late = progress.loaded
+          ? undigested(stream, progress.head, deps.periodMs, nowMs)
+          : undefined;
+        if (late) behind.push(late);
+      }
+    });
+  } finally {
+    // One series per deployment: the oldest over every chain (a series per chain costs money).
+    deps.metrics.seconds?.(
+      OLDEST_UNDIGESTED_PERIOD_AGE,
+      behind.reduce((max, c) => Math.max(max, c.ageSeconds), 0),
+    );
+    deps.reportBacklog?.(behind.sort((a, b) => b.ageSeconds - a.ageSeconds));
+  }
   deps.metrics.count('DigestsWritten', signed.filter((d) => d.created).length);
   deps.metrics.count(
     'DigestLogFiles',
@@ -243,6 +301,7 @@ async function signStream(
   keys: readonly HeldKey[],
   nowMs: number,
   closeAtMs: number | undefined,
+  progress: StreamProgress,
 ): Promise<SignedDigest[]> {
   const id = streamId(stream);
   const out: SignedDigest[] = [];
@@ -250,6 +309,8 @@ async function signStream(
   let head = stored
     ? await adoptNewerDigests(deps, place, id, stored, keys, out)
     : await rebuildHead(deps, place, id, keys);
+  progress.loaded = true;
+  progress.head = head;
   for (let count = 0; count < (deps.maxDigestsPerStream ?? 500); count++) {
     const startMs = nextStart(head, stream, deps.periodMs);
     const endMs = nextEnd(startMs, nowMs, deps.periodMs, closeAtMs);
@@ -277,6 +338,7 @@ async function signStream(
     const moved = await deps.chain.moveHead(id, written.head, head?.endMs);
     // Lost the race: someone moved the head (to this very digest: positions are unique).
     head = moved ? written.head : await deps.chain.getHead(id);
+    progress.head = head;
     out.push(written.result);
   }
   return out;

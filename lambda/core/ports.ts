@@ -114,6 +114,11 @@ export interface DedupStore {
 /** Counters a handler emits (Powertools EMF in Lambda, a log line locally). */
 export interface MetricsSink {
   count(name: string, value: number): void;
+  /**
+   * A duration in seconds (a gauge: the last value of the invocation counts). Sinks that keep
+   * only counters may leave it out.
+   */
+  seconds?(name: string, value: number): void;
 }
 
 // ---- Log-file integrity (issue 3): digest signing ---------------------------------------

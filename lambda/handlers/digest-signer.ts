@@ -10,6 +10,7 @@ import {
   type DigestSigningDeps,
   type PreviousSigningKey,
   type SignedDigest,
+  type UndigestedChain,
 } from '../core/digest-signing';
 import { keyWindows } from '../core/public-keys';
 import { createClients } from '../adapters/clients';
@@ -17,6 +18,7 @@ import { documentClient } from '../adapters/dynamodb';
 import { DynamoDigestChainStore, DynamoDigestManifest } from '../adapters/dynamodb-digests';
 import { KmsDigestSigner } from '../adapters/kms-signer';
 import { createLogger, createMetrics, metricsSink } from '../adapters/observability';
+import { DEPLOYMENT_ENV } from '../core/metrics';
 import { S3DigestStore } from '../adapters/s3-digests';
 import { requiredEnv } from './env';
 
@@ -79,8 +81,17 @@ export function createDigestSignerHandler(deps: DigestSigningDeps) {
   };
 }
 
+/**
+ * Logs the chains behind (one line, oldest first): the metric carries only the oldest age, the
+ * log says which chains (docs/operations.md#digestsigner-undigestedperiodage).
+ */
+export function logBacklog(chains: readonly UndigestedChain[]): void {
+  if (chains.length > 0) logger.warn('digest chains behind', { chains });
+}
+
 let deployed: ReturnType<typeof createDigestSignerHandler> | undefined;
-const metrics = createMetrics('digest-signer');
+/** The handler's EMF metrics (exported for the EMF-capture test of the alarms). */
+export const metrics = createMetrics('digest-signer', process.env[DEPLOYMENT_ENV]);
 
 function fromEnvironment(): DigestSigningDeps {
   const region = requiredEnv('AWS_REGION');
@@ -101,6 +112,7 @@ function fromEnvironment(): DigestSigningDeps {
     // Every key and its window: a period is signed with the key whose window holds its end.
     ...(keyList ? kmsSigningKeys(kms, keyId, JSON.parse(keyList) as DigestKeyConfig[]) : {}),
     metrics: metricsSink(metrics),
+    reportBacklog: logBacklog,
     now: Date.now,
   };
 }

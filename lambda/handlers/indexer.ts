@@ -14,6 +14,7 @@ import { createClients } from '../adapters/clients';
 import { documentClient } from '../adapters/dynamodb';
 import { DynamoHistoryStore } from '../adapters/history';
 import { createLogger, createMetrics, metricsSink } from '../adapters/observability';
+import { DEPLOYMENT_ENV } from '../core/metrics';
 import { requiredEnv } from './env';
 
 const logger = createLogger('indexer');
@@ -48,7 +49,8 @@ export function createIndexerHandler(deps: IndexerDeps) {
   };
 }
 
-const metrics = createMetrics('indexer');
+/** The handler's EMF metrics (exported for the EMF-capture test of the alarms). */
+export const metrics = createMetrics('indexer', process.env[DEPLOYMENT_ENV]);
 let deployed: ReturnType<typeof createIndexerHandler> | undefined;
 
 /** Entry point in Lambda. */

@@ -4,6 +4,7 @@
  * packager, digests, the publisher and the history index take them from there. Wiring only:
  * the logic is lambda/core/insights-live.ts (docs/design.md#insights).
  */
+import { DEPLOYMENT_ENV } from '../core/metrics';
 import { ENV } from '../core/config';
 import type { InsightType } from '../core/insights-counts';
 import {
@@ -45,7 +46,7 @@ export function createInsightsHandler(deps: InsightsHandlerDeps) {
   };
 }
 
-const metrics = createMetrics('insights');
+const metrics = createMetrics('insights', process.env[DEPLOYMENT_ENV]);
 let deployed: ReturnType<typeof createInsightsHandler> | undefined;
 
 /** Entry point in Lambda (the schedule's payload is ignored: the clock decides). */

@@ -10,6 +10,7 @@ import { packageBatch, type PackagerDeps, type StreamBatch } from '../core/packa
 import { createClients } from '../adapters/clients';
 import { documentClient, DynamoDedupStore, DynamoManifestStore } from '../adapters/dynamodb';
 import { createLogger, createMetrics, metricsSink } from '../adapters/observability';
+import { DEPLOYMENT_ENV } from '../core/metrics';
 import { DynamoDigestChainStore } from '../adapters/dynamodb-digests';
 import { DynamoInsightCountStore } from '../adapters/insights-dynamodb';
 import { S3ObjectStore } from '../adapters/s3';
@@ -47,7 +48,8 @@ export function createPackagerHandler(deps: PackagerDeps) {
 }
 
 let deployed: ((event: KinesisStreamEvent) => Promise<void>) | undefined;
-const metrics = createMetrics('packager');
+/** The handler's EMF metrics (exported for the EMF-capture test of the alarms). */
+export const metrics = createMetrics('packager', process.env[DEPLOYMENT_ENV]);
 
 function fromEnvironment(): PackagerDeps {
   const clients = createClients({ region: requiredEnv('AWS_REGION') });

@@ -12,6 +12,7 @@ import { publishBatch, type PublisherDeps, type PublisherRecord } from '../core/
 import { CloudWatchLogEventSink } from '../adapters/cloudwatch-logs';
 import { EventBridgeBus } from '../adapters/eventbridge';
 import { createLogger, createMetrics, metricsSink } from '../adapters/observability';
+import { DEPLOYMENT_ENV } from '../core/metrics';
 import { requiredEnv } from './env';
 
 const logger = createLogger('publisher');
@@ -51,7 +52,8 @@ export function createPublisherHandler(deps: PublisherDeps) {
 }
 
 let deployed: ((event: KinesisStreamEvent) => Promise<KinesisStreamBatchResponse>) | undefined;
-const metrics = createMetrics('publisher');
+/** The handler's EMF metrics (exported for the EMF-capture test of the alarms). */
+export const metrics = createMetrics('publisher', process.env[DEPLOYMENT_ENV]);
 
 function fromEnvironment(): PublisherDeps {
   const region = requiredEnv('AWS_REGION');

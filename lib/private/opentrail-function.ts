@@ -1,10 +1,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { DEPLOYMENT_ENV } from '../../lambda/core/metrics';
 import { OpentrailConfigError } from './errors';
 import { handlerBundleDir, type OpentrailHandlerName } from './handler-bundles';
 import { acknowledgeNag } from './nag';
@@ -101,7 +102,12 @@ export class OpentrailFunction extends Construct implements iam.IGrantable {
       'Lambda accepts 1-900 seconds.',
     );
 
-    this.environment = { NODE_OPTIONS: '--enable-source-maps', ...props.environment };
+    this.environment = {
+      NODE_OPTIONS: '--enable-source-maps',
+      // The EMF `deployment` dimension (docs/operations.md#metrics).
+      [DEPLOYMENT_ENV]: Stack.of(this).stackName,
+      ...props.environment,
+    };
     this.checkEnvironmentSize();
 
     this.logGroup = new logs.LogGroup(this, 'LogGroup', {

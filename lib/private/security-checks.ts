@@ -150,10 +150,15 @@ export function createSecurityAlarms(
  * A topic for alarms: KMS-encrypted, TLS only; CloudWatch alarms of this account (and only
  * they, besides the account's own principals) may publish, and use the key to do so.
  */
-export function createAlarmTopic(scope: Construct, id: string, key: kms.IKey): sns.Topic {
+export function createAlarmTopic(
+  scope: Construct,
+  id: string,
+  key: kms.IKey,
+  displayName = 'opentrail security alarms',
+): sns.Topic {
   const stack = Stack.of(scope);
   const topic = new sns.Topic(scope, id, {
-    displayName: 'opentrail security alarms',
+    displayName,
     masterKey: key,
     enforceSSL: true,
   });

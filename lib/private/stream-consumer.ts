@@ -1,5 +1,5 @@
 import { Duration } from 'aws-cdk-lib';
-import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -18,6 +18,9 @@ import {
   requireIntegerInRange,
   requireRecordAgeWithinRetention,
 } from './validate';
+
+/** Construct id of the failed-records bucket {@link StreamConsumer.createFailedRecordsBucket} makes. */
+const FAILED_RECORDS_BUCKET_ID = 'FailedRecordsBucket';
 
 /** Kinesis event-source limits Lambda enforces (CreateEventSourceMapping). */
 export const STREAM_MAPPING_LIMITS = {
@@ -159,7 +162,7 @@ export class StreamConsumer {
       readonly accessLogsPrefix: string;
     },
   ): s3.Bucket {
-    return createSecureBucket(scope, 'FailedRecordsBucket', {
+    return createSecureBucket(scope, FAILED_RECORDS_BUCKET_ID, {
       encryptionKey: props.encryptionKey,
       accessLogs: {
         bucket: props.accessLogsBucket ?? createAccessLogsBucket(scope, 'AccessLogsBucket'),
@@ -177,10 +180,19 @@ export class StreamConsumer {
   public readonly failedRecordsBucket: s3.IBucket;
   /** The consumer function. */
   public readonly handler: OpentrailFunction;
+  /**
+   * Whether the failed-records bucket has the request-metrics filter that
+   * {@link metricFailedBatches} reads: true for the bucket {@link createFailedRecordsBucket}
+   * made in the owning construct, false for a bucket passed in (its owner configures it).
+   */
+  public readonly hasRequestMetrics: boolean;
 
   constructor(scope: Construct, props: StreamConsumerProps) {
     this.handler = props.handler;
     this.failedRecordsBucket = props.failedRecordsBucket;
+    const bucketNode = props.failedRecordsBucket.node;
+    this.hasRequestMetrics =
+      bucketNode.scope === scope && bucketNode.id === FAILED_RECORDS_BUCKET_ID;
     const s = props.settings;
     this.eventSource = new sources.KinesisEventSource(props.stream, {
       startingPosition: lambda.StartingPosition.TRIM_HORIZON,
@@ -218,6 +230,51 @@ export class StreamConsumer {
    */
   public metricFailedBatches(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return failedBatchesMetric(this.failedRecordsBucket, props);
+  }
+
+  /**
+   * Objects in the failed-records bucket (S3 storage metric `NumberOfObjects`, all storage
+   * classes, maximum, daily): S3 emits it for every bucket, one passed in too. Redriven batches
+   * stay in the bucket under `redriven/`, so it only grows; see
+   * {@link metricFailedRecordsObjectsAdded}.
+   */
+  public metricFailedRecordsObjects(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: 'AWS/S3',
+      metricName: 'NumberOfObjects',
+      dimensionsMap: {
+        BucketName: this.failedRecordsBucket.bucketName,
+        StorageType: 'AllStorageTypes',
+      },
+      statistic: 'Maximum',
+      period: Duration.days(1),
+      ...props,
+    });
+  }
+
+  /**
+   * Objects added to the failed-records bucket since the day before (`DIFF` of
+   * {@link metricFailedRecordsObjects}): a batch given up adds one, a redrive moves it under
+   * `redriven/` (no change), so more than 0 means a batch was given up that day.
+   */
+  public metricFailedRecordsObjectsAdded(): cloudwatch.MathExpression {
+    return new cloudwatch.MathExpression({
+      expression: 'DIFF(objects)',
+      usingMetrics: { objects: this.metricFailedRecordsObjects() },
+      label: 'Objects added to the failed-records bucket',
+      period: Duration.days(1),
+    });
+  }
+
+  /**
+   * What "a batch was given up" is watched by: the request metric {@link metricFailedBatches}
+   * (within 5 minutes) when the bucket has its filter, else
+   * {@link metricFailedRecordsObjectsAdded} (daily): an alarm never watches a metric nobody emits.
+   */
+  public metricGivenUpBatches(): cloudwatch.IMetric {
+    return this.hasRequestMetrics
+      ? this.metricFailedBatches()
+      : this.metricFailedRecordsObjectsAdded();
   }
 }
 

@@ -41,8 +41,8 @@ function delayedAfterWrite(bus: EventBus, delayMs: number): EventBus {
 
 /**
  * The publisher on its own stream consumer, polling every second whatever --flush-seconds
- * says: every record to the local bus (`<data-dir>/eventbridge/events.jsonl`, and
- * `--forward-to`), and to CloudWatch Logs files for every trail (its selectors apply), so a
+ * says: every record to the local bus (`<data-dir>/eventbridge/events.jsonl`; `--forward-to`
+ * POSTs from that file, behind a cursor, so a slow target never holds the publisher), and to CloudWatch Logs files for every trail (its selectors apply), so a
  * replay shows everything it sent. Files: local/fanout-files.ts.
  */
 export function createFanoutComponent(options: FanoutComponentOptions = {}): RuntimeComponent {
@@ -55,6 +55,7 @@ export function createFanoutComponent(options: FanoutComponentOptions = {}): Run
         metrics: context.metrics,
         log: context.log,
       });
+      context.onClose(() => bus.close());
       const delayed = delayedAfterWrite(
         bus,
         Number(process.env.OPENTRAIL_FAULT_PUBLISH_DELAY_MS ?? 0),

@@ -58,9 +58,15 @@ export const ingestComponent: RuntimeComponent = {
       newEventId: randomUUID,
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     });
-    context.route('POST /PutAuditEvents', (event) =>
-      ingest(asLocalCaller(event, context.accountId)),
-    );
+    context.route('POST /PutAuditEvents', async (event) => {
+      const response = await ingest(asLocalCaller(event, context.accountId));
+      if (response.statusCode === 200) {
+        // The status line's "events in": entries Kinesis acknowledged.
+        const accepted = (JSON.parse(response.body) as { successful?: unknown[] }).successful;
+        context.metrics.count('EventsAccepted', accepted?.length ?? 0);
+      }
+      return response;
+    });
     return Promise.resolve();
   },
 };

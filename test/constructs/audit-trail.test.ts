@@ -1,7 +1,5 @@
 import { Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
-import * as sns from 'aws-cdk-lib/aws-sns';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { AuditTrail } from '../../lib';
 import { testStack } from './support/app';
@@ -13,19 +11,8 @@ describe('AuditTrail', () => {
   beforeAll(() => {
     stack = testStack();
     trail = new AuditTrail(stack, 'Trail');
-    trail.addAlarmAction(new actions.SnsAction(new sns.Topic(stack, 'Alarms')));
     template = Template.fromStack(stack);
   });
-
-  /** The properties of the one alarm whose construct ID under the trail is `id`. */
-  function alarmById(id: string): Record<string, unknown> {
-    const alarms = template.findResources('AWS::CloudWatch::Alarm');
-    const ids = Object.keys(alarms).filter((logicalId) =>
-      new RegExp(`^Trail${id}[0-9A-F]{8}$`).test(logicalId),
-    );
-    expect(ids).toHaveLength(1);
-    return alarms[ids[0]!]!.Properties as Record<string, unknown>;
-  }
 
   it('composes every part and exposes each one', () => {
     expect(trail.ingest.api).toBeDefined();
@@ -102,74 +89,9 @@ describe('AuditTrail', () => {
     });
   });
 
-  // Each row names one alarm (by construct ID) and the resource whose metric it must watch:
-  // the alarm is looked up by its own logical ID, so a row cannot pass on another alarm.
-  it.each<[string, string, string, string, (t: AuditTrail) => string]>([
-    [
-      'PackagerErrors',
-      'AWS/Lambda',
-      'Errors',
-      'FunctionName',
-      (t) => t.packager.handler.function.functionName,
-    ],
-    [
-      'PackagerIteratorAge',
-      'AWS/Lambda',
-      'IteratorAge',
-      'FunctionName',
-      (t) => t.packager.handler.function.functionName,
-    ],
-    [
-      'PackagerFailedBatches',
-      'AWS/S3',
-      'PutRequests',
-      'BucketName',
-      (t) => t.packager.failedRecordsBucket.bucketName,
-    ],
-    [
-      'IngestServerErrors',
-      'AWS/ApiGateway',
-      '5XXError',
-      'ApiName',
-      (t) => t.ingest.api.restApiName,
-    ],
-    [
-      'DigestSignerErrors',
-      'AWS/Lambda',
-      'Errors',
-      'FunctionName',
-      (t) => t.digests!.handler.function.functionName,
-    ],
-  ])('alarm %s watches %s %s of its own resource', (id, namespace, metricName, dimension, own) => {
-    const alarm = alarmById(id);
-    expect(alarm).toMatchObject({
-      Namespace: namespace,
-      MetricName: metricName,
-      TreatMissingData: 'notBreaching',
-      AlarmActions: [{ Ref: expect.stringMatching(/^Alarms/) }],
-    });
-    const dimensions = alarm.Dimensions as { Name: string; Value: unknown }[];
-    expect(dimensions.filter((d) => d.Name === dimension)).toEqual([
-      { Name: dimension, Value: stack.resolve(own(trail)) },
-    ]);
-  });
-
-  it.each(['Indexer', 'Publisher'])(
-    '%s has errors, iterator-age and failed-batch alarms',
-    (name) => {
-      const alarms = template.findResources('AWS::CloudWatch::Alarm');
-      const ids = Object.keys(alarms).join(' ');
-      for (const kind of ['Errors', 'IteratorAge', 'FailedBatches']) {
-        expect(ids).toMatch(new RegExp(`Trail${name}${kind}`));
-      }
-    },
-  );
-
-  it('iterator-age threshold defaults to the batching window plus 15 minutes', () => {
-    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-      MetricName: 'IteratorAge',
-      Threshold: (300 + 900) * 1000,
-    });
+  it('hands its alarms to Monitoring, which test/constructs/monitoring.test.ts covers', () => {
+    expect(trail.monitoring).toBeDefined();
+    expect(trail.alarms).toBe(trail.monitoring!.alarms);
   });
 });
 

@@ -194,12 +194,12 @@ describe('DigestSigner', () => {
 });
 
 describe('DigestSigner metrics', () => {
-  it('metricDigestsWritten reads the signer EMF metric with its service dimension', () => {
+  it('metricDigestsWritten reads the signer EMF metric with its service and deployment dimensions', () => {
     const { stack, signer } = build();
     const metric = signer.metricDigestsWritten();
     expect(metric.namespace).toBe('opentrail');
     expect(metric.metricName).toBe('DigestsWritten');
-    expect(metric.dimensions).toEqual({ service: 'digest-signer' });
+    expect(metric.dimensions).toEqual({ service: 'digest-signer', deployment: 'Test' });
     expect(stack.resolve(signer.metricErrors().dimensions)).toEqual({
       FunctionName: { Ref: expect.stringMatching(/^DigestsHandlerFunction/) },
     });

@@ -66,6 +66,8 @@ export const ADAPTER_VOCABULARY = new Set([
   'lambda/core/retry.ts',
   'lambda/core/layout.ts',
   'lambda/core/api-error.ts',
+  // The EMF namespace and dimension names, shared with lib's alarms.
+  'lambda/core/metrics.ts',
 ]);
 
 const SDK_PACKAGES = /^(@aws-sdk\/|@smithy\/|@aws-lambda-powertools\/|aws-sdk$|aws-sdk\/)/;

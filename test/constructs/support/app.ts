@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { App, Stack } from 'aws-cdk-lib';
+import { App, CfnWaitConditionHandle, Stack } from 'aws-cdk-lib';
 
 const CDK_JSON = path.join(__dirname, '..', '..', '..', 'cdk.json');
 
@@ -41,4 +41,14 @@ export function newProjectStack(newProjectContext: Record<string, unknown>, id =
     context: { ...featureFlags(), ...newProjectContext, 'aws:cdk:bundling-stacks': [] },
   });
   return new Stack(app, id, { env: { account: '123456789012', region: 'us-east-1' } });
+}
+
+/**
+ * A stack for resources a test imports by name or ARN (a user's bucket or topic). It holds a
+ * wait-condition handle only because CloudFormation refuses an empty template.
+ */
+export function importsStack(app: App, id = 'Imports'): Stack {
+  const stack = new Stack(app, id);
+  new CfnWaitConditionHandle(stack, 'Placeholder');
+  return stack;
 }
