@@ -29,7 +29,10 @@ import {
   tempDataDir,
   type RuntimeProcess,
 } from '../e2e/harness';
+import { Agent } from 'node:http';
 import { startFaultProxy, type FaultProxy, type SeenRequest } from '../support/fault-proxy';
+import { billForwardedWrite } from '../support/limited-dynalite';
+import { WriteUnitLedger } from '../support/write-units';
 import { fuzzRoutes } from '../support/route-fuzz';
 
 const FULL = process.env.OPENTRAIL_RELIABILITY === 'full';
@@ -56,6 +59,8 @@ const SIZE = FULL
       runtimeArgs: ['--max-retries', '2', '--retry-base-ms', '300', '--digest-period', '3600'],
       digestKill: false,
     };
+/** DynamoDB write units per accepted event, all tables (issue 14's budget; docs/cost.md). */
+const WRITE_UNIT_BUDGET = 2.5;
 const PRODUCERS = 4;
 const PER_REQUEST = 100;
 const RESEND_RATE = 0.03;
@@ -359,6 +364,23 @@ describe(`reliability (${FULL ? 'full' : 'reduced'} size)`, () => {
     // Faults during the load.
     await progress(0.1);
     // S3 is written only once the packager's first batches pass dedup: wait for its PUTs.
+    // DynamoDB write units as billed (docs/cost.md#dynamodb-write-units), every table.
+    const ledger = new WriteUnitLedger();
+    const billing: Promise<void>[] = [];
+    const billingAgent = new Agent({ keepAlive: true });
+    proxy.observe((r, status, body) => {
+      if (r.service !== 'dynamodb') return;
+      const port = Number(String(r.headers.host ?? '').split(':')[1]);
+      billing.push(
+        billForwardedWrite(
+          ledger,
+          { host: '127.0.0.1', port, headers: r.headers, agent: billingAgent },
+          r.operation,
+          r.body,
+          { status, body },
+        ).catch(() => undefined),
+      );
+    });
     let logPuts = 0;
     proxy.observe((r) => {
       if (r.method === 'PUT' && r.path.includes('/AWSLogs/')) logPuts++;
@@ -601,6 +623,25 @@ describe(`reliability (${FULL ? 'full' : 'reduced'} size)`, () => {
     if (historyExtra.length)
       failures.push(
         `history: ${historyExtra.length} extra or twice, e.g. ${JSON.stringify(historyExtra[0])}`,
+      );
+    await Promise.all(billing);
+    billingAgent.destroy();
+    const unitsPerEvent = ledger.units() / load.accepted.size;
+    figures.dynamodbWriteUnitsPerAcceptedEvent = {
+      total: Number(unitsPerEvent.toFixed(3)),
+      byTable: Object.fromEntries(
+        Object.keys(ledger.byTable()).map((t) => [
+          t,
+          Number((ledger.units(t) / load.accepted.size).toFixed(3)),
+        ]),
+      ),
+      budget: WRITE_UNIT_BUDGET,
+    };
+    // The full run holds the budget; the reduced run's faults are large for its size, so its
+    // retries weigh more per event: it prints the figure only.
+    if (FULL && unitsPerEvent > WRITE_UNIT_BUDGET)
+      failures.push(
+        `${unitsPerEvent.toFixed(3)} DynamoDB write units per accepted event, over the budget of ${WRITE_UNIT_BUDGET}`,
       );
     figures.faultsInjected = proxy.injected;
     figures.seconds = Math.round((Date.now() - started) / 1000);

@@ -25,6 +25,7 @@ export interface SeenRequest {
   /** The operation: X-Amz-Target's name for DynamoDB and Kinesis, `METHOD` for S3. */
   readonly operation: string;
   readonly body: Buffer;
+  readonly headers: IncomingMessage['headers'];
 }
 
 export type FaultAction =
@@ -145,6 +146,7 @@ export async function startFaultProxy(): Promise<FaultProxy> {
     void readBody(request).then((body) => {
       const { service, operation } = serviceOf(request);
       const seen: SeenRequest = {
+        headers: request.headers,
         service,
         operation,
         method: request.method ?? 'GET',

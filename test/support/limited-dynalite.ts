@@ -197,6 +197,31 @@ async function storedItem(
   return (JSON.parse(answer.body.toString('utf8')) as { Item?: Item }).Item;
 }
 
+/**
+ * Bills one write another proxy forwarded to the DynamoDB emulator at `host:port` (the fault
+ * proxy of test/support/fault-proxy.ts): as the limits proxy bills its own, except that a
+ * DeleteItem is billed as one unit (the deleted item is not read first).
+ */
+export async function billForwardedWrite(
+  ledger: WriteUnitLedger,
+  target: { host: string; port: number; headers: IncomingHttpHeaders; agent: Agent },
+  operation: string,
+  body: Buffer,
+  answer: { status: number; body: Buffer },
+): Promise<void> {
+  if (!WRITES.has(operation)) return;
+  let input: Request;
+  try {
+    input = JSON.parse(body.toString('utf8')) as Request;
+  } catch {
+    return;
+  }
+  const upstream: Upstream = { host: target.host, port: target.port, agent: target.agent };
+  await billWrite(ledger, operation, input, answer, undefined, (table, key) =>
+    storedItem(upstream, target.headers, table, key),
+  );
+}
+
 /** Bills one answered write request into `ledger` (nothing for a request DynamoDB refuses). */
 async function billWrite(
   ledger: WriteUnitLedger,
