@@ -68,7 +68,7 @@ const SEED = Number(process.env.OPENTRAIL_RELIABILITY_SEED ?? Date.now() % 2 ** 
 const RUN = randomUUID().slice(0, 8);
 
 jest.setTimeout(
-  FULL ? 15 * 60_000 : Number(process.env.OPENTRAIL_RELIABILITY_TIMEOUT_MS ?? 150_000),
+  FULL ? 15 * 60_000 : Number(process.env.OPENTRAIL_RELIABILITY_TIMEOUT_MS ?? 300_000),
 );
 
 const TRAILS: TrailConfig[] = [
