@@ -61,6 +61,10 @@ cloudwatch-logs/. The embedded S3 accepts only the access key of this run (acces
 secretAccessKey, random at every start; \`eval "$(npx opentrail env)"\` for stock tools); the data
 directory is made mode 0700 and endpoints.json mode 0600. SIGINT or SIGTERM stops it cleanly.
 
+For a laptop and tests, not for real audit data: the embedded S3 has no Object Lock, versioning
+or bucket policies, so the deployment's write-once and delete protections do not exist here
+(docs/security.md#the-embedded-runtime); nothing is encrypted at rest.
+
 The emulators' packages (dynalite, kinesalite and the embedded S3's koa, @koa/router,
 fast-xml-parser, fs-extra, he, koa-logger, lodash, statuses, winston) are optional peer
 dependencies: a checkout of opentrail has them; where opentrail was installed as a package,

@@ -5,16 +5,13 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct, IConstruct } from 'constructs';
 
 /**
- * Encrypts every CloudWatch Logs group created under `scope` that has no key of its own (the
- * functions' log groups, the API access logs) with `key`, and lets CloudWatch Logs of this
- * account and region use the key for log groups only. Setting a key on an existing group is an
- * update (AssociateKmsKey), never a replacement.
+ * Lets CloudWatch Logs of the stack's account and region use `key` for log groups only (the
+ * encryption context names a log group of this account).
  */
-export function encryptLogGroupsUnder(scope: Construct, key: kms.IKey): void {
-  const stack = Stack.of(scope);
+export function allowLogsToEncryptWith(key: kms.IKey, stack: Stack, sid?: string): void {
   key.addToResourcePolicy(
     new iam.PolicyStatement({
-      sid: 'CloudWatchLogsEncryptsOpentrailLogGroups',
+      ...(sid ? { sid } : {}),
       principals: [new iam.ServicePrincipal(`logs.${stack.region}.amazonaws.com`)],
       actions: [
         'kms:Encrypt*',
@@ -31,6 +28,16 @@ export function encryptLogGroupsUnder(scope: Construct, key: kms.IKey): void {
       },
     }),
   );
+}
+
+/**
+ * Encrypts every CloudWatch Logs group created under `scope` that has no key of its own (the
+ * functions' log groups, the API access logs) with `key`, and lets CloudWatch Logs of this
+ * account and region use the key for log groups only. Setting a key on an existing group is an
+ * update (AssociateKmsKey), never a replacement.
+ */
+export function encryptLogGroupsUnder(scope: Construct, key: kms.IKey): void {
+  allowLogsToEncryptWith(key, Stack.of(scope), 'CloudWatchLogsEncryptsOpentrailLogGroups');
   Aspects.of(scope).add(
     {
       visit(node: IConstruct): void {

@@ -1,11 +1,11 @@
 import { RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
-import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import type { TrailConfig } from '../../lambda/core/config';
 import { OpentrailConfigError } from './errors';
+import { allowLogsToEncryptWith } from './log-group-encryption';
 
 // Where the fan-out delivers per trail besides EventBridge: notice topics and log groups.
 
@@ -72,24 +72,7 @@ export function createTrailLogGroups(
       : key;
     if (!config.kmsKeyArn && !keyOpenedToLogs) {
       // CloudWatch Logs encrypts with the key itself, for this account's log groups only.
-      key.addToResourcePolicy(
-        new iam.PolicyStatement({
-          principals: [new iam.ServicePrincipal(`logs.${stack.region}.amazonaws.com`)],
-          actions: [
-            'kms:Encrypt*',
-            'kms:Decrypt*',
-            'kms:ReEncrypt*',
-            'kms:GenerateDataKey*',
-            'kms:Describe*',
-          ],
-          resources: ['*'],
-          conditions: {
-            ArnLike: {
-              'kms:EncryptionContext:aws:logs:arn': `arn:${stack.partition}:logs:${stack.region}:${stack.account}:log-group:*`,
-            },
-          },
-        }),
-      );
+      allowLogsToEncryptWith(key, stack);
       keyOpenedToLogs = true;
     }
     groups[trail.name] = new logs.LogGroup(scope, `LogGroup-${trail.name}`, {

@@ -12,6 +12,7 @@ import {
   MAX_RECORD_BYTES,
   MAX_REQUEST_BYTES,
 } from '../../lambda/core/contracts';
+import { ATTRIBUTE_KEYS } from '../../lambda/core/history-keys';
 
 /** One request the fuzzer sent: its route, a short description, the status it got. */
 export interface FuzzAnswer {
@@ -33,16 +34,6 @@ export interface FuzzReport {
 const KIB = 1024;
 const SOURCES = ['iam.amazonaws.com', 's3.amazonaws.com', 'payments.example.com', ''];
 const NAMES = ['CreateUser', 'ListUsers', 'PutObject', 'Charge', ''];
-const ATTRIBUTE_KEYS = [
-  'EventId',
-  'EventName',
-  'ReadOnly',
-  'Username',
-  'ResourceType',
-  'ResourceName',
-  'EventSource',
-  'AccessKeyId',
-];
 
 /** Text that stresses encodings: astral characters, escapes, lone surrogates, NUL, BOM. */
 const awkwardText = fc.oneof(

@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { register as registerLocal } from '../../cli/local';
 import { register as registerPutEvents } from '../../cli/put-events';
 import { register as registerRedrive } from '../../cli/redrive';
 
@@ -107,6 +108,19 @@ describe('CLI commands', () => {
     ).rejects.toBeInstanceOf(CommanderError);
     expect(errors.join('')).toContain(
       'no failed-records bucket: pass --endpoints FILE (embedded runtime), --outputs FILE (cdk deploy --outputs-file) or --bucket',
+    );
+  });
+
+  it('local --help says the embedded S3 has no Object Lock, so the write-once protections exist only deployed', () => {
+    const root = new Command();
+    registerLocal(root);
+    let text = '';
+    const local = root.commands.find((c) => c.name() === 'local')!;
+    local.configureOutput({ writeOut: (s) => (text += s) });
+    local.outputHelp();
+
+    expect(text.replace(/\s+/g, ' ')).toContain(
+      'the embedded S3 has no Object Lock, versioning or bucket policies',
     );
   });
 });
