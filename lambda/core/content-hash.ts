@@ -60,10 +60,7 @@ export function contentHash(record: Readonly<Record<string, unknown>>): string {
  * of those is retried or redriven after the upgrade, its hash still matches the dedup claims
  * and history items written for it before, and nothing is stored twice.
  */
-export function storedRecordHash(
-  fields: Readonly<Record<string, unknown>>,
-  text: string,
-): string {
+export function storedRecordHash(fields: Readonly<Record<string, unknown>>, text: string): string {
   return PROVENANCE_FIELD in fields
     ? contentHash(fields)
     : createHash('sha256').update(text, 'utf8').digest('hex');

@@ -10,7 +10,6 @@ import {
 } from '../../bench/cost';
 import { normaliseAll, realRecords, syntheticRecordTexts } from '../../bench/lib';
 import { simulateSecond } from '../../bench/scale';
-import { HISTORY_TABLE } from '../../lambda/core/tables';
 
 const dir = mkdtempSync(join(tmpdir(), 'opentrail-prices-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
