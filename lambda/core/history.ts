@@ -178,7 +178,10 @@ function groupSource(
   range: Range,
   want: () => number,
 ): SortKeySource {
-  const ready: string[] = [];
+  // A minute's sorted keys, consumed from `head` (a busy minute holds many thousands: no
+  // shift() per key, no spread of them into push()).
+  let ready: string[] = [];
+  let head = 0;
   let pending: { bucket: string; keys: Set<string> } | undefined;
   let next: unknown;
   let done = false;
@@ -186,12 +189,14 @@ function groupSource(
   let entriesRead = 0;
   const release = (): void => {
     if (!pending) return;
-    ready.push(...[...pending.keys].sort((a, b) => compareSortKeys(b, a)));
+    const sorted = [...pending.keys].sort((a, b) => compareSortKeys(b, a));
+    ready = head === ready.length ? sorted : ready.slice(head).concat(sorted);
+    head = 0;
     pending = undefined;
   };
   return {
     async peek() {
-      while (ready.length === 0 && !done) {
+      while (head === ready.length && !done) {
         const limit =
           itemsRead === 0
             ? Math.min(FIRST_GROUP_READ, want() + 1)
@@ -219,10 +224,10 @@ function groupSource(
           done = true;
         }
       }
-      return ready[0];
+      return ready[head];
     },
     take() {
-      ready.shift();
+      if (head < ready.length) head++;
     },
   };
 }

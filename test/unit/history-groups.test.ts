@@ -17,6 +17,14 @@ import {
 } from '../../lambda/core/history';
 import type { HistoryGroupItem, HistoryStore } from '../../lambda/core/ports';
 import { HmacMac } from '../../lambda/adapters/mac';
+import {
+  compareSortKeys,
+  groupPartitionsFor,
+  readSortKeys,
+  sortKeyRange,
+} from '../../lambda/core/history';
+import { planGroups } from '../../lambda/core/history-keys';
+import { parseLookupRequest } from '../../lambda/core/history-request';
 import { documentItemSizeBytes } from '../support/dynamo-limits';
 import { MemoryHistoryStore } from '../fixtures/memory-history';
 import { expectedIds } from '../fixtures/history-truth';
@@ -309,5 +317,25 @@ describe('read cost', () => {
     expect(await read(8000)).toBe(small);
     // About a page's worth: the 51 events a page needs plus what shares their items.
     expect(small).toBeLessThan(2000 / 3 / 2);
+  });
+});
+
+describe('a minute holding very many events of one value', () => {
+  it('pages it without overflowing the call stack, newest first (200,000 sort keys in one minute)', async () => {
+    const request = parseLookupRequest({
+      LookupAttributes: [{ AttributeKey: 'EventName', AttributeValue: 'Busy' }],
+    });
+    const [pk] = groupPartitionsFor(request);
+    const minute = iso(NOW - 60_000).slice(0, 16);
+    const sortKeys = Array.from({ length: 200_000 }, (_, n) =>
+      sortKeyOf(`${minute}:${String(n % 60).padStart(2, '0')}Z`, `busy-${n}`, 'h'.repeat(16)),
+    );
+    const store = new MemoryHistoryStore();
+    await store.putGroups(planGroups(sortKeys.map((sortKey) => ({ sortKey, partitions: [pk!] }))));
+
+    const keys = await readSortKeys(store, request, sortKeyRange(request, NOW), 5);
+
+    const newest = [...sortKeys].sort((a, b) => compareSortKeys(b, a)).slice(0, 5);
+    expect(keys).toEqual(newest);
   });
 });
