@@ -18,7 +18,8 @@
 import './quiet';
 import { DEFAULT_DEDUP_WINDOW_SECONDS, DEFAULT_TRAIL } from '../lambda/core/config';
 import { decide, dedupItemBytes } from '../lambda/core/dedup';
-import { planGroups, planIndex } from '../lambda/core/history-keys';
+import { planIndex } from '../lambda/core/history-keys';
+import { planGroups } from '../lambda/core/history-groups';
 import { itemBytes } from '../lambda/adapters/dynamodb-limits';
 import { logFileKey, uniqueFrom } from '../lambda/core/layout';
 import { sha256Hex } from '../lambda/core/logfile';

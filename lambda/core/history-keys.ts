@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { storedRecordHash } from './content-hash';
-import type { HistoryGroupItem, HistoryRecordItem } from './ports';
+import type { HistoryRecordItem } from './ports';
 import { ISO_SECONDS_PATTERN } from './contracts';
 
 /** History keeps 90 days (enforced at read time). */
@@ -29,11 +29,6 @@ const MAX_KEY_VALUE_BYTES = 1024;
 const MAX_SORT_KEY_BYTES = 1024;
 /** DynamoDB's item size limit (400 KB), attribute names included. */
 export const MAX_ITEM_BYTES = 400 * 1024;
-/**
- * The most entry bytes (before compression) one group item holds: compressed, they stay under
- * MAX_ITEM_BYTES with room for the keys (deflate grows incompressible input by well under 1 %).
- */
-export const MAX_GROUP_ENTRY_BYTES = 360_000;
 
 export const ATTRIBUTE_KEYS = [
   'EventId',
@@ -207,6 +202,25 @@ export function recordKeyOf(sortKey: string): { pk: string; sk: string } {
   return { pk: `E#${unescapeEventId(sortKey.slice(21, end))}`, sk: sortKey.slice(end + 1) };
 }
 
+/**
+ * Byte-order comparison of sort keys (DynamoDB's order of S keys: UTF-8 bytes). UTF-16 code
+ * units order like UTF-8 bytes except where a surrogate (a code point above U+FFFF) meets a
+ * unit from U+E000 to U+FFFF, so only a first difference involving a surrogate is compared as
+ * bytes; sorting a busy minute's keys makes no buffers.
+ */
+export function compareSortKeys(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    if ((x >= 0xd800 && x <= 0xdfff) || (y >= 0xd800 && y <= 0xdfff))
+      return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
 function keyValue(value: string): string {
   return Buffer.byteLength(value, 'utf8') > MAX_KEY_VALUE_BYTES
     ? `#sha256:${createHash('sha256').update(value, 'utf8').digest('hex')}`
@@ -244,21 +258,6 @@ export function groupPartitionKey(
 /** The partitions the no-attribute lookup merges: ReadOnly true, false and absent. */
 export function allEventsPartitions(category: HistoryCategory): string[] {
   return ['true', 'false', ''].map((value) => groupPartitionKey(category, 'ReadOnly', value));
-}
-
-/** Characters of a sort key's minute, `YYYY-MM-DDTHH:MM` (a group item's bucket). */
-const BUCKET_CHARS = 16;
-/** Characters of a sort key's second, `YYYY-MM-DDTHH:MM:`, that a group entry leaves out. */
-const ENTRY_PREFIX_CHARS = BUCKET_CHARS + 1;
-
-/** The minute of a sort key (or of a sort-key bound): group items are bucketed by it. */
-export function bucketOf(sortKey: string): string {
-  return sortKey.slice(0, BUCKET_CHARS);
-}
-
-/** The minute a group item's sort key names. */
-export function groupBucket(groupSortKey: string): string {
-  return groupSortKey.slice(0, BUCKET_CHARS);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -318,137 +317,6 @@ export function recordText(item: Pick<HistoryRecordItem, 'j' | 'z'>): string {
   }).toString('utf8');
 }
 
-function varint(n: number, out: number[]): void {
-  let v = n;
-  while (v >= 0x80) {
-    out.push((v & 0x7f) | 0x80);
-    v >>>= 7;
-  }
-  out.push(v);
-}
-
-/** The bytes of a group's entries (uncompressed): per entry a varint length and its UTF-8 text. */
-function entryBytes(entries: readonly string[]): Buffer {
-  const parts: Buffer[] = [];
-  for (const entry of entries) {
-    const text = Buffer.from(entry.slice(ENTRY_PREFIX_CHARS), 'utf8');
-    const length: number[] = [];
-    varint(text.length, length);
-    parts.push(Buffer.from(length), text);
-  }
-  return Buffer.concat(parts);
-}
-
-/** Leading byte of a group item's `e`: the entry bytes as they are. */
-const ENTRIES_PLAIN = 0;
-/** Leading byte of a group item's `e`: the entry bytes deflate-raw compressed. */
-const ENTRIES_DEFLATE = 1;
-/**
- * Entry bytes up to which a group item stores them plain: such an item is 1 write unit either
- * way, and a zlib stream per item would cost the indexer more CPU than the item costs to write.
- */
-const PLAIN_ENTRY_BYTES = 900;
-
-/** A group item's `e`: format byte, then the entry bytes, compressed when that saves units. */
-function encodeEntries(entries: readonly string[]): Uint8Array {
-  const bytes = entryBytes(entries);
-  if (bytes.length <= PLAIN_ENTRY_BYTES) return Buffer.concat([Buffer.of(ENTRIES_PLAIN), bytes]);
-  return Buffer.concat([Buffer.of(ENTRIES_DEFLATE), deflateRawSync(bytes)]);
-}
-
-/** The sort keys a group item lists (attribute `e`), newest first. */
-export function groupEntries(item: Pick<HistoryGroupItem, 'sk' | 'e'>): string[] {
-  const prefix = `${groupBucket(item.sk)}:`;
-  const e = Buffer.from(item.e.buffer, item.e.byteOffset, item.e.byteLength);
-  if (e[0] !== ENTRIES_PLAIN && e[0] !== ENTRIES_DEFLATE)
-    throw new Error(`history: group item ${item.sk} has an unknown entry format (${e[0]})`);
-  const bytes = e[0] === ENTRIES_PLAIN ? e.subarray(1) : inflateRawSync(e.subarray(1));
-  const out: string[] = [];
-  let i = 0;
-  while (i < bytes.length) {
-    let length = 0;
-    let shift = 0;
-    for (;;) {
-      const b = bytes[i++]!;
-      length |= (b & 0x7f) << shift;
-      if (b < 0x80) break;
-      shift += 7;
-    }
-    out.push(prefix + bytes.toString('utf8', i, i + length));
-    i += length;
-  }
-  return out;
-}
-
-const NUMBER_ATTRIBUTE_BYTES = 21;
-
-/** A group item's size as DynamoDB counts it (an upper bound for its number attribute). */
-export function groupItemBytes(item: { pk: string; sk: string; e: Uint8Array }): number {
-  return (
-    'pk'.length +
-    Buffer.byteLength(item.pk, 'utf8') +
-    'sk'.length +
-    Buffer.byteLength(item.sk, 'utf8') +
-    'e'.length +
-    item.e.length +
-    'x'.length +
-    NUMBER_ATTRIBUTE_BYTES
-  );
-}
-
-/**
- * The group items of one (partition, minute): the sort keys (newest first) split into parts of
- * at most `maxEntryBytes` entry bytes, each part one item whose size is checked against
- * DynamoDB's 400 KB (halved again in the unexpected case it does not fit). The group id is a
- * digest of the whole list, so writing the same batch again writes the same items.
- */
-export function groupItems(
-  pk: string,
-  sortKeys: readonly string[],
-  x: number,
-  maxEntryBytes = MAX_GROUP_ENTRY_BYTES,
-): HistoryGroupItem[] {
-  const bucket = bucketOf(sortKeys[0]!);
-  const id = createHash('sha256')
-    .update(`${pk}\u0000${sortKeys.join('\u0000')}`, 'utf8')
-    .digest('hex')
-    .slice(0, 16);
-  const parts: string[][] = [];
-  let part: string[] = [];
-  let bytes = 0;
-  for (const sk of sortKeys) {
-    const size = Buffer.byteLength(sk, 'utf8') - ENTRY_PREFIX_CHARS + 2;
-    if (part.length > 0 && bytes + size > maxEntryBytes) {
-      parts.push(part);
-      part = [];
-      bytes = 0;
-    }
-    part.push(sk);
-    bytes += size;
-  }
-  parts.push(part);
-  const items: HistoryGroupItem[] = [];
-  const emit = (entries: string[]): void => {
-    const item = {
-      pk,
-      sk: `${bucket}#${id}#${items.length}`,
-      x,
-      e: encodeEntries(entries),
-    };
-    if (groupItemBytes(item) > MAX_ITEM_BYTES && entries.length > 1) {
-      const half = Math.ceil(entries.length / 2);
-      emit(entries.slice(0, half));
-      emit(entries.slice(half));
-      return;
-    }
-    if (groupItemBytes(item) > MAX_ITEM_BYTES)
-      throw new Error(`history: one sort key makes a group item over ${MAX_ITEM_BYTES} bytes`);
-    items.push(item);
-  };
-  parts.forEach(emit);
-  return items;
-}
-
 /** What the indexer writes for one stored record, or why it writes nothing. */
 export type IndexPlan =
   | {
@@ -504,33 +372,4 @@ export function planIndex(text: string): IndexPlan {
     sortKey: sk,
     partitions,
   };
-}
-
-/** The group items that list `events` (one batch's planned events), per partition and minute. */
-export function planGroups(
-  events: readonly { readonly sortKey: string; readonly partitions: readonly string[] }[],
-): HistoryGroupItem[] {
-  const groups = new Map<string, Map<string, Set<string>>>();
-  for (const { sortKey, partitions } of events) {
-    const bucket = bucketOf(sortKey);
-    for (const pk of partitions) {
-      const byBucket = groups.get(pk) ?? new Map<string, Set<string>>();
-      groups.set(pk, byBucket);
-      const keys = byBucket.get(bucket) ?? new Set<string>();
-      byBucket.set(bucket, keys);
-      keys.add(sortKey);
-    }
-  }
-  const items: HistoryGroupItem[] = [];
-  for (const [pk, byBucket] of groups) {
-    for (const [bucket, keys] of byBucket) {
-      const sorted = [...keys].sort((a, b) =>
-        Buffer.compare(Buffer.from(b, 'utf8'), Buffer.from(a, 'utf8')),
-      );
-      // TTL a day past the window from the bucket's last second (none of it expires early).
-      const x = Math.floor(Date.parse(`${bucket}:59Z`) / 1000) + HISTORY_TTL_SECONDS;
-      items.push(...groupItems(pk, sorted, x));
-    }
-  }
-  return items;
 }

@@ -2,7 +2,8 @@
  * Event history (docs/formats.md#lookupevents): which records are indexed and under which keys, the derived
  * fields of LookupEvents, request validation, lookup planning (a k-way merge of sharded Query
  * streams, newest first) and authenticated page tokens. This module plans lookups and index
- * batches; history-keys.ts holds the key layout, history-request.ts the request validation,
+ * batches; history-keys.ts holds the key layout, history-groups.ts the group index items,
+ * history-read.ts the merge of sort keys, history-request.ts the request validation,
  * history-tokens.ts the page tokens (all re-exported here). Pure: I/O goes through the
  * HistoryStore and MacPort ports.
  *
@@ -18,31 +19,25 @@
  * below it may show).
  */
 import type { HistoryRecordItem, HistoryStore, MacPort } from './ports';
-import { formatIsoSeconds, MAX_ISO_MS, MIN_ISO_MS } from './contracts';
 import {
-  allEventsPartitions,
-  bucketOf,
+  compareSortKeys,
   derivedFields,
-  groupBucket,
-  groupEntries,
-  groupPartitionKey,
-  HISTORY_WINDOW_SECONDS,
-  indexPartitionKey,
   MAX_EVENT_ID_BYTES,
-  planGroups,
   planIndex,
   recordKeyOf,
   recordText,
   sortKeyOf,
-  type AttributeKey,
   type Json,
 } from './history-keys';
-import { parseLookupRequest, type LookupRequest } from './history-request';
+import { planGroups } from './history-groups';
+import { readSortKeys, sortKeyRange } from './history-read';
+import { parseLookupRequest } from './history-request';
 import { decodeToken, encodeToken } from './history-tokens';
-import { HISTORY_TABLE } from './tables';
 
 export { LOOKUP_EVENTS_TARGET } from './contracts';
 export * from './history-keys';
+export * from './history-groups';
+export * from './history-read';
 export * from './history-request';
 export * from './history-tokens';
 
@@ -51,240 +46,6 @@ export const MAX_PAGE_BYTES = 5_000_000;
 
 // ---------------------------------------------------------------------------------------------
 // Lookup
-
-/** `YYYY-MM-DDTHH:MM:SSZ` of epoch seconds, clamped to years 0000–9999. */
-export function isoSeconds(seconds: number): string {
-  return formatIsoSeconds(Math.min(Math.max(seconds * 1000, MIN_ISO_MS), MAX_ISO_MS));
-}
-
-/** The inclusive sort-key range of a request at `nowMs` (the 90-day window applied). */
-export function sortKeyRange(request: LookupRequest, nowMs: number): { lo: string; hi: string } {
-  const windowStart = Math.floor(nowMs / 1000) - HISTORY_WINDOW_SECONDS;
-  const start = Math.max(request.startSeconds ?? windowStart, windowStart);
-  // "$" sorts after every sort key of that second ("#" follows the 20-char time).
-  const hi =
-    request.endSeconds === undefined
-      ? '9999-12-31T23:59:59Z$'
-      : `${isoSeconds(request.endSeconds)}$`;
-  return { lo: isoSeconds(start), hi };
-}
-
-/** Byte-order comparison of sort keys (DynamoDB's order of S keys). */
-export function compareSortKeys(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
-}
-
-/**
- * The version-1 index partitions a request reads (one per write shard): items written before
- * grouped index items, read for 90 days after the upgrade (docs/formats.md#lookupevents).
- */
-export function legacyPartitionsFor(request: LookupRequest): string[] {
-  const attribute = request.attribute;
-  return Array.from({ length: HISTORY_TABLE.writeShards }, (_, shard) =>
-    indexPartitionKey(
-      request.category,
-      attribute ? (attribute.key as Exclude<AttributeKey, 'EventId'>) : undefined,
-      attribute?.value ?? '',
-      shard,
-    ),
-  );
-}
-
-/** The group partitions a request reads: its (key, value), or the three ReadOnly ones. */
-export function groupPartitionsFor(request: LookupRequest): string[] {
-  const attribute = request.attribute;
-  if (!attribute) return allEventsPartitions(request.category);
-  return [
-    groupPartitionKey(
-      request.category,
-      attribute.key as Exclude<AttributeKey, 'EventId'>,
-      attribute.value,
-    ),
-  ];
-}
-
-/** The sort keys in a range, newest first, from one partition; `peek` reads as needed. */
-interface SortKeySource {
-  /** The newest sort key not yet taken, or undefined when the source is exhausted. */
-  peek(): Promise<string | undefined>;
-  take(): void;
-}
-
-interface Range {
-  readonly lo: string;
-  readonly hi: string;
-  /** The sort key the page must not repeat (the cursor: the range is inclusive). */
-  readonly exclude?: string;
-}
-
-function inRange(sk: string, range: Range): boolean {
-  return (
-    compareSortKeys(sk, range.lo) >= 0 && compareSortKeys(sk, range.hi) <= 0 && sk !== range.exclude
-  );
-}
-
-/** A version-1 index partition, read `want` pointer items at a time. */
-function legacySource(
-  store: HistoryStore,
-  pk: string,
-  range: Range,
-  want: () => number,
-): SortKeySource {
-  const buffer: string[] = [];
-  let hi = range.hi;
-  let exclude = range.exclude;
-  let done = false;
-  return {
-    async peek() {
-      while (buffer.length === 0 && !done) {
-        const drop = exclude !== undefined ? 1 : 0;
-        const { sortKeys, more } = await store.queryIndex({
-          pk,
-          lo: range.lo,
-          hi,
-          limit: want() + drop,
-        });
-        buffer.push(...sortKeys.filter((sk) => sk !== exclude));
-        const last = sortKeys[sortKeys.length - 1];
-        if (last !== undefined) {
-          hi = last;
-          exclude = last;
-        }
-        done = !more || sortKeys.length === 0;
-      }
-      return buffer[0];
-    },
-    take() {
-      buffer.shift();
-    },
-  };
-}
-
-/**
- * Group items the first Query of a partition reads; later Queries read as many as the events
- * still wanted need at the entries per item seen so far (at most MAX_GROUP_READ).
- */
-const FIRST_GROUP_READ = 4;
-const MAX_GROUP_READ = 100;
-
-/**
- * A group partition. Group items of one minute may list events in any order among
- * themselves, so a minute's events are released (sorted) only once an item of an older minute
- * or the end of the range shows that every item of that minute has been read.
- */
-function groupSource(
-  store: HistoryStore,
-  pk: string,
-  range: Range,
-  want: () => number,
-): SortKeySource {
-  // A minute's sorted keys, consumed from `head` (a busy minute holds many thousands: no
-  // shift() per key, no spread of them into push()).
-  let ready: string[] = [];
-  let head = 0;
-  let pending: { bucket: string; keys: Set<string> } | undefined;
-  let next: unknown;
-  let done = false;
-  let itemsRead = 0;
-  let entriesRead = 0;
-  const release = (): void => {
-    if (!pending) return;
-    const sorted = [...pending.keys].sort((a, b) => compareSortKeys(b, a));
-    ready = head === ready.length ? sorted : ready.slice(head).concat(sorted);
-    head = 0;
-    pending = undefined;
-  };
-  return {
-    async peek() {
-      while (head === ready.length && !done) {
-        const limit =
-          itemsRead === 0
-            ? Math.min(FIRST_GROUP_READ, want() + 1)
-            : Math.min(MAX_GROUP_READ, Math.ceil(want() / (entriesRead / itemsRead)) + 1);
-        const page = await store.queryGroups({
-          pk,
-          lo: bucketOf(range.lo),
-          // "$" sorts after "#": every item of the last minute.
-          hi: `${bucketOf(range.hi)}$`,
-          limit,
-          ...(next !== undefined ? { next } : {}),
-        });
-        for (const item of page.items) {
-          const bucket = groupBucket(item.sk);
-          if (pending && pending.bucket !== bucket) release();
-          pending ??= { bucket, keys: new Set<string>() };
-          const entries = groupEntries(item);
-          itemsRead++;
-          entriesRead += entries.length;
-          for (const sk of entries) if (inRange(sk, range)) pending.keys.add(sk);
-        }
-        next = page.next;
-        if (next === undefined) {
-          release();
-          done = true;
-        }
-      }
-      return ready[head];
-    },
-    take() {
-      if (head < ready.length) head++;
-    },
-  };
-}
-
-/**
- * The first `count` sort keys in [lo, hi] across the sources, newest first, without
- * `exclude`: a k-way merge that reads each source only as far as the merge needs it. A sort
- * key in two sources (an event indexed in both layouts, or by two deliveries of a batch) is
- * returned once.
- */
-export async function mergeSources(
-  sources: readonly SortKeySource[],
-  count: number,
-  out: string[] = [],
-): Promise<string[]> {
-  while (out.length < count) {
-    const heads = await Promise.all(sources.map((s) => s.peek()));
-    let best: string | undefined;
-    for (const head of heads)
-      if (head !== undefined && (best === undefined || compareSortKeys(head, best) > 0))
-        best = head;
-    if (best === undefined) break;
-    heads.forEach((head, i) => {
-      if (head === best) sources[i]!.take();
-    });
-    out.push(best);
-  }
-  return out;
-}
-
-/**
- * The first `count` sort keys of a (non-EventId) request in the range, newest first: the
- * group partitions merged with the version-1 partitions (dual reads, for 90 days after the
- * upgrade: docs/formats.md#lookupevents).
- */
-export async function readSortKeys(
-  store: HistoryStore,
-  request: LookupRequest,
-  range: Range,
-  count: number,
-): Promise<string[]> {
-  if (compareSortKeys(range.lo, range.hi) > 0) return [];
-  const legacy = legacyPartitionsFor(request);
-  const out: string[] = [];
-  const first = Math.ceil(count / legacy.length) + 1;
-  const sources = [
-    ...groupPartitionsFor(request).map((pk) =>
-      groupSource(store, pk, range, () => Math.max(1, count - out.length)),
-    ),
-    ...legacy.map((pk) => {
-      let reads = 0;
-      // The first read asks each shard for its share of the page, later ones for the rest.
-      return legacySource(store, pk, range, () => (reads++ === 0 ? first : count - out.length));
-    }),
-  ];
-  return mergeSources(sources, count, out);
-}
 
 export interface LookupEvent {
   readonly EventId?: string;
@@ -422,8 +183,8 @@ export interface IndexBatchResult {
 /**
  * Indexes a batch (docs/design.md#event-history-table). First the record items, in stream order, a
  * few at a time, each a conditional put (a re-delivery finds it and counts as a duplicate);
- * then the group items of every event whose record was stored, one item per (key, value,
- * minute) of the batch. Group keys are a digest of their content, so re-running the same
+ * then the group items of every event whose record was stored: per (key, value, minute) of the
+ * batch, one item per busy ten-second window and one for the rest (history-groups.ts). Group keys are a digest of their content, so re-running the same
  * batch writes the same items; a retry that starts elsewhere writes other groups listing the
  * same sort keys, which lookups return once. A crash before the group items leaves records
  * no group lists: invisible, and listed when the batch is retried from the reported record.

@@ -9,6 +9,7 @@ import {
   groupEntries,
   groupItemBytes,
   groupItems,
+  groupSecond,
   indexBatch,
   lookupEvents,
   MAX_ITEM_BYTES,
@@ -23,7 +24,7 @@ import {
   readSortKeys,
   sortKeyRange,
 } from '../../lambda/core/history';
-import { planGroups } from '../../lambda/core/history-keys';
+import { planGroups } from '../../lambda/core/history-groups';
 import { parseLookupRequest } from '../../lambda/core/history-request';
 import { documentItemSizeBytes } from '../support/dynamo-limits';
 import { MemoryHistoryStore } from '../fixtures/memory-history';
@@ -125,7 +126,7 @@ describe('group items at DynamoDB’s 400 KB item limit', () => {
   it('halves a part whose compressed entries would still pass 409,600 bytes', () => {
     const keys = minuteOfKeys(700, 900);
     // An entry budget past the item limit: only the size check on the item itself splits.
-    const items = groupItems('mR$true', keys, 1, 10 * MAX_ITEM_BYTES);
+    const items = groupItems('mR$true', keys, 1, 'long', 10 * MAX_ITEM_BYTES);
     expect(items.length).toBe(2);
     for (const item of items) {
       const size = documentItemSizeBytes({ ...item });
@@ -168,7 +169,7 @@ describe('writes per batch', () => {
     for (const { item, entries } of groups)
       perPartition.set(item.pk, [...(perPartition.get(item.pk) ?? []), ...entries]);
     for (const entries of perPartition.values()) expect(new Set(entries).size).toBe(entries.length);
-    const minutes = new Set(groups.map(({ item }) => item.sk.slice(0, 16)));
+    const minutes = new Set(groups.map(({ item }) => groupSecond(item.sk).slice(0, 16)));
     expect(groups.length).toBeLessThanOrEqual(perPartition.size * minutes.size);
     expect(groups.length).toBeLessThan(records.length / 2);
     expect(store.records.size).toBe(records.length);
@@ -314,7 +315,8 @@ describe('read cost', () => {
     };
     const small = await read(2000);
     expect(small).toBeGreaterThan(50);
-    expect(await read(8000)).toBe(small);
+    // The same items but, where a source has nothing newer, one small item further back.
+    expect(await read(8000)).toBeLessThanOrEqual(small + 20);
     // About a page's worth: the 51 events a page needs plus what shares their items.
     expect(small).toBeLessThan(2000 / 3 / 2);
   });
