@@ -14,6 +14,9 @@ import {
 } from '../../lambda/adapters/clients';
 import { documentClient } from '../../lambda/adapters/dynamodb';
 import { ensureHistoryTable } from '../../local/components/history';
+import { manifestTableDefinition } from '../../local/runtime';
+import { LOCAL_DEFAULTS } from '../../local/runtime-context';
+import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import { documentItemSizeBytes } from '../support/dynamo-limits';
 import { startLimitedEmulators, type LimitedEmulators } from '../support/limited-dynalite';
 
@@ -42,6 +45,9 @@ describe('write units counted by the dynalite proxy', () => {
       credentials: EMULATOR_CREDENTIALS,
     });
     await ensureHistoryTable(clients.dynamodb, TABLE);
+    await clients.dynamodb.send(
+      new CreateTableCommand(manifestTableDefinition(LOCAL_DEFAULTS.manifestTable)),
+    );
   });
 
   beforeEach(() => emulators.limits.writeUnits.reset());
@@ -120,5 +126,27 @@ describe('write units counted by the dynalite proxy', () => {
       documents().send(new PutCommand({ TableName: TABLE, Item: itemOf('f', 400 * 1024 + 1) })),
     ).rejects.toMatchObject({ name: 'ValidationException' });
     expect(emulators.limits.writeUnits.units()).toBe(0);
+  });
+
+  it('bills the manifest’s byStream index once a file is marked delivered', async () => {
+    const table = LOCAL_DEFAULTS.manifestTable;
+    const pk = 'opentrail-logs/AWSLogs/123456789012/CloudTrail/x.json.gz';
+    await documents().send(
+      new PutCommand({ TableName: table, Item: { pk, state: 'pending', stream: 't#1#r' } }),
+    );
+    expect(emulators.limits.writeUnits.units(table)).toBe(1);
+    await documents().send(
+      new UpdateCommand({
+        TableName: table,
+        Key: { pk },
+        UpdateExpression: 'SET #s = :d, deliveredAt = :t',
+        ExpressionAttributeNames: { '#s': 'state' },
+        ExpressionAttributeValues: { ':d': 'delivered', ':t': '2026-12-07T12:00:00.000Z' },
+      }),
+    );
+    const units = emulators.limits.writeUnits.byTable()[table]!;
+    expect(units.UpdateItem!.units).toBe(1);
+    expect(units['UpdateItem byStream']!.units).toBe(1);
+    expect(emulators.limits.writeUnits.units(table)).toBe(3);
   });
 });

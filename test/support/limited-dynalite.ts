@@ -239,12 +239,19 @@ async function billWrite(
   if (failure !== undefined && !conditionFailed) return;
   const table = String(input.TableName);
   switch (operation) {
-    case 'PutItem':
-      ledger.record(table, operation, [itemSizeBytes(input.Item as Item)], conditionFailed);
+    case 'PutItem': {
+      const size = itemSizeBytes(input.Item as Item);
+      ledger.record(table, operation, [size], conditionFailed);
+      if (!conditionFailed)
+        ledger.recordIndexWrites(table, operation, Object.keys(input.Item as Item), size);
       return;
+    }
     case 'UpdateItem': {
       const after = await readStored(table, input.Key);
-      ledger.record(table, operation, [after ? itemSizeBytes(after) : 0], conditionFailed);
+      const size = after ? itemSizeBytes(after) : 0;
+      ledger.record(table, operation, [size], conditionFailed);
+      if (after && !conditionFailed)
+        ledger.recordIndexWrites(table, operation, Object.keys(after), size);
       return;
     }
     case 'DeleteItem':
@@ -265,8 +272,10 @@ async function billWrite(
           if (unprocessed.has(JSON.stringify(r))) continue;
           const put = r.PutRequest as { Item?: Item } | undefined;
           const del = r.DeleteRequest as { Key?: Item } | undefined;
-          if (put?.Item) sizes.push(itemSizeBytes(put.Item));
-          else if (del?.Key) sizes.push(0); // a delete of at most 1 KB: 1 unit
+          if (put?.Item) {
+            sizes.push(itemSizeBytes(put.Item));
+            ledger.recordIndexWrites(name, operation, Object.keys(put.Item), sizes.at(-1)!);
+          } else if (del?.Key) sizes.push(0); // a delete of at most 1 KB: 1 unit
         }
         if (sizes.length > 0) ledger.record(name, operation, sizes);
       }

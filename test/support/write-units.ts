@@ -4,11 +4,17 @@
  * item's size as DynamoDB counts it (UTF-8 lengths of attribute names and values,
  * test/support/dynamo-limits.ts). Failed conditional writes and SDK retries are billed as
  * well; BatchWriteItem per item; UpdateItem by the item's size after the update; DeleteItem by
- * the size of the item deleted.
+ * the size of the item deleted. A write whose resulting item holds every key attribute of a
+ * global secondary index is billed once more, under `<operation> <index>`, sized as the item
+ * (indexes project ALL): the manifest's `byStream` gets one write when a file is marked
+ * delivered. (DynamoDB bills two when an update changes an index key; no writer here does.)
  *
  * The ledger is filled by the dynalite proxy (test/support/limited-dynalite.ts), which sees every
  * request any client sends, so a bench or test reads what the whole pipeline wrote.
  */
+
+import { MANIFEST_TABLE } from '../../lambda/core/tables';
+import { LOCAL_DEFAULTS } from '../../local/runtime-context';
 
 /** One write unit covers an item of up to 1 KB. */
 export const WRITE_UNIT_BYTES = 1024;
@@ -29,9 +35,46 @@ export interface WriteUnitCount {
   conditionFailures: number;
 }
 
+/** A global secondary index of a table: its name and key attributes. */
+export interface IndexKeys {
+  readonly name: string;
+  readonly keys: readonly string[];
+}
+
+/** The embedded runtime's tables with global secondary indexes. */
+export const EMBEDDED_RUNTIME_INDEXES: Readonly<Record<string, readonly IndexKeys[]>> = {
+  [LOCAL_DEFAULTS.manifestTable]: [
+    {
+      name: MANIFEST_TABLE.indexName,
+      keys: [MANIFEST_TABLE.indexPartitionKey, MANIFEST_TABLE.indexSortKey],
+    },
+  ],
+};
+
 /** Write units per table and operation, as the proxy saw them. */
 export class WriteUnitLedger {
   private readonly counts = new Map<string, Map<string, WriteUnitCount>>();
+
+  constructor(
+    private readonly indexes: Readonly<
+      Record<string, readonly IndexKeys[]>
+    > = EMBEDDED_RUNTIME_INDEXES,
+  ) {}
+
+  /**
+   * Bills the index writes of one item written to `table`: one per index whose key attributes
+   * the item, as stored after the write, holds (`attributes`: its attribute names).
+   */
+  recordIndexWrites(
+    table: string,
+    operation: string,
+    attributes: readonly string[],
+    itemBytes: number,
+  ): void {
+    for (const index of this.indexes[table] ?? [])
+      if (index.keys.every((key) => attributes.includes(key)))
+        this.record(table, `${operation} ${index.name}`, [itemBytes]);
+  }
 
   /** Records one billed request: the sizes of the items it wrote (or tried to write). */
   record(

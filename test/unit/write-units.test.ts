@@ -39,4 +39,24 @@ describe('write units as billed', () => {
     ledger.reset();
     expect(ledger.units()).toBe(0);
   });
+
+  it('bills a global secondary index write when the written item holds its keys', () => {
+    const ledger = new WriteUnitLedger({
+      manifest: [{ name: 'byStream', keys: ['stream', 'at'] }],
+    });
+    ledger.record('manifest', 'PutItem', [300]);
+    ledger.recordIndexWrites('manifest', 'PutItem', ['pk', 'stream'], 300);
+    expect(ledger.units('manifest')).toBe(1);
+    ledger.record('manifest', 'UpdateItem', [1500]);
+    ledger.recordIndexWrites('manifest', 'UpdateItem', ['pk', 'stream', 'at'], 1500);
+    expect(ledger.units('manifest')).toBe(1 + 2 + 2);
+    expect(ledger.byTable().manifest!['UpdateItem byStream']).toEqual({
+      requests: 1,
+      items: 1,
+      units: 2,
+      conditionFailures: 0,
+    });
+    ledger.recordIndexWrites('history', 'PutItem', ['stream', 'at'], 300);
+    expect(ledger.units('history')).toBe(0);
+  });
 });
