@@ -24,5 +24,6 @@ module.exports = {
     '<rootDir>/test/unit/digest-signer-chain.test.ts',
     '<rootDir>/test/unit/digest-signer-signing.test.ts',
     '<rootDir>/test/unit/digest-validate.test.ts',
+    '<rootDir>/test/unit/digest-validate-logfile.test.ts',
   ],
 };
