@@ -24,7 +24,8 @@ import './quiet'; // before anything that loads a Lambda handler module
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { loadPrices, runCostBench } from './cost';
+import { runCostBench } from './cost';
+import { loadPrices } from './cost-prices';
 import { runDigestSignerBench } from './digest-signer';
 import { runFanoutBench } from './fanout';
 import { runHistoryBench } from './history';

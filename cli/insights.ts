@@ -12,7 +12,7 @@ import { Command, Option } from 'commander';
 import { InsightsBacktest } from '../lambda/core/insights-backtest';
 import { MAX_FUTURE_SKEW_MS } from '../lambda/core/records';
 import { INSIGHT_TYPES, MINUTE_MS, type InsightType } from '../lambda/core/insights-counts';
-import type { InsightRecord } from '../lambda/core/insights-detector';
+import type { InsightRecord } from '../lambda/core/insights-record';
 import { renderReport } from './shared/insights-report';
 import {
   alignedTable,

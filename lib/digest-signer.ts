@@ -1,9 +1,8 @@
-import { Annotations, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
-import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
@@ -16,96 +15,19 @@ import {
   type TrailConfig,
 } from '../lambda/core/config';
 import { CHAIN_TABLE } from '../lambda/core/tables';
-import { OpentrailConfigError } from './private/errors';
 import { OLDEST_UNDIGESTED_PERIOD_AGE } from '../lambda/core/metrics';
 import { acknowledgeIamWildcards } from './private/nag';
 import { emfMetric } from './private/emf-metric';
 import { OpentrailFunction } from './private/opentrail-function';
 import { createDataKey } from './private/secure-bucket';
 import { requireIntegerInRange } from './private/validate';
-
-/** A key digests were signed with before the current one, kept listed by ListPublicKeys. */
-export interface PreviousDigestKey {
-  /**
-   * The retired key (RSA_2048, SIGN_VERIFY). Keep it: validators fetch its public key, and the
-   * signer signs with it the periods that ended inside its window but were not yet signed at
-   * the key change (an outage).
-   */
-  readonly key: kms.IKey;
-  /** ISO-8601 start of the window in which it signed. */
-  readonly validFrom: string;
-  /** ISO-8601 end of that window (the key change). */
-  readonly validUntil: string;
-}
-
-/** Everything about the signer a user chooses; {@link DigestSignerProps} adds the wiring. */
-export interface DigestSignerOptions {
-  /**
-   * The signing key: an asymmetric KMS key, key spec RSA_2048, usage SIGN_VERIFY. Pass a new
-   * one (and move the old one to `previousKeys`) to change keys.
-   * @default - a new key: RSA_2048, SIGN_VERIFY, retained
-   */
-  readonly signingKey?: kms.IKey;
-  /**
-   * ISO-8601 start of the current key's validity window (the key change, for a new key).
-   * @default '1970-01-01T00:00:00Z' - valid for every digest before it too
-   */
-  readonly signingKeyValidFrom?: string;
-  /**
-   * Keys digests were signed with before: ListPublicKeys keeps serving them with their
-   * windows, so a chain that crosses a key change validates.
-   * @default - none
-   */
-  readonly previousKeys?: readonly PreviousDigestKey[];
-  /**
-   * Minute past the hour at which the hourly schedule runs (late manifest rows land first).
-   * @default 5
-   */
-  readonly scheduleMinute?: number;
-  /**
-   * Key of the chain-state table.
-   * @default - a new customer managed key, rotated yearly, retained
-   */
-  readonly encryptionKey?: kms.IKey;
-  /**
-   * Function memory in MB.
-   * @default 512
-   */
-  readonly memorySize?: number;
-  /**
-   * Function timeout.
-   * @default Duration.minutes(5)
-   */
-  readonly timeout?: Duration;
-  /**
-   * Retention of the function's log group.
-   * @default logs.RetentionDays.ONE_MONTH
-   */
-  readonly logRetention?: logs.RetentionDays;
-  /**
-   * Active X-Ray tracing.
-   * @default false
-   */
-  readonly tracing?: boolean;
-}
+import { denySigningToOthers, validateDigestKeys } from './private/digest-keys';
+import type { DigestSignerProps } from './digest-signer-options';
 
 /** EventBridge Scheduler keeps retrying a failed run for this long. */
 const SCHEDULE_MAX_EVENT_AGE_MINUTES = 50;
 /** The signer function's default timeout. */
 const SIGNER_TIMEOUT_MINUTES = 5;
-
-export interface DigestSignerProps extends DigestSignerOptions {
-  /**
-   * The trails (the same list the packager has); those with `logFileValidation: true` get
-   * digests.
-   * @default [DEFAULT_TRAIL]
-   */
-  readonly trails?: readonly TrailConfig[];
-  /** The log bucket: digests are written beside the log files (its key is granted too). */
-  readonly logBucket: s3.IBucket;
-  /** The packager's delivery manifest (partition key `pk`, GSI `byStream`). */
-  readonly manifestTable: dynamodb.ITable;
-}
 
 /**
  * The digest signer (docs/formats.md#digest-files): an EventBridge Scheduler schedule runs a Lambda function
@@ -196,7 +118,7 @@ export class DigestSigner extends Construct {
         },
       },
     ];
-    this.validateKeys(props);
+    validateDigestKeys(this, props, this.publicKeys);
 
     this.chainTable = new dynamodb.Table(this, 'ChainTable', {
       partitionKey: { name: CHAIN_TABLE.partitionKey, type: dynamodb.AttributeType.STRING },
@@ -378,7 +300,7 @@ export class DigestSigner extends Construct {
     // previous key's window is signed with that key (the function never signs a period outside
     // a key's window). Disable a retired key in KMS to stop that.
     for (const { key } of this.publicKeys) key.grant(fn, 'kms:Sign', 'kms:GetPublicKey');
-    this.restrictSigning();
+    denySigningToOthers(this, this.publicKeys, fn.role.roleArn);
 
     const prefixes = [
       ...new Set(
@@ -445,76 +367,5 @@ export class DigestSigner extends Construct {
       },
       `Digest objects under each validated trail's prefix (${prefixes.join(', ')}…/CloudTrail-Digest/…): keys carry account, region and time, so no fixed list exists; and the manifest's byStream index, which table.grant covers with the table.`,
     );
-  }
-
-  /**
-   * The key policy of every signing key created in this app denies `kms:Sign` to all but the
-   * signer's role: the account root's default `kms:*` would otherwise let any role allowed
-   * `kms:Sign` on `*` sign forged digests. A key imported from elsewhere takes no policy from
-   * us: a warning says what to add.
-   */
-  private restrictSigning(): void {
-    const signer = this.handler.role.roleArn;
-    const unmanaged: string[] = [];
-    for (const { key } of this.publicKeys) {
-      const result = key.addToResourcePolicy(
-        new iam.PolicyStatement({
-          sid: 'OnlyTheSignerSigns',
-          effect: iam.Effect.DENY,
-          principals: [new iam.AnyPrincipal()],
-          actions: ['kms:Sign'],
-          resources: ['*'],
-          conditions: { ArnNotEquals: { 'aws:PrincipalArn': signer } },
-        }),
-        /* allowNoOp */ true,
-      );
-      if (!result.statementAdded) unmanaged.push(key.node.path);
-    }
-    if (unmanaged.length > 0) {
-      Annotations.of(this).addWarningV2(
-        'opentrail:signingKeyPolicyNotManaged',
-        `The signing key(s) ${unmanaged.join(', ')} were not created in this app, so opentrail cannot restrict kms:Sign on them. Add to each key policy: {"Sid":"OnlyTheSignerSigns","Effect":"Deny","Principal":"*","Action":"kms:Sign","Resource":"*","Condition":{"ArnNotEquals":{"aws:PrincipalArn":"<the DigestSigner role ARN>"}}} (see docs/security.md#digest-keys).`,
-      );
-    }
-  }
-
-  private validateKeys(props: DigestSignerOptions): void {
-    if ((props.previousKeys?.length ?? 0) > 0 && props.signingKeyValidFrom === undefined) {
-      throw new OpentrailConfigError(
-        this,
-        'INVALID_DIGEST_KEYS',
-        `previousKeys are given but signingKeyValidFrom is not: the current key would be valid from 1970 and overlap every previous window. Set signingKeyValidFrom to the key change, e.g. the last previous key's validUntil (${props.previousKeys?.at(-1)?.validUntil ?? '…'}).`,
-      );
-    }
-    for (const { config } of this.publicKeys) {
-      const from = Date.parse(config.validFrom);
-      const until = config.validUntil === undefined ? undefined : Date.parse(config.validUntil);
-      if (Number.isNaN(from) || (until !== undefined && (Number.isNaN(until) || until <= from))) {
-        throw new OpentrailConfigError(
-          this,
-          'INVALID_DIGEST_KEYS',
-          `digest key windows must be ISO-8601 times with validUntil after validFrom; got validFrom ${config.validFrom}, validUntil ${config.validUntil ?? '(current)'}. Example: { validFrom: '2026-01-01T00:00:00Z', validUntil: '2026-06-01T00:00:00Z' }.`,
-        );
-      }
-    }
-    // No two windows may overlap: a period's end must pick exactly one key.
-    const windows = this.publicKeys
-      .map(({ config }) => ({
-        config,
-        from: Date.parse(config.validFrom),
-        until: config.validUntil === undefined ? Infinity : Date.parse(config.validUntil),
-      }))
-      .sort((a, b) => a.from - b.from);
-    for (let i = 1; i < windows.length; i++) {
-      const before = windows[i - 1]!;
-      const after = windows[i]!;
-      if (after.from < before.until) {
-        throw new OpentrailConfigError(
-          this,
-          'INVALID_DIGEST_KEYS',
-          `digest key windows overlap: ${before.config.keyId} is valid ${before.config.validFrom} to ${before.config.validUntil ?? '(current)'} and ${after.config.keyId} from ${after.config.validFrom}. Each key's window must end where (or before) the next one starts, e.g. set signingKeyValidFrom to the last previous key's validUntil.`,
-        );
-      }
-    }
   }
 }

@@ -1,5 +1,6 @@
 export * from './audit-trail';
 export * from './digest-signer';
+export * from './digest-signer-options';
 export * from './event-fanout';
 export * from './event-history';
 export * from './event-stream';

@@ -14,7 +14,8 @@ import {
 } from '../../lambda/core/insights-baseline';
 import type { SeriesTrace } from '../../lambda/core/insights-backtest';
 import { MINUTE_MS, seriesId, type SeriesKey } from '../../lambda/core/insights-counts';
-import { MARGIN, type InsightRecord } from '../../lambda/core/insights-detector';
+import type { InsightRecord } from '../../lambda/core/insights-record';
+import { MARGIN } from '../../lambda/core/insights-rules';
 
 const WIDTH = 960;
 const HEIGHT = 220;

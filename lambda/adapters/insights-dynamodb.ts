@@ -23,7 +23,7 @@ import {
   type QueryCommandOutput,
 } from '@aws-sdk/lib-dynamodb';
 import type { Attribute, AttributeCounts, MinuteCount, SeriesKey } from '../core/insights-counts';
-import type { SeriesSnapshot } from '../core/insights-detector';
+import type { SeriesSnapshot } from '../core/insights-series';
 import type { CountPlacement, InsightCountStore, InsightStateStore } from '../core/insights-live';
 import { INSIGHTS_TABLE } from '../core/tables';
 import { isConditionFailure } from './aws-errors';

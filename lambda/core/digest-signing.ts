@@ -40,15 +40,11 @@
  * reject.
  */
 import { inParallel } from './concurrency';
-import { gunzipSync, gzipSync } from 'node:zlib';
-import type { TrailConfig } from './config';
+import { gzipSync } from 'node:zlib';
 import {
   buildDigest,
-  digestFolderFor,
   digestKeyFor,
-  digestKeysOf,
   makeReservation,
-  newestDigestKey,
   nextEnd,
   nextStart,
   periodEnd,
@@ -56,96 +52,18 @@ import {
   validatedTrails,
   type DigestPlace,
 } from './digest-chain';
+import { DIGEST_SIGNATURE_ALGORITHM, serializeDigest, signingString } from './digest-format';
+import { adoptNewerDigests, checkExisting, rebuildHead } from './digest-adoption';
 import {
-  DIGEST_SIGNATURE_ALGORITHM,
-  fingerprintOfPublicKey,
-  formatDigestTime,
-  parseDigest,
-  parseDigestTime,
-  pkcs1FromSpki,
-  serializeDigest,
-  signingString,
-  verifyDigestSignature,
-  type DigestFile,
-} from './digest-format';
+  DEFAULT_LOOKBACK_MS,
+  type DigestSigningDeps,
+  type SignedDigest,
+  type UndigestedChain,
+} from './digest-signing-deps';
+import { heldKeys, keyForEnd, type HeldKey } from './digest-signing-keys';
 import { sha256Hex } from './logfile';
 import { OLDEST_UNDIGESTED_PERIOD_AGE } from './metrics';
-import type {
-  DigestChainHead,
-  DigestChainStore,
-  DigestManifest,
-  DigestObjectStore,
-  DigestReservation,
-  DigestSigner,
-  DigestStreamRef,
-  MetricsSink,
-} from './ports';
-
-/** Default reach back before a period's start for rows the index showed late: 24 hours. */
-export const DEFAULT_LOOKBACK_MS = 24 * 3600 * 1000;
-
-export interface DigestSigningDeps {
-  readonly trails: readonly TrailConfig[];
-  /** The log bucket: digests go beside the log files. */
-  readonly bucket: string;
-  /** The deployment's region (HOMEREGION in digest keys). */
-  readonly homeRegion: string;
-  readonly periodMs: number;
-  readonly chain: DigestChainStore;
-  readonly manifest: DigestManifest;
-  readonly objects: DigestObjectStore;
-  /** The current signing key. */
-  readonly signer: DigestSigner;
-  /**
-   * Start of the current key's validity window (epoch ms): it signs no period that ended
-   * before it.
-   * @default - no lower bound
-   */
-  readonly signerValidFromMs?: number;
-  /**
-   * The keys that signed before the current one, with their windows: a period that ended in
-   * one of those windows (an outage across a key change) is signed with that key, and digests
-   * in S3 signed with them can be adopted.
-   * @default - none
-   */
-  readonly previousKeys?: readonly PreviousSigningKey[];
-  readonly metrics: MetricsSink;
-  readonly now: () => number;
-  /** @default DEFAULT_LOOKBACK_MS */
-  readonly lookbackMs?: number;
-  /** Most digests per stream in one run (the rest next run). @default 500 */
-  readonly maxDigestsPerStream?: number;
-  /** Streams signed at once. @default 4 */
-  readonly concurrency?: number;
-  /**
-   * Told, after each run (failed runs too), every chain with a period that has ended without a
-   * digest (none: an empty list), so the handler can log the chains behind; the metric
-   * `OldestUndigestedPeriodAgeSeconds` carries only their maximum.
-   */
-  readonly reportBacklog?: (chains: readonly UndigestedChain[]) => void;
-  /** Test hook: awaited between reading the head and writing it (race tests). */
-  readonly pause?: (point: 'after-read-head' | 'before-move-head', stream: string) => Promise<void>;
-}
-
-export interface SignedDigest {
-  readonly stream: string;
-  readonly bucket: string;
-  readonly key: string;
-  readonly startMs: number;
-  readonly endMs: number;
-  readonly logFiles: number;
-  /** False when another signer had already created the object. */
-  readonly created: boolean;
-}
-
-/** A digest chain with a period that has ended and has no digest yet. */
-export interface UndigestedChain {
-  readonly stream: string;
-  /** Start of its oldest undigested period (epoch ms). */
-  readonly startMs: number;
-  /** Seconds since that period ended. */
-  readonly ageSeconds: number;
-}
+import type { DigestChainHead, DigestReservation, DigestStreamRef } from './ports';
 
 /** Where a stream's signing got to: its head once read, and after each digest. */
 interface StreamProgress {
@@ -167,78 +85,6 @@ function undigested(
   const endMs = periodEnd(startMs, periodMs);
   if (endMs > nowMs) return undefined;
   return { stream: streamId(stream), startMs, ageSeconds: Math.floor((nowMs - endMs) / 1000) };
-}
-
-/** A key that signed digests before the current one, and the window in which it did. */
-export interface PreviousSigningKey {
-  readonly signer: DigestSigner;
-  /** Earliest digest end it signs (epoch ms). */
-  readonly validFromMs: number;
-  /** Latest digest end it signs (epoch ms): the key change. */
-  readonly validUntilMs: number;
-}
-
-/** The stored digest differs from what its reservation gives: never overwritten, fail loudly. */
-export class DigestConflictError extends Error {
-  override readonly name: string = 'DigestConflictError';
-}
-
-/** No signing key's validity window contains the end of the period due: nothing is signed. */
-export class DigestKeyWindowError extends Error {
-  override readonly name = 'DigestKeyWindowError';
-}
-
-/**
- * A digest in S3 newer than the chain head that does not verify under a deployment key or does
- * not link to the head: it is not adopted, and nothing is signed over it.
- */
-export class DigestAdoptionError extends DigestConflictError {
-  override readonly name = 'DigestAdoptionError';
-}
-
-/** A key the signer holds, its fingerprint and public key, and its window (inclusive). */
-interface HeldKey {
-  readonly signer: DigestSigner;
-  readonly fingerprint: string;
-  readonly pkcs1: Buffer;
-  readonly fromMs: number;
-  readonly untilMs: number;
-}
-
-/** Every key of the deployment, current first. */
-async function heldKeys(deps: DigestSigningDeps): Promise<HeldKey[]> {
-  const held = async (signer: DigestSigner, fromMs: number, untilMs: number): Promise<HeldKey> => {
-    const spki = await signer.publicKeySpki();
-    return {
-      signer,
-      fingerprint: fingerprintOfPublicKey(spki),
-      pkcs1: pkcs1FromSpki(spki),
-      fromMs,
-      untilMs,
-    };
-  };
-  return Promise.all([
-    held(deps.signer, deps.signerValidFromMs ?? -Infinity, Infinity),
-    ...(deps.previousKeys ?? []).map((k) => held(k.signer, k.validFromMs, k.validUntilMs)),
-  ]);
-}
-
-function windowText(k: HeldKey): string {
-  const time = (ms: number) => (Number.isFinite(ms) ? formatDigestTime(ms) : '…');
-  return `${k.fingerprint} [${time(k.fromMs)}, ${time(k.untilMs)}]`;
-}
-
-/**
- * The key to sign a digest ending at `endMs` with: the one whose window contains it (the newer
- * one at a key change, where two windows touch).
- */
-function keyForEnd(keys: readonly HeldKey[], endMs: number, digest: string): HeldKey {
-  const fits = keys.filter((k) => k.fromMs <= endMs && endMs <= k.untilMs);
-  const key = fits.sort((a, b) => b.fromMs - a.fromMs)[0];
-  if (key) return key;
-  throw new DigestKeyWindowError(
-    `no signing key's validity window contains digestEndTime ${formatDigestTime(endMs)} of ${digest}; keys: ${keys.map(windowText).join(', ')}. Nothing was signed for this stream. Pass the key that was current then in previousKeys (with its window), or move the current key's validFrom back to before this time.`,
-  );
 }
 
 const GZIP_LEVEL = 6;
@@ -391,185 +237,4 @@ async function writeDigest(
       created: outcome === 'created',
     },
   };
-}
-
-/**
- * The stored digest must be ours byte for byte with our signature, or differ only by a changed
- * signing key and verify under that deployment key.
- */
-async function checkExisting(
-  deps: DigestSigningDeps,
-  reservation: DigestReservation,
-  json: Buffer,
-  ours: DigestChainHead,
-  keys: readonly HeldKey[],
-): Promise<DigestChainHead> {
-  const stored = await deps.objects.getWithMetadata(reservation.bucket, reservation.key);
-  if (!stored)
-    throw new DigestConflictError(
-      `s3://${ours.bucket}/${ours.key} vanished after a conditional create refused`,
-    );
-  const storedJson = gunzipSync(stored.body);
-  const signature = stored.metadata.signature;
-  // Signatures are deterministic: the same bytes signed with the same key carry ours.
-  if (storedJson.equals(json) && signature === ours.signature) return ours;
-  try {
-    const theirs = parseDigest(storedJson);
-    const mine = JSON.parse(json.toString('utf8')) as { digestPublicKeyFingerprint: string };
-    const same = serializeDigest({
-      ...theirs,
-      digestPublicKeyFingerprint: mine.digestPublicKeyFingerprint,
-    });
-    const theirKey = keys.find((k) => k.fingerprint === theirs.digestPublicKeyFingerprint);
-    const sha256 = sha256Hex(storedJson);
-    if (
-      same.equals(json) &&
-      signature &&
-      storedJson.equals(serializeDigest(theirs)) &&
-      theirKey &&
-      reservation.endMs >= theirKey.fromMs &&
-      reservation.endMs <= theirKey.untilMs &&
-      verifyDigestSignature(
-        signingString(theirs, sha256, theirs.previousDigestSignature),
-        signature,
-        theirKey.pkcs1,
-      )
-    ) {
-      return { ...ours, sha256, signature };
-    }
-  } catch {
-    // Not a digest at all: reported below.
-  }
-  throw new DigestConflictError(
-    `s3://${ours.bucket}/${ours.key} exists with other content or signature than its reservation gives; a digest is never overwritten (inspect it and the chain state)`,
-  );
-}
-
-/**
- * The head from the newest digest of this trail in S3 (written to the state table), or
- * undefined when the chain has no digest yet. The digest is adopted only when its signature
- * verifies under a deployment key whose window contains its end.
- */
-export async function rebuildHead(
-  deps: Pick<DigestSigningDeps, 'objects' | 'chain'>,
-  place: DigestPlace,
-  id: string,
-  keys: readonly HeldKey[],
-): Promise<DigestChainHead | undefined> {
-  const keysInS3 = await deps.objects.listKeys(place.bucket, digestFolderFor(place));
-  const key = newestDigestKey(keysInS3, place);
-  if (key === undefined) return undefined;
-  const { head } = await verifiedDigest(deps, place, key, keys);
-  if (await deps.chain.moveHead(id, head, undefined)) return head;
-  return deps.chain.getHead(id);
-}
-
-/**
- * Compares the head with the digests in S3 after it (a restored or rolled-back chain table
- * lags behind S3): each must verify under a deployment key and link to the one before it, the
- * first to the head; then the newest becomes the head and each is reported as not created.
- * Their log files are claimed for them again (a no-op unless the manifest was restored too).
- */
-async function adoptNewerDigests(
-  deps: DigestSigningDeps,
-  place: DigestPlace,
-  id: string,
-  head: DigestChainHead,
-  keys: readonly HeldKey[],
-  out: SignedDigest[],
-): Promise<DigestChainHead> {
-  const listed = await deps.objects.listKeys(place.bucket, digestFolderFor(place), head.key);
-  const newer = digestKeysOf(listed, place).filter((k) => k > head.key);
-  if (newer.length === 0) return head;
-  let current = head;
-  const adopted: SignedDigest[] = [];
-  for (const key of newer) {
-    const { digest, head: next } = await verifiedDigest(deps, place, key, keys);
-    const links: [string, unknown, unknown][] = [
-      ['previousDigestS3Bucket', digest.previousDigestS3Bucket, current.bucket],
-      ['previousDigestS3Object', digest.previousDigestS3Object, current.key],
-      ['previousDigestHashValue', digest.previousDigestHashValue, current.sha256],
-      ['previousDigestSignature', digest.previousDigestSignature, current.signature],
-      ['digestStartTime', digest.digestStartTime, formatDigestTime(current.endMs)],
-    ];
-    const broken = links.find(([, theirs, ours]) => theirs !== ours);
-    if (broken) {
-      throw new DigestAdoptionError(
-        `s3://${place.bucket}/${key} is newer than the chain head s3://${current.bucket}/${current.key} but does not link to it: ${broken[0]} is ${JSON.stringify(broken[1])}, the head gives ${JSON.stringify(broken[2])}. Nothing is signed for ${id} until this is resolved (inspect the object and the chain table).`,
-      );
-    }
-    const digestId = `${place.bucket}/${key}`;
-    await inParallel(digest.logFiles, 16, async (f) => {
-      await deps.manifest.claim(f.s3Bucket, f.s3Object, digestId);
-    });
-    adopted.push({
-      stream: id,
-      bucket: place.bucket,
-      key,
-      startMs: current.endMs,
-      endMs: next.endMs,
-      logFiles: digest.logFiles.length,
-      created: false,
-    });
-    current = next;
-  }
-  if (!(await deps.chain.moveHead(id, current, head.endMs))) {
-    // Another signer moved it first; carry on from where it is.
-    return (await deps.chain.getHead(id)) ?? current;
-  }
-  out.push(...adopted);
-  return current;
-}
-
-/** Reads a digest of this trail and checks its signature, key window and name. */
-async function verifiedDigest(
-  deps: Pick<DigestSigningDeps, 'objects'>,
-  place: DigestPlace,
-  key: string,
-  keys: readonly HeldKey[],
-): Promise<{ digest: DigestFile; head: DigestChainHead }> {
-  const where = `s3://${place.bucket}/${key}`;
-  const refuse = (rule: string): never => {
-    throw new DigestAdoptionError(
-      `cannot adopt ${where} as the chain head: ${rule}. Nothing is signed over it (inspect the object and the chain table).`,
-    );
-  };
-  const stored = await deps.objects.getWithMetadata(place.bucket, key);
-  if (!stored) return refuse('it vanished after it was listed');
-  const signature = stored.metadata.signature;
-  if (!signature) return refuse('no signature metadata');
-  let json: Buffer;
-  let digest: DigestFile;
-  try {
-    json = gunzipSync(stored.body);
-    digest = parseDigest(json);
-  } catch (error) {
-    return refuse(`not a gzip'd digest file (${(error as Error).message})`);
-  }
-  if (digest.digestS3Bucket !== place.bucket || digest.digestS3Object !== key) {
-    refuse(`it names itself s3://${digest.digestS3Bucket}/${digest.digestS3Object}`);
-  }
-  const endMs = parseDigestTime(digest.digestEndTime);
-  const signer = keys.find((k) => k.fingerprint === digest.digestPublicKeyFingerprint);
-  if (!signer) {
-    refuse(
-      `digestPublicKeyFingerprint ${digest.digestPublicKeyFingerprint} is no deployment key (${keys.map((k) => k.fingerprint).join(', ')})`,
-    );
-  }
-  const sha256 = sha256Hex(json);
-  if (
-    !verifyDigestSignature(
-      signingString(digest, sha256, digest.previousDigestSignature),
-      signature,
-      signer!.pkcs1,
-    )
-  ) {
-    refuse(`its signature does not verify under key ${signer!.fingerprint}`);
-  }
-  if (endMs < signer!.fromMs || endMs > signer!.untilMs) {
-    refuse(
-      `digestEndTime ${digest.digestEndTime} lies outside the window of its key ${windowText(signer!)}`,
-    );
-  }
-  return { digest, head: { endMs, bucket: place.bucket, key, sha256, signature } };
 }

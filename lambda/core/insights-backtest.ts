@@ -17,7 +17,8 @@ import {
   type InsightType,
   type SeriesKey,
 } from './insights-counts';
-import { InsightsDetector, type InsightRecord } from './insights-detector';
+import { InsightsDetector } from './insights-detector';
+import type { InsightRecord } from './insights-record';
 
 const DEDUP_HOURS = 2;
 const HOUR_MS = 3_600_000;

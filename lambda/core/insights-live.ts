@@ -28,12 +28,9 @@ import {
   type MinuteCount,
   type SeriesKey,
 } from './insights-counts';
-import {
-  InsightsDetector,
-  JUDGE_DELAY_MINUTES,
-  type InsightRecord,
-  type SeriesSnapshot,
-} from './insights-detector';
+import { InsightsDetector, JUDGE_DELAY_MINUTES } from './insights-detector';
+import type { InsightRecord } from './insights-record';
+import type { SeriesSnapshot } from './insights-series';
 import type { PutRecordResult, RecordStream } from './ports';
 
 /** Minutes after M by which a record must be delivered to count on time for M. */

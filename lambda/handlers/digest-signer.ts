@@ -5,13 +5,13 @@
  */
 import { KMSClient } from '@aws-sdk/client-kms';
 import { ENV, type DigestKeyConfig, type TrailConfig } from '../core/config';
-import {
-  signDueDigests,
-  type DigestSigningDeps,
-  type PreviousSigningKey,
-  type SignedDigest,
-  type UndigestedChain,
-} from '../core/digest-signing';
+import { signDueDigests } from '../core/digest-signing';
+import type {
+  DigestSigningDeps,
+  PreviousSigningKey,
+  SignedDigest,
+  UndigestedChain,
+} from '../core/digest-signing-deps';
 import { keyWindows } from '../core/public-keys';
 import { createClients } from '../adapters/clients';
 import { documentClient } from '../adapters/dynamodb';

@@ -10,7 +10,7 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import type { InsightRecord } from '../../lambda/core/insights-detector';
+import type { InsightRecord } from '../../lambda/core/insights-record';
 import { RUN_INSIGHTS_TARGET } from '../../local/components/insights';
 import {
   clientsFor,

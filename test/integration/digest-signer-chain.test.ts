@@ -31,12 +31,10 @@ import {
   verifyDigestSignature,
   type DigestFile,
 } from '../../lambda/core/digest-format';
-import {
-  DigestAdoptionError,
-  DigestKeyWindowError,
-  signDueDigests,
-  type DigestSigningDeps,
-} from '../../lambda/core/digest-signing';
+import { DigestAdoptionError } from '../../lambda/core/digest-adoption';
+import { signDueDigests } from '../../lambda/core/digest-signing';
+import type { DigestSigningDeps } from '../../lambda/core/digest-signing-deps';
+import { DigestKeyWindowError } from '../../lambda/core/digest-signing-keys';
 import { encodeLogFile, sha256Hex } from '../../lambda/core/logfile';
 import { CHAIN_TABLE } from '../../lambda/core/tables';
 import { DIGEST_CHAIN_TABLE, ensureChainTable } from '../../local/components/digest';

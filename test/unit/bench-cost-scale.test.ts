@@ -1,13 +1,8 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  DEFAULT_PRICES,
-  loadPrices,
-  PRICE_IDS,
-  priceUnits,
-  type CountedUnits,
-} from '../../bench/cost';
+import { priceUnits, type CountedUnits } from '../../bench/cost-model';
+import { DEFAULT_PRICES, loadPrices, PRICE_IDS } from '../../bench/cost-prices';
 import { normaliseAll, realRecords, syntheticRecordTexts } from '../../bench/lib';
 import { simulateSecond } from '../../bench/scale';
 

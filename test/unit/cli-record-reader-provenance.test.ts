@@ -2,7 +2,8 @@
  * put-events replaying opentrail's own log files (docs/formats.md#provenance): the reader drops
  * each record's `opentrailProvenance` stamp and leaves every other byte as written.
  */
-import { parseRecordsText, withoutProvenance } from '../../cli/shared/record-reader';
+import { withoutProvenance } from '../../cli/shared/record-reader';
+import { parseRecordsText } from '../../cli/shared/record-text';
 
 const STAMP =
   '"opentrailProvenance":{"principalArn":"arn:aws:iam::111111111111:user/opentrail-local","accountId":"111111111111","sourceIPAddress":"127.0.0.1","requestId":"r-1","receivedAt":"2026-11-25T06:00:01.234Z"}';

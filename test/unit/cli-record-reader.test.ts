@@ -5,11 +5,11 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import {
   InputError,
-  parseRecordsText,
   planInputs,
   readPlannedInputs,
   type ReadEvent,
 } from '../../cli/shared/record-reader';
+import { parseRecordsText } from '../../cli/shared/record-text';
 
 const CLOUDTRAIL_DATA = path.join(__dirname, '../fixtures/cloudtrail-data');
 

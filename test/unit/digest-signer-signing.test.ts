@@ -6,11 +6,9 @@
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { parseDigest } from '../../lambda/core/digest-format';
-import {
-  DigestConflictError,
-  signDueDigests,
-  type DigestSigningDeps,
-} from '../../lambda/core/digest-signing';
+import { DigestConflictError } from '../../lambda/core/digest-adoption';
+import { signDueDigests } from '../../lambda/core/digest-signing';
+import type { DigestSigningDeps } from '../../lambda/core/digest-signing-deps';
 import type {
   DigestCandidate,
   DigestChainHead,

@@ -7,11 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalRsaSigner } from '../../lambda/adapters/local-signer';
 import { DEFAULT_TRAIL } from '../../lambda/core/config';
-import {
-  signDueDigests,
-  type DigestSigningDeps,
-  type UndigestedChain,
-} from '../../lambda/core/digest-signing';
+import { signDueDigests } from '../../lambda/core/digest-signing';
+import type { DigestSigningDeps, UndigestedChain } from '../../lambda/core/digest-signing-deps';
 import type {
   DigestChainHead,
   DigestChainStore,

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { runBacktest, type BacktestFlags } from '../../cli/insights';
 import { emptyAttributions, MINUTE_MS } from '../../lambda/core/insights-counts';
-import type { InsightRecord } from '../../lambda/core/insights-detector';
+import type { InsightRecord } from '../../lambda/core/insights-record';
 import {
   ACCOUNT,
   poisson,

@@ -4,7 +4,8 @@ import {
   type MinuteCount,
   type SeriesKey,
 } from '../../lambda/core/insights-counts';
-import { InsightsDetector, type InsightRecord } from '../../lambda/core/insights-detector';
+import { InsightsDetector } from '../../lambda/core/insights-detector';
+import type { InsightRecord } from '../../lambda/core/insights-record';
 import { evaluate, runScenario } from '../fixtures/insights-evaluate';
 import {
   BURST_ERROR,

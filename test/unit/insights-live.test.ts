@@ -4,7 +4,7 @@
  * of a minute raises nothing new, late counts feed the baseline only).
  */
 import type { MinuteCount, SeriesKey } from '../../lambda/core/insights-counts';
-import type { InsightRecord } from '../../lambda/core/insights-detector';
+import type { InsightRecord } from '../../lambda/core/insights-record';
 import {
   countLogFile,
   fileCounts,
