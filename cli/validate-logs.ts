@@ -86,7 +86,8 @@ export function register(program: Command, streams: OutputStreams = PROCESS_STRE
         "digest's end lies inside its key's validity window (ListPublicKeys; a --public-key file has no " +
         'window, so any time passes under it); and that no log file carries bytes after its gzip ' +
         'stream. Reads S3 (--s3-endpoint for an emulator, path-style) or a downloaded copy (--local-dir, ' +
-        'digest signatures in <key>.metadata.json sidecars). Exit code 1 when anything is invalid or missing.',
+        'digest signatures in <key>.metadata.json sidecars). Exit code 1 when anything is invalid or missing; ' +
+        '141, quietly, when the reader of its output goes away (| head -1).',
     )
     .addOption(new Option('--trail-arn <arn>', 'arn:aws:cloudtrail:HOME_REGION:ACCOUNT:trail/NAME'))
     .addOption(
