@@ -25,7 +25,7 @@ import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createClients, destroyClients } from '../lambda/adapters/clients';
 import { S3ObjectReader } from '../lambda/adapters/s3-object-reader';
 import { fingerprintOfPublicKey } from '../lambda/core/digest-format';
-import { validateLogs } from '../lambda/core/digest-validate';
+import { DEFAULT_VALIDATE_CONCURRENCY, validateLogs } from '../lambda/core/digest-validate';
 import type { ObjectReader } from '../lambda/core/ports';
 import { LocalDirReader } from '../cli/shared/local-dir-reader';
 import { defaultWorkers, LogFileWorkerPool } from '../cli/shared/validate-workers';
@@ -249,6 +249,7 @@ export async function runValidateLogsBench(options: {
     region: 'us-east-1',
     s3Endpoint: s3.s3,
     credentials: s3.credentials,
+    s3MaxSockets: DEFAULT_VALIDATE_CONCURRENCY,
   });
   // The same endpoint (Host and signature unchanged), every connection through the proxy.
   const slow = createClients({
@@ -256,6 +257,7 @@ export async function runValidateLogsBench(options: {
     s3Endpoint: s3.s3,
     credentials: s3.credentials,
     connectViaPort: s3.proxyPort,
+    s3MaxSockets: DEFAULT_VALIDATE_CONCURRENCY,
   });
   const workerPool = new LogFileWorkerPool(workers);
   try {
@@ -295,13 +297,13 @@ export async function runValidateLogsBench(options: {
     await Promise.all(paths.map((path) => readFile(path)));
 
     const figures: BenchFigure[] = [];
-    const notes = `${logCount} log files, ${megabytes.toFixed(1)} MB uncompressed, ${periods} signed digests; concurrency 16, ${workers} worker threads; median of ${passes} passes alternated with the baseline`;
+    const notes = `${logCount} log files, ${megabytes.toFixed(1)} MB uncompressed, ${periods} signed digests; concurrency ${DEFAULT_VALIDATE_CONCURRENCY} (the CLI's default), ${workers} worker threads; median of ${passes} passes alternated with the baseline`;
     const rate = async (
       mode: string,
       baselineName: string,
       subject: () => Promise<void>,
       baseline: () => Promise<void>,
-    ): Promise<void> => {
+    ): Promise<number> => {
       const samples = await alternate(passes, subject, baseline);
       const seconds = median(samples.subject.map((s) => s.seconds));
       const baseSeconds = median(samples.baseline.map((s) => s.seconds));
@@ -315,8 +317,9 @@ export async function runValidateLogsBench(options: {
         baseline: { name: baselineName, value: logCount / baseSeconds },
         notes,
       });
+      return logCount / baseSeconds;
     };
-    await rate(
+    const oneAtATimeRate = await rate(
       `online, ${PROXY_DELAY_MS} ms per request`,
       'one request at a time (how the AWS CLI walks), same proxy',
       () => validate(new S3ObjectReader(slow.s3)),
@@ -331,8 +334,9 @@ export async function runValidateLogsBench(options: {
       directSeconds.push((performance.now() - started) / 1000);
     }
     const directRate = logCount / median(directSeconds);
+    // Ten times the one-at-a-time reader is the goal; above this ceiling it cannot be met here.
     options.log(
-      `online, no added latency (the embedded S3's ceiling): ${directRate.toFixed(0)} files/s`,
+      `online, no added latency (the embedded S3's ceiling): ${directRate.toFixed(0)} files/s; 10x the one-at-a-time reader: ${(10 * oneAtATimeRate).toFixed(0)} files/s`,
     );
     figures.push({
       name: 'validate-logs online, embedded S3 without the proxy: log files',

@@ -15,6 +15,7 @@
 import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseEndpoints } from '../lambda/core/contracts';
+import { DEFAULT_VALIDATE_CONCURRENCY } from '../lambda/core/digest-validate';
 import {
   httpUrl,
   integerInRange,
@@ -196,9 +197,9 @@ export function register(program: Command, streams: OutputStreams = PROCESS_STRE
       ).argParser(integerInRange(0, 7 * 86_400)),
     )
     .addOption(
-      new Option('--concurrency <n>', 'objects read at once (1-256)')
+      new Option('--concurrency <n>', 'objects read at once, each on its own connection (1-256)')
         .argParser(integerInRange(1, 256))
-        .default(16),
+        .default(DEFAULT_VALIDATE_CONCURRENCY),
     )
     .addOption(
       new Option(

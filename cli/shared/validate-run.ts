@@ -97,6 +97,8 @@ export async function runValidateLogs(
         process.env.AWS_DEFAULT_REGION ??
         'us-east-1',
       ...(settings.s3Endpoint !== undefined ? { s3Endpoint: settings.s3Endpoint } : {}),
+      // A connection for every read in flight (the SDK's default is 50).
+      s3MaxSockets: options.concurrency,
       // The runtime's key only for the S3 that --endpoints names; else the standard chain.
       ...(settings.s3Credentials !== undefined ? { credentials: settings.s3Credentials } : {}),
     });
