@@ -17,8 +17,6 @@ import { spawn } from 'node:child_process';
 import { createHash, createPublicKey } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { createServer, request, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -27,7 +25,7 @@ import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createClients, destroyClients } from '../lambda/adapters/clients';
 import { S3ObjectReader } from '../lambda/adapters/s3-object-reader';
 import { fingerprintOfPublicKey } from '../lambda/core/digest-format';
-import { validateLogs } from '../lambda/core/digest-validate';
+import { DEFAULT_VALIDATE_CONCURRENCY, validateLogs } from '../lambda/core/digest-validate';
 import type { ObjectReader } from '../lambda/core/ports';
 import { LocalDirReader } from '../cli/shared/local-dir-reader';
 import { defaultWorkers, LogFileWorkerPool } from '../cli/shared/validate-workers';
@@ -41,6 +39,7 @@ import {
   writeAll,
   type BuiltChain,
 } from '../test/fixtures/validate-chain';
+import { startTcpDelayProxy } from '../test/support/tcp-delay-proxy';
 import { alternate, median, realRecords, syntheticRecordTexts } from './lib';
 import type { BenchFigure } from './lib';
 
@@ -55,55 +54,20 @@ const BASELINE_PROCESSES = 2;
 /** Chain lengths whose peak RSS is measured. */
 const RSS_CHAIN_FILES = [1_000, 10_000] as const;
 
-/** An HTTP proxy on 127.0.0.1 (port 0) that waits `delayMs` before forwarding each request. */
-async function latencyProxy(
-  target: string,
-  delayMs: number,
-): Promise<{ url: string; close: () => Promise<void> }> {
-  const to = new URL(target);
-  const server: Server = createServer((incoming, outgoing) => {
-    setTimeout(() => {
-      // Headers unchanged (Host included): the request's SigV4 signature stays valid.
-      const forward = request(
-        {
-          host: to.hostname,
-          port: to.port,
-          method: incoming.method,
-          path: incoming.url,
-          headers: incoming.headers,
-        },
-        (response) => {
-          outgoing.writeHead(response.statusCode ?? 502, response.headers);
-          response.pipe(outgoing);
-        },
-      );
-      forward.on('error', (error) => outgoing.destroy(error));
-      incoming.pipe(forward);
-    }, delayMs);
-  });
-  server.keepAliveTimeout = 60_000;
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
-
 /**
  * In a child process (so the S3 emulator and the proxy do not share the measured process's
- * thread, as real S3 would not): the embedded S3 and the latency proxy in front of it; prints
- * `{"s3","proxy"}` as one JSON line and stops when its stdin ends.
+ * thread, as real S3 would not): the embedded S3 and a TCP proxy in front of it that delays
+ * each request (test/support/tcp-delay-proxy.ts); prints `{"s3","proxyPort","credentials"}` as
+ * one JSON line and stops when its stdin ends.
  */
 export async function serveS3BehindProxy(dataDir: string, delayMs: number): Promise<void> {
   const emulators = await startEmulators({ dataDir });
-  const proxy = await latencyProxy(emulators.s3Endpoint, delayMs);
+  const proxy = await startTcpDelayProxy(
+    { host: '127.0.0.1', port: Number(new URL(emulators.s3Endpoint).port) },
+    delayMs,
+  );
   process.stdout.write(
-    `${JSON.stringify({ s3: emulators.s3Endpoint, proxy: proxy.url, credentials: emulators.credentials })}\n`,
+    `${JSON.stringify({ s3: emulators.s3Endpoint, proxyPort: proxy.port, credentials: emulators.credentials })}\n`,
   );
   process.stdin.resume();
   process.stdin.on('end', () => {
@@ -120,7 +84,7 @@ async function s3BehindProxyProcess(
   delayMs: number,
 ): Promise<{
   s3: string;
-  proxy: string;
+  proxyPort: number;
   credentials: EmulatorCredentials;
   stop: () => Promise<void>;
 }> {
@@ -135,7 +99,7 @@ async function s3BehindProxyProcess(
     { stdio: ['pipe', 'pipe', 'inherit'] },
   );
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  type Served = { s3: string; proxy: string; credentials: EmulatorCredentials };
+  type Served = { s3: string; proxyPort: number; credentials: EmulatorCredentials };
   const endpoints = await new Promise<Served>((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => {
@@ -285,11 +249,15 @@ export async function runValidateLogsBench(options: {
     region: 'us-east-1',
     s3Endpoint: s3.s3,
     credentials: s3.credentials,
+    s3MaxSockets: DEFAULT_VALIDATE_CONCURRENCY,
   });
+  // The same endpoint (Host and signature unchanged), every connection through the proxy.
   const slow = createClients({
     region: 'us-east-1',
-    s3Endpoint: s3.proxy,
+    s3Endpoint: s3.s3,
     credentials: s3.credentials,
+    connectViaPort: s3.proxyPort,
+    s3MaxSockets: DEFAULT_VALIDATE_CONCURRENCY,
   });
   const workerPool = new LogFileWorkerPool(workers);
   try {
@@ -329,13 +297,13 @@ export async function runValidateLogsBench(options: {
     await Promise.all(paths.map((path) => readFile(path)));
 
     const figures: BenchFigure[] = [];
-    const notes = `${logCount} log files, ${megabytes.toFixed(1)} MB uncompressed, ${periods} signed digests; concurrency 16, ${workers} worker threads; median of ${passes} passes alternated with the baseline`;
+    const notes = `${logCount} log files, ${megabytes.toFixed(1)} MB uncompressed, ${periods} signed digests; concurrency ${DEFAULT_VALIDATE_CONCURRENCY} (the CLI's default), ${workers} worker threads; median of ${passes} passes alternated with the baseline`;
     const rate = async (
       mode: string,
       baselineName: string,
       subject: () => Promise<void>,
       baseline: () => Promise<void>,
-    ): Promise<void> => {
+    ): Promise<number> => {
       const samples = await alternate(passes, subject, baseline);
       const seconds = median(samples.subject.map((s) => s.seconds));
       const baseSeconds = median(samples.baseline.map((s) => s.seconds));
@@ -349,8 +317,9 @@ export async function runValidateLogsBench(options: {
         baseline: { name: baselineName, value: logCount / baseSeconds },
         notes,
       });
+      return logCount / baseSeconds;
     };
-    await rate(
+    const oneAtATimeRate = await rate(
       `online, ${PROXY_DELAY_MS} ms per request`,
       'one request at a time (how the AWS CLI walks), same proxy',
       () => validate(new S3ObjectReader(slow.s3)),
@@ -365,8 +334,9 @@ export async function runValidateLogsBench(options: {
       directSeconds.push((performance.now() - started) / 1000);
     }
     const directRate = logCount / median(directSeconds);
+    // Ten times the one-at-a-time reader is the goal; above this ceiling it cannot be met here.
     options.log(
-      `online, no added latency (the embedded S3's ceiling): ${directRate.toFixed(0)} files/s`,
+      `online, no added latency (the embedded S3's ceiling): ${directRate.toFixed(0)} files/s; 10x the one-at-a-time reader: ${(10 * oneAtATimeRate).toFixed(0)} files/s`,
     );
     figures.push({
       name: 'validate-logs online, embedded S3 without the proxy: log files',

@@ -8,24 +8,14 @@
  * --expect, so deleted newest digests, or all of them, are found (see
  * docs/guarantees.md#tamper-evidence). Prints the AWS CLI's lines and summary; exit 1 on
  * anything invalid or missing.
+ *
+ * This file holds the flags; cli/shared/validate-settings.ts checks them,
+ * cli/shared/validate-run.ts runs the validation and cli/shared/validate-output.ts prints it.
  */
 import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { createClients, destroyClients } from '../lambda/adapters/clients';
-import { S3ObjectReader } from '../lambda/adapters/s3-object-reader';
-import { fingerprintOfPublicKey, formatDigestTime } from '../lambda/core/digest-format';
-import {
-  DEFAULT_DIGEST_GRACE_MS,
-  formatResult,
-  validateLogs,
-  type ChainExpectation,
-  type ValidationResult,
-  type WindowedPublicKey,
-} from '../lambda/core/digest-validate';
-import type { ObjectReader } from '../lambda/core/ports';
-import { DEFAULT_DIGEST_PERIOD_SECONDS } from '../lambda/core/config';
 import { parseEndpoints } from '../lambda/core/contracts';
-import { LocalDirReader } from './shared/local-dir-reader';
+import { DEFAULT_VALIDATE_CONCURRENCY } from '../lambda/core/digest-validate';
 import {
   httpUrl,
   integerInRange,
@@ -33,234 +23,10 @@ import {
   outputOption,
   type OutputFormat,
 } from './shared/options';
-import { errorMessage, PROCESS_STREAMS, writeJson, type OutputStreams } from './shared/output';
-import { createProgress } from './shared/progress';
-import { cloudTrailApiClient } from './shared/cloudtrail-api';
-import {
-  readPublicKey,
-  resolveValidateSettings,
-  type ValidateLogsFlags,
-  type ValidateLogsSettings,
-} from './shared/validate-settings';
-import { fetchChainStatus, listPublicKeys } from './shared/validate-api';
-import { formatSummary } from './shared/validate-output';
-import { defaultWorkers, LogFileWorkerPool } from './shared/validate-workers';
-
-// The command's building blocks, for tests and callers that import them from here.
-export {
-  parseExpectation,
-  parseTimeFlag,
-  readPublicKey,
-  resolveValidateSettings,
-  type ValidateLogsFlags,
-  type ValidateLogsSettings,
-} from './shared/validate-settings';
-export { fetchChainStatus, listPublicKeys, type ChainStatus } from './shared/validate-api';
-export { formatSummary } from './shared/validate-output';
-
-/** Runs the validation as the command does; resolves with the exit code. */
-export async function runValidateLogs(
-  settings: ValidateLogsSettings,
-  options: {
-    readonly verbose: boolean;
-    readonly output: OutputFormat;
-    readonly concurrency: number;
-    /** Worker threads that check log files. @default defaultWorkers() */
-    readonly workers?: number;
-    readonly sign: 'auto' | 'always' | 'never';
-    readonly nowMs: number;
-    readonly reader?: ObjectReader;
-    /** MD5 fingerprints (hex) of the only keys to trust; absent: every key found. */
-    readonly pinnedFingerprints?: readonly string[];
-  },
-  out: OutputStreams = PROCESS_STREAMS,
-): Promise<number> {
-  // A key file has no window: any digest time is accepted under it.
-  const publicKeys = new Map<string, Buffer | WindowedPublicKey>();
-  for (const file of settings.publicKeyFiles) {
-    const der = readPublicKey(await readFile(file), file);
-    publicKeys.set(fingerprintOfPublicKey(der), der);
-  }
-  const expectations = new Map<string, ChainExpectation>();
-  const keyOf = (e: ChainExpectation): string => JSON.stringify([e.trailName, e.account, e.region]);
-  let periodSeconds = settings.periodSeconds;
-  let graceSeconds = settings.graceSeconds;
-  let unknownTrails: string[] = [];
-  if (settings.endpoint !== undefined) {
-    const client = cloudTrailApiClient(settings.endpoint, options.sign, settings.homeRegion);
-    if (typeof client === 'string') throw new Error(client);
-    try {
-      const status = await fetchChainStatus(client, settings.endpoint, settings);
-      for (const expectation of status.expectations)
-        expectations.set(keyOf(expectation), expectation);
-      unknownTrails = status.unknown;
-      periodSeconds ??= status.periodSeconds;
-      graceSeconds ??= status.graceSeconds;
-      for (const [fingerprint, der] of await listPublicKeys(
-        client,
-        settings.endpoint,
-        settings.startMs,
-        Math.min(settings.endMs, options.nowMs) + 3_600_000,
-      ))
-        if (!publicKeys.has(fingerprint)) publicKeys.set(fingerprint, der);
-    } finally {
-      client.destroy();
-    }
-  }
-  if (options.pinnedFingerprints !== undefined)
-    pinKeys(publicKeys, options.pinnedFingerprints, out);
-  // --expect wins over what the API says of the same chain.
-  for (const expectation of settings.expectations)
-    expectations.set(keyOf(expectation), expectation);
-  if (publicKeys.size === 0) {
-    throw new Error(
-      `No public keys found between ${formatDigestTime(settings.startMs)} and ${formatDigestTime(settings.endMs)}`,
-    );
-  }
-
-  let clients: ReturnType<typeof createClients> | undefined;
-  let reader = options.reader;
-  if (!reader && settings.localDir !== undefined) reader = new LocalDirReader(settings.localDir);
-  if (!reader) {
-    clients = createClients({
-      region:
-        settings.homeRegion ??
-        process.env.AWS_REGION ??
-        process.env.AWS_DEFAULT_REGION ??
-        'us-east-1',
-      ...(settings.s3Endpoint !== undefined ? { s3Endpoint: settings.s3Endpoint } : {}),
-      // The runtime's key only for the S3 that --endpoints names; else the standard chain.
-      ...(settings.s3Credentials !== undefined ? { credentials: settings.s3Credentials } : {}),
-    });
-    reader = new S3ObjectReader(clients.s3);
-  }
-
-  const text = options.output === 'text';
-  const invalid: ValidationResult[] = [];
-  const valid: ValidationResult[] = [];
-  // The AWS CLI's spacing: an INVALID line goes to stderr with a blank line after it (and one
-  // before it when a verbose line came last).
-  let lastDoubleSpaced = true;
-  if (text) {
-    out.stdout.write(
-      `Validating log files for trail ${settings.trailLabel} between ${formatDigestTime(settings.startMs)} and ${formatDigestTime(settings.endMs)}\n\n`,
-    );
-    if (expectations.size === 0 || unknownTrails.length > 0) {
-      out.stdout.write(
-        `Not checked: where ${unknownTrails.length > 0 ? `the chains of ${unknownTrails.join(', ')}` : 'each chain'} begins and ends (no GetTrailStatus from --endpoint, no --expect), so deleted newest digests, or all of them, go unnoticed\n\n`,
-      );
-    }
-  }
-  const progress = createProgress(
-    'validate-logs [{bar}] {value}/{total} files | {mb} MB uncompressed',
-  );
-  let started = false;
-  let shown = 0;
-  const pool = new LogFileWorkerPool(options.workers ?? defaultWorkers());
-  try {
-    const summary = await validateLogs({
-      reader,
-      bucket: settings.bucket,
-      ...(settings.prefix !== undefined ? { prefix: settings.prefix } : {}),
-      ...(settings.organizationId !== undefined ? { organizationId: settings.organizationId } : {}),
-      ...(settings.account !== undefined ? { accounts: [settings.account] } : {}),
-      ...(settings.region !== undefined ? { regions: [settings.region] } : {}),
-      ...(settings.trailName !== undefined ? { trailName: settings.trailName } : {}),
-      ...(settings.homeRegion !== undefined ? { homeRegion: settings.homeRegion } : {}),
-      startMs: settings.startMs,
-      endMs: settings.endMs,
-      nowMs: options.nowMs,
-      publicKeys,
-      expectations: [...expectations.values()],
-      periodMs: (periodSeconds ?? DEFAULT_DIGEST_PERIOD_SECONDS) * 1000,
-      graceMs: graceSeconds !== undefined ? graceSeconds * 1000 : DEFAULT_DIGEST_GRACE_MS,
-      concurrency: options.concurrency,
-      checkLogBytes: pool.check,
-      onProgress: (p) => {
-        const payload = { mb: (p.uncompressedBytes / 1e6).toFixed(1) };
-        if (!started) {
-          progress.start(p.total, payload);
-          started = true;
-        }
-        progress.setTotal(p.total);
-        progress.increment(p.done - shown, payload);
-        shown = p.done;
-      },
-      onResult: (result) => {
-        if (result.valid) {
-          if (options.verbose) valid.push(result);
-          if (text && options.verbose) {
-            lastDoubleSpaced = false;
-            out.stdout.write(`${formatResult(result)}\n`);
-          }
-        } else {
-          invalid.push(result);
-          if (text) {
-            out.stderr.write(`${lastDoubleSpaced ? '' : '\n'}${formatResult(result)}\n\n`);
-            lastDoubleSpaced = true;
-          }
-        }
-      },
-    });
-    progress.stop();
-    if (text) {
-      if (!lastDoubleSpaced) out.stdout.write('\n');
-      out.stdout.write(`${formatSummary(summary).join('\n')}\n\n`);
-    } else {
-      writeJson(out, {
-        trail: settings.trailLabel,
-        requested: {
-          start: formatDigestTime(summary.startMs),
-          end: formatDigestTime(summary.endMs),
-        },
-        found:
-          summary.foundStartMs !== undefined && summary.foundEndMs !== undefined
-            ? {
-                start: formatDigestTime(summary.foundStartMs),
-                end: formatDigestTime(summary.foundEndMs),
-              }
-            : null,
-        digests: { ...summary.digests, total: summary.digests.valid + summary.digests.invalid },
-        logs: { ...summary.logs, total: summary.logs.valid + summary.logs.invalid },
-        chains: summary.chains,
-        chainsExpected: expectations.size,
-        uncompressedBytes: summary.uncompressedBytes,
-        invalid: invalid.map((r) => ({ ...r, line: formatResult(r) })),
-        ...(options.verbose ? { valid: valid.map((r) => ({ ...r, line: formatResult(r) })) } : {}),
-      });
-    }
-    return summary.digests.invalid > 0 || summary.logs.invalid > 0 ? 1 : 0;
-  } finally {
-    progress.stop();
-    await pool.close();
-    if (clients) destroyClients(clients);
-  }
-}
-
-/**
- * --public-key-fingerprints: keeps only the pinned keys, so a key the API (or a changed key
- * policy) serves that the user never approved cannot vouch for a digest. Digests signed with
- * a dropped key then fail as signed by an unknown key.
- */
-function pinKeys(
-  publicKeys: Map<string, unknown>,
-  pinned: readonly string[],
-  out: OutputStreams,
-): void {
-  const found = [...publicKeys.keys()];
-  if (found.length > 0 && !found.some((fingerprint) => pinned.includes(fingerprint))) {
-    throw new Error(
-      `none of the public keys found (${found.join(', ')}) is in --public-key-fingerprints (${pinned.join(', ')})`,
-    );
-  }
-  for (const fingerprint of found) {
-    if (pinned.includes(fingerprint)) continue;
-    publicKeys.delete(fingerprint);
-    out.stderr.write(
-      `opentrail validate-logs: ignoring public key ${fingerprint}: not in --public-key-fingerprints\n`,
-    );
-  }
-}
+import { errorMessage, PROCESS_STREAMS, type OutputStreams } from './shared/output';
+import { resolveValidateSettings, type ValidateLogsFlags } from './shared/validate-settings';
+import { runValidateLogs } from './shared/validate-run';
+import { defaultWorkers } from './shared/validate-workers';
 
 /** A comma-separated list of 32-hex-digit MD5 fingerprints (repeatable). */
 function fingerprintList(value: string, previous: string[] | undefined): string[] {
@@ -321,7 +87,8 @@ export function register(program: Command, streams: OutputStreams = PROCESS_STRE
         "digest's end lies inside its key's validity window (ListPublicKeys; a --public-key file has no " +
         'window, so any time passes under it); and that no log file carries bytes after its gzip ' +
         'stream. Reads S3 (--s3-endpoint for an emulator, path-style) or a downloaded copy (--local-dir, ' +
-        'digest signatures in <key>.metadata.json sidecars). Exit code 1 when anything is invalid or missing.',
+        'digest signatures in <key>.metadata.json sidecars). Exit code 1 when anything is invalid or missing; ' +
+        '141, quietly, when the reader of its output goes away (| head -1).',
     )
     .addOption(new Option('--trail-arn <arn>', 'arn:aws:cloudtrail:HOME_REGION:ACCOUNT:trail/NAME'))
     .addOption(
@@ -430,9 +197,9 @@ export function register(program: Command, streams: OutputStreams = PROCESS_STRE
       ).argParser(integerInRange(0, 7 * 86_400)),
     )
     .addOption(
-      new Option('--concurrency <n>', 'objects read at once (1-256)')
+      new Option('--concurrency <n>', 'objects read at once, each on its own connection (1-256)')
         .argParser(integerInRange(1, 256))
-        .default(16),
+        .default(DEFAULT_VALIDATE_CONCURRENCY),
     )
     .addOption(
       new Option(

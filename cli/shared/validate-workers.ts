@@ -41,6 +41,15 @@ export const VALIDATE_WORKER: WorkerScript = {
   execArgv: extname(__filename) === '.ts' ? ['--require', require.resolve('tsx/cjs')] : [],
 };
 
+/**
+ * A worker's young generation, in MiB (V8's default: 16 and more). A file's check leaves its
+ * bytes and its inflated data (outside the JS heap) as garbage, freed only when a collection
+ * finds the few small objects that hold them; with a large young generation those collections
+ * come rarely, and a worker's garbage grew for tens of thousands of files (peak RSS 141 MiB
+ * at 1,000 files, 195 MiB at 10,000; with 2 MiB, 135 and 151), at no measurable cost in speed.
+ */
+const WORKER_YOUNG_GENERATION_MB = 2;
+
 /** Workers by default: one per core the process may use. */
 export function defaultWorkers(): number {
   return availableParallelism();
@@ -114,7 +123,10 @@ export class LogFileWorkerPool {
   }
 
   private spawn(): Worker {
-    const worker = new Worker(this.script.file, { execArgv: [...this.script.execArgv] });
+    const worker = new Worker(this.script.file, {
+      execArgv: [...this.script.execArgv],
+      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
+    });
     this.live.add(worker);
     worker.on('message', (answer: WorkerAnswer) => {
       const job = this.busy.get(worker);

@@ -23,6 +23,11 @@ export interface ClientOptions {
    * (test/support/fault-proxy.ts). Plain HTTP endpoints only.
    */
   readonly connectViaPort?: number;
+  /**
+   * Connections the S3 client opens to one host at most (requests beyond wait for one).
+   * @default 50 (the AWS SDK's)
+   */
+  readonly s3MaxSockets?: number;
 }
 
 export interface Clients {
@@ -48,15 +53,27 @@ export function createClients(options: ClientOptions): Clients {
     region: options.region,
     ...(options.credentials ? { credentials: options.credentials } : {}),
   };
-  const handler = (): NodeHttpHandler | undefined => {
+  const handler = (maxSockets?: number): NodeHttpHandler | undefined => {
     const port = options.connectViaPort;
     if (port === undefined) return undefined;
-    const httpAgent = new Agent({ keepAlive: true });
+    const httpAgent = new Agent({ keepAlive: true, ...(maxSockets ? { maxSockets } : {}) });
     httpAgent.createConnection = () => connect({ host: '127.0.0.1', port });
     return new NodeHttpHandler({ httpAgent });
   };
   const via = (): { requestHandler?: NodeHttpHandler } => {
     const requestHandler = handler();
+    return requestHandler ? { requestHandler } : {};
+  };
+  const s3Handler = (): { requestHandler?: NodeHttpHandler } => {
+    const maxSockets = options.s3MaxSockets;
+    const requestHandler =
+      (options.s3Endpoint ? handler(maxSockets) : undefined) ??
+      (maxSockets !== undefined
+        ? new NodeHttpHandler({
+            httpAgent: { keepAlive: true, maxSockets },
+            httpsAgent: { keepAlive: true, maxSockets },
+          })
+        : undefined);
     return requestHandler ? { requestHandler } : {};
   };
   return {
@@ -68,9 +85,9 @@ export function createClients(options: ClientOptions): Clients {
             forcePathStyle: true,
             requestChecksumCalculation: 'WHEN_REQUIRED' as const,
             responseChecksumValidation: 'WHEN_REQUIRED' as const,
-            ...via(),
           }
         : {}),
+      ...s3Handler(),
     }),
     dynamodb: new DynamoDBClient({
       ...base,

@@ -52,6 +52,7 @@ import {
 } from './digest-format';
 import {
   DEFAULT_DIGEST_GRACE_MS,
+  DEFAULT_VALIDATE_CONCURRENCY,
   dayFolders,
   findChains,
   HOUR_MS,
@@ -76,6 +77,7 @@ import { readGzipMember } from './logfile';
 
 export {
   DEFAULT_DIGEST_GRACE_MS,
+  DEFAULT_VALIDATE_CONCURRENCY,
   gapPeriods,
   tailPeriods,
   type ChainExpectation,
@@ -107,7 +109,7 @@ function message(error: unknown): string {
 /** Validates every chain found in the range; resolves with the summary once all is reported. */
 export async function validateLogs(options: ValidateLogsOptions): Promise<ValidationSummary> {
   const { reader, bucket } = options;
-  const concurrency = options.concurrency ?? 16;
+  const concurrency = options.concurrency ?? DEFAULT_VALIDATE_CONCURRENCY;
   const io = new Limiter(concurrency);
   const counts = { digestsValid: 0, digestsInvalid: 0, logsValid: 0, logsInvalid: 0 };
   let uncompressedBytes = 0;

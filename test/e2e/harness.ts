@@ -105,6 +105,34 @@ export function runCli(
   });
 }
 
+/**
+ * Runs the CLI with its stdout piped into a reader that, like `| head -1`, takes the first
+ * line and closes the pipe: the CLI's later writes meet a closed pipe (EPIPE).
+ */
+export function runCliIntoHead(
+  args: string[],
+): Promise<{ code: number | string; head: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd: ROOT,
+      env: process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let head = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      if (head.includes('\n')) return;
+      head += chunk.toString();
+      if (head.includes('\n')) {
+        head = head.slice(0, head.indexOf('\n') + 1);
+        child.stdout.destroy();
+      }
+    });
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once('exit', (code, signal) => resolve({ code: code ?? signal ?? -1, head, stderr }));
+  });
+}
+
 /** How many shards of a stream consumer have a batch in flight (from its checkpoint file). */
 export function inFlightBatches(dataDir: string, consumer: string): number {
   const file = join(dataDir, 'checkpoints', `${consumer}.json`);

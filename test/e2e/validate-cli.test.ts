@@ -22,7 +22,7 @@ import {
   s3Sink,
   writeAll,
 } from '../fixtures/validate-chain';
-import { runCli } from './harness';
+import { runCli, runCliIntoHead } from './harness';
 import { credentialsInEnv } from '../support/emulator-clients';
 
 const BUCKET = 'validate-cli';
@@ -146,5 +146,30 @@ describe('opentrail validate-logs', () => {
 
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('--public-key FILE (repeatable) or --endpoint URL');
+  });
+
+  it('stops quietly with exit code 141 when the reader of its output goes away (| head -1)', async () => {
+    // Enough files that --verbose keeps writing well after the first line has been read.
+    const dir = join(work, 'piped');
+    await writeAll(
+      dirSink(dir),
+      buildChain({ bucket: BUCKET, startMs: START, periods: 4, logsPerPeriod: 50 }).objects,
+    );
+
+    const result = await runCliIntoHead([
+      'validate-logs',
+      '--s3-bucket',
+      BUCKET,
+      '--local-dir',
+      dir,
+      '--public-key',
+      join(work, 'key.pem'),
+      '--verbose',
+      ...RANGE,
+    ]);
+
+    expect(result.head).toMatch(/^Validating log files for trail all trails between /);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(141);
   });
 });

@@ -36,7 +36,8 @@ import {
 import { createQueryHandler, type Operation } from '../../lambda/handlers/query';
 import { ensureChainTable, DIGEST_CHAIN_TABLE } from '../../local/components/digest';
 import { ensureBucket, startEmulators, type Emulators } from '../../local/emulators';
-import { resolveValidateSettings, runValidateLogs } from '../../cli/validate-logs';
+import { runValidateLogs } from '../../cli/shared/validate-run';
+import { resolveValidateSettings } from '../../cli/shared/validate-settings';
 import {
   buildChain,
   CHAIN_KEY,

@@ -12,7 +12,8 @@ import {
 import { encodeLogFile } from '../../lambda/core/logfile';
 import { ensureBucket, type Emulators } from '../../local/emulators';
 import { startLimitedEmulators } from '../support/limited-dynalite';
-import { resolveValidateSettings, runValidateLogs } from '../../cli/validate-logs';
+import { runValidateLogs } from '../../cli/shared/validate-run';
+import { resolveValidateSettings } from '../../cli/shared/validate-settings';
 import {
   buildChain,
   CHAIN_PUBLIC_PEM,

@@ -3,7 +3,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { lookupEventsPaged } from '../../cli/lookup-events';
 import { cloudTrailApiClient } from '../../cli/shared/cloudtrail-api';
-import { fetchChainStatus, listPublicKeys } from '../../cli/validate-logs';
+import { fetchChainStatus, listPublicKeys } from '../../cli/shared/validate-api';
 
 interface Seen {
   readonly url: string;

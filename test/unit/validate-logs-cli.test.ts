@@ -3,13 +3,13 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fingerprintOfPublicKey } from '../../lambda/core/digest-format';
+import { formatSummary } from '../../cli/shared/validate-output';
 import {
-  formatSummary,
   parseTimeFlag,
   readPublicKey,
   resolveValidateSettings,
   type ValidateLogsFlags,
-} from '../../cli/validate-logs';
+} from '../../cli/shared/validate-settings';
 import { LocalDirReader, parseSidecar } from '../../cli/shared/local-dir-reader';
 import { CHAIN_KEY } from '../fixtures/validate-chain';
 

@@ -14,7 +14,8 @@ import {
   VALIDATE_WORKER,
   type WorkerScript,
 } from '../../cli/shared/validate-workers';
-import { resolveValidateSettings, runValidateLogs } from '../../cli/validate-logs';
+import { runValidateLogs } from '../../cli/shared/validate-run';
+import { resolveValidateSettings } from '../../cli/shared/validate-settings';
 import { fingerprintOfPublicKey } from '../../lambda/core/digest-format';
 import {
   formatResult,
