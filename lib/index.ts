@@ -5,6 +5,7 @@ export * from './event-fanout';
 export * from './event-history';
 export * from './event-stream';
 export * from './ingest-api';
+export * from './ingest-api-options';
 export * from './insights';
 export * from './log-archive';
 export * from './log-packager';
