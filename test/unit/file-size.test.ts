@@ -21,9 +21,6 @@ const VENDORED = ['local/s3rver/'];
  */
 const BEING_SPLIT = new Set([
   'lambda/core/packager.ts',
-  'lambda/core/history.ts',
-  'lambda/core/history-keys.ts',
-  'cli/validate-logs.ts',
 ]);
 
 /** Lines as `wc -l` counts them, plus a last line without a newline. */
