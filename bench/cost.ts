@@ -35,7 +35,6 @@ import { MemoryMetrics, MemoryRecordStream } from '../test/fixtures/memory-ports
 import { clientsFor, destroyClients } from '../test/support/emulator-clients';
 import {
   freshRuntime,
-  normaliseAll,
   realRecords,
   requestBodies,
   sleep,
@@ -104,11 +103,18 @@ export async function countUnits(
     meterS3(clients.s3, s3);
     const documents = documentClient(clients.dynamodb);
     const batches = (size: number) =>
-      streamBatches(normaliseAll(stream.delivered.map((r) => r.text)), {
-        batchSize: size,
-        shards: 1,
-        arrivalMs: Date.now(),
-      }).flat();
+      // The stream's records as ingest stored them (stamped): not normalised a second time.
+      streamBatches(
+        stream.delivered.map((r) => ({
+          text: r.text,
+          eventID: (JSON.parse(r.text) as { eventID: string }).eventID,
+        })),
+        {
+          batchSize: size,
+          shards: 1,
+          arrivalMs: Date.now(),
+        },
+      ).flat();
 
     const packagerBatches = batches(FUNCTIONS.packager.batchSize);
     // One set of adapters, as one warm Lambda container keeps them (the digest registry
