@@ -172,9 +172,12 @@ async function validateLogsPeakRss(work: string, files: number): Promise<number>
   const keyFile = join(work, 'key.pem');
   writeFileSync(keyFile, CHAIN_PUBLIC_PEM);
   const bin = join(__dirname, '..', 'bin', 'opentrail.js');
-  // The CLI as a user runs it; at exit the process prints its own peak RSS (threads included).
+  // The CLI as a user runs it; at exit the process prints its own peak RSS (threads included):
+  // VmHWM, the peak of its own address space. getrusage's maxRSS (the fallback off Linux) also
+  // counts the forked copy of this process from before exec, whose RSS grows with the chain.
   const script =
-    "process.on('exit',()=>process.stderr.write('\\nMAXRSS '+process.resourceUsage().maxRSS+'\\n'));" +
+    "process.on('exit',()=>{let k=process.resourceUsage().maxRSS;try{k=+/VmHWM:\\s*(\\d+)/.exec(require('node:fs').readFileSync('/proc/self/status','utf8'))[1]}catch{}" +
+    "process.stderr.write('\\nMAXRSS '+k+'\\n')});" +
     `process.argv.splice(1,0,'opentrail');require(${JSON.stringify(bin)})`;
   const args = [
     'validate-logs',
