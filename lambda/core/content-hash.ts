@@ -4,7 +4,8 @@
  *
  * `contentHash(record)` = lower-case hex SHA-256 of the UTF-8 bytes of the RFC 8785 canonical
  * JSON of the record, after removing the provenance stamp's per-request members
- * (`opentrailProvenance.sourceIPAddress`, `.requestId`, `.receivedAt`). The stamp's principal
+ * (`opentrailProvenance.sourceIPAddress`, `.requestId`, `.receivedAt`) and the stamp's own
+`contentHash` member (the value ingest carries there). The stamp's principal
  * (`principalArn`, `accountId`, `principalOrgId`) stays in: a resend of the same record by the
  * same principal hashes the same (a duplicate), while the same record sent by another principal
  * does not (two callers vouching for one event are both kept, as a conflict). A record without
@@ -13,7 +14,12 @@
  * Pure: no SDK, no I/O (node:crypto only).
  */
 import { createHash } from 'node:crypto';
-import { PROVENANCE_FIELD, PROVENANCE_PER_REQUEST_MEMBERS } from './contracts';
+import {
+  CONTENT_HASH_PATTERN,
+  PROVENANCE_FIELD,
+  PROVENANCE_HASH_MEMBER,
+  PROVENANCE_PER_REQUEST_MEMBERS,
+} from './contracts';
 
 /** RFC 8785 canonical JSON of a JSON value (what JSON.parse returns). */
 export function canonicalJson(value: unknown): string {
@@ -36,12 +42,13 @@ export function canonicalJson(value: unknown): string {
   return `{${members.join(',')}}`;
 }
 
-/** The record as hashed: its stamp without the per-request members. */
+/** The record as hashed: its stamp without the per-request members and the carried hash. */
 function hashedForm(record: Readonly<Record<string, unknown>>): Readonly<Record<string, unknown>> {
   const stamp = record[PROVENANCE_FIELD];
   if (typeof stamp !== 'object' || stamp === null || Array.isArray(stamp)) return record;
   const principal: Record<string, unknown> = { ...(stamp as Record<string, unknown>) };
   for (const member of PROVENANCE_PER_REQUEST_MEMBERS) delete principal[member];
+  delete principal[PROVENANCE_HASH_MEMBER];
   return { ...record, [PROVENANCE_FIELD]: principal };
 }
 
@@ -53,15 +60,29 @@ export function contentHash(record: Readonly<Record<string, unknown>>): string {
 }
 
 /**
+ * The contentHash ingest carries in a record's stamp (`opentrailProvenance.contentHash`), when it
+ * is there and well-formed; undefined otherwise (a record stamped before ingest carried it, or a
+ * record without a stamp). Trusted because only ingest writes stamps: it refuses any entry that
+ * holds `opentrailProvenance`, and only ingest may write to the stream
+ * (docs/security.md#provenance).
+ */
+export function carriedContentHash(fields: Readonly<Record<string, unknown>>): string | undefined {
+  const stamp = fields[PROVENANCE_FIELD];
+  if (typeof stamp !== 'object' || stamp === null) return undefined;
+  const hash = (stamp as Record<string, unknown>)[PROVENANCE_HASH_MEMBER];
+  return typeof hash === 'string' && CONTENT_HASH_PATTERN.test(hash) ? hash : undefined;
+}
+
+/**
  * The hash dedup claims and history items key a stored record by: `contentHash(fields)` for a
- * stamped record; for one without a stamp, the SHA-256 of its text, as opentrail keyed every
- * record before provenance (docs/formats.md#content-hash). Ingest stamps every record it takes
- * now, so only a record that entered the stream before the upgrade has no stamp; when a batch
- * of those is retried or redriven after the upgrade, its hash still matches the dedup claims
- * and history items written for it before, and nothing is stored twice.
+ * stamped record (the hash its stamp carries, else computed); for one without a stamp, the
+ * SHA-256 of its text, as opentrail keyed every record before provenance
+ * (docs/formats.md#content-hash). Ingest stamps every record it takes now, so only a record
+ * that entered the stream before the upgrade has no stamp; when a batch of those is retried or
+ * redriven after the upgrade, its hash still matches the dedup claims and history items written
+ * for it before, and nothing is stored twice.
  */
 export function storedRecordHash(fields: Readonly<Record<string, unknown>>, text: string): string {
-  return PROVENANCE_FIELD in fields
-    ? contentHash(fields)
-    : createHash('sha256').update(text, 'utf8').digest('hex');
+  if (!(PROVENANCE_FIELD in fields)) return createHash('sha256').update(text, 'utf8').digest('hex');
+  return carriedContentHash(fields) ?? contentHash(fields);
 }
