@@ -10,7 +10,7 @@ import { arch, cpus, platform, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { AuditBatcher, requestBody } from '../cli/shared/audit-batcher';
-import type { StreamBatch, StreamRecord } from '../lambda/core/packager';
+import type { StreamBatch, StreamRecord } from '../lambda/core/packager-types';
 import { normaliseRecord, type NormalisedRecord } from '../lambda/core/records';
 import { LOCAL_DEFAULTS, startRuntime, type Runtime, type RuntimeOptions } from '../local/runtime';
 import { fixtureRecords } from '../test/fixtures/cloudtrail-data';

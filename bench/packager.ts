@@ -7,7 +7,8 @@ import type { DedupItem } from '../lambda/core/ports';
 
 import { DEFAULT_DEDUP_WINDOW_SECONDS, DEFAULT_TRAIL } from '../lambda/core/config';
 
-import { packageBatch, type PackagerDeps, type StreamBatch } from '../lambda/core/packager';
+import { packageBatch } from '../lambda/core/packager';
+import type { PackagerDeps, StreamBatch } from '../lambda/core/packager-types';
 import { documentClient, DynamoDedupStore, DynamoManifestStore } from '../lambda/adapters/dynamodb';
 import { S3ObjectStore } from '../lambda/adapters/s3';
 

@@ -7,12 +7,12 @@
 import { gunzipSync } from 'node:zlib';
 import { DEFAULT_TRAIL, type TrailConfig } from '../../lambda/core/config';
 import { sha256Hex } from '../../lambda/core/logfile';
+import { packageBatch } from '../../lambda/core/packager';
 import {
   DedupRaceError,
-  packageBatch,
   type PackagerDeps,
   type StreamBatch,
-} from '../../lambda/core/packager';
+} from '../../lambda/core/packager-types';
 import type {
   DeliveryNotice,
   DigestStreamRef,

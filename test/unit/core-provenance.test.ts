@@ -21,7 +21,8 @@ import {
   producerRulesProblem,
   rulesOfRecipientAllowList,
 } from '../../lambda/core/provenance';
-import { packageBatch, type PackagerResult } from '../../lambda/core/packager';
+import { packageBatch } from '../../lambda/core/packager';
+import type { PackagerResult } from '../../lambda/core/packager-types';
 import {
   MemoryDedupStore,
   MemoryManifestStore,

@@ -1,0 +1,135 @@
+/**
+ * The packager's first step (core/packager.ts): each stream record parsed and checked, the
+ * trails that keep it, and the files the batch's records go to.
+ */
+import type { TrailConfig } from './config';
+import { logFileKey, PATH_SEGMENT_PATTERN, uniqueFrom } from './layout';
+import { storedRecordHash } from './content-hash';
+import {
+  UnprocessableRecordError,
+  type Parsed,
+  type PlannedFile,
+  type StreamBatch,
+  type StreamRecord,
+} from './packager-types';
+import { trailAccepts, type SelectableRecord } from './selectors';
+
+const SEGMENT = new RegExp(PATH_SEGMENT_PATTERN);
+
+export function parse(record: StreamRecord, trails: readonly TrailConfig[]): Parsed {
+  // A view on the record's bytes, not a copy of them.
+  const { data } = record;
+  const text = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8');
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new UnprocessableRecordError(record.sequenceNumber, 'data is not JSON');
+  }
+  const fields = value as Record<string, unknown> | null;
+  if (typeof fields !== 'object' || fields === null || Array.isArray(fields)) {
+    throw new UnprocessableRecordError(record.sequenceNumber, 'data is not a JSON object');
+  }
+  for (const field of ['eventID', 'eventTime', 'awsRegion', 'recipientAccountId']) {
+    if (typeof fields[field] !== 'string') {
+      throw new UnprocessableRecordError(
+        record.sequenceNumber,
+        `${field} is missing or not a string (records must come through PutAuditEvents)`,
+      );
+    }
+  }
+  if (
+    !SEGMENT.test(fields.awsRegion as string) ||
+    !SEGMENT.test(fields.recipientAccountId as string)
+  ) {
+    throw new UnprocessableRecordError(
+      record.sequenceNumber,
+      `awsRegion and recipientAccountId must match ${PATH_SEGMENT_PATTERN}`,
+    );
+  }
+  const selectable = fields as SelectableRecord;
+  const keptBy = trails.filter((trail) => keeps(trail, selectable));
+  return {
+    sequenceNumber: record.sequenceNumber,
+    text,
+    record: {
+      eventID: fields.eventID as string,
+      eventTime: fields.eventTime as string,
+      awsRegion: fields.awsRegion as string,
+      recipientAccountId: fields.recipientAccountId as string,
+      eventSource: fields.eventSource,
+      eventName: fields.eventName,
+      userIdentity: fields.userIdentity,
+      userAgent: fields.userAgent,
+      errorCode: fields.errorCode,
+      readOnly: fields.readOnly,
+      managementEvent: fields.managementEvent,
+      eventCategory: fields.eventCategory,
+      eventType: fields.eventType,
+    },
+    trails: keptBy,
+    ...(keptBy[0] ? { countedFor: keptBy[0].name } : {}),
+    insight: isInsight(selectable),
+    hash: storedRecordHash(fields, text),
+    arrivalMs: record.arrivalMs,
+  };
+}
+
+/** Insights events go to their own files (docs/formats.md#log-files, `CloudTrail-Insight`). */
+function isInsight(record: SelectableRecord): boolean {
+  return record.eventCategory === 'Insight' || record.eventType === 'AwsCloudTrailInsight';
+}
+
+/**
+ * Whether a trail keeps a record. Insights records go to the trails whose insight selectors
+ * name their type (all types when a trail has none); event selectors do not apply to them
+ * (docs/formats.md#insights-events).
+ */
+function keeps(trail: TrailConfig, record: SelectableRecord): boolean {
+  if (!isInsight(record)) return trailAccepts(trail, record);
+  const type = (record as { insightDetails?: { insightType?: unknown } }).insightDetails
+    ?.insightType;
+  return trail.insightSelectors?.some((s) => s.InsightType === type) ?? true;
+}
+
+/** The trail a record is counted for by Insights: the first that keeps it. */
+export function countingTrail(
+  trails: readonly TrailConfig[],
+  record: SelectableRecord,
+): string | undefined {
+  return trails.find((trail) => keeps(trail, record))?.name;
+}
+
+/** Groups records into files, one per (trail, account, region, kind), in stream order. */
+export function planFiles(batch: StreamBatch, records: Parsed[], bucket: string): PlannedFile[] {
+  const first = batch.records[0]!.sequenceNumber;
+  const last = batch.records[batch.records.length - 1]!.sequenceNumber;
+  let deliveryMs = -Infinity;
+  for (const r of batch.records) if (r.arrivalMs > deliveryMs) deliveryMs = r.arrivalMs;
+  const files = new Map<string, PlannedFile>();
+  for (const parsed of records) {
+    for (const trail of parsed.trails) {
+      const account = parsed.record.recipientAccountId;
+      const region = parsed.record.awsRegion;
+      const kind = parsed.insight ? 'CloudTrail-Insight' : 'CloudTrail';
+      const id = `${trail.name}\n${account}\n${region}\n${kind}`;
+      let file = files.get(id);
+      if (!file) {
+        const unique = uniqueFrom(`${bucket}\n${batch.shardId}\n${first}\n${last}\n${id}`);
+        const key = logFileKey({
+          prefix: trail.prefix,
+          organizationId: trail.organizationId,
+          account,
+          region,
+          deliveryMs,
+          unique,
+          kind,
+        });
+        file = { trail, kind, account, region, key, records: [] };
+        files.set(id, file);
+      }
+      file.records.push(parsed);
+    }
+  }
+  return [...files.values()];
+}
