@@ -46,7 +46,7 @@ export async function writeFile(
   file: PlannedFile,
   deps: PackagerDeps,
 ): Promise<{ key: string; records: number; sha256: string }> {
-  const encoded = await encodeLogFileAsync(file.records.map((r) => r.text));
+  const encoded = await encodeLogFileAsync(file.records.map((r) => r.data));
   // The oldest and newest eventTime as a sort would give them (UTF-16 order), in one pass.
   let oldestEventTime = file.records[0]!.record.eventTime;
   let newestEventTime = oldestEventTime;

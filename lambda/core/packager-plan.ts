@@ -2,6 +2,7 @@
  * The packager's first step (core/packager.ts): each stream record parsed and checked, the
  * trails that keep it, and the files the batch's records go to.
  */
+import { isUtf8 } from 'node:buffer';
 import type { TrailConfig } from './config';
 import { logFileKey, PATH_SEGMENT_PATTERN, uniqueFrom } from './layout';
 import { storedRecordHash } from './content-hash';
@@ -51,7 +52,8 @@ export function parse(record: StreamRecord, trails: readonly TrailConfig[]): Par
   const keptBy = trails.filter((trail) => keeps(trail, selectable));
   return {
     sequenceNumber: record.sequenceNumber,
-    text,
+    // Bytes that are not UTF-8 were read with replacement characters: the file holds those.
+    data: isUtf8(data) ? data : Buffer.from(text, 'utf8'),
     record: {
       eventID: fields.eventID as string,
       eventTime: fields.eventTime as string,

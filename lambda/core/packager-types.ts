@@ -81,14 +81,15 @@ export class DedupRaceError extends Error {
 }
 
 /**
- * A record as the packager keeps it through the batch: its text and the few fields it files
- * by. The parsed JSON tree is dropped as soon as the trails have looked at it, so a batch does
- * not hold a thousand object trees across its writes (they would outlive the young generation
- * and cost a full copy each in garbage collection).
+ * A record as the packager keeps it through the batch: its bytes and the few fields it files
+ * by. Its text and parsed JSON tree are dropped as soon as the trails have looked at it, so a
+ * batch does not hold a thousand strings and object trees across its writes (they would
+ * outlive the young generation and cost a full copy each in garbage collection).
  */
 export interface Parsed {
   readonly sequenceNumber: string;
-  readonly text: string;
+  /** The record's UTF-8 bytes as the log file holds them (a view on the stream record's). */
+  readonly data: Uint8Array;
   /** The fields filing and Insights counting read (references into the parsed record). */
   readonly record: CountableRecord & {
     readonly eventID: string;
