@@ -152,8 +152,9 @@ export async function applyDedup(
   const windowSeconds = Math.ceil(deps.dedupWindowMs / 1000);
   await inParallel([...changed], deps.claimConcurrency ?? 32, async (eventId) => {
     const item = items.get(eventId)!;
-    const expiresAt =
-      Math.ceil(Math.max(...item.claims.map((c) => c.arrivalMs)) / 1000) + windowSeconds + 86_400;
+    let newestMs = -Infinity;
+    for (const claim of item.claims) if (claim.arrivalMs > newestMs) newestMs = claim.arrivalMs;
+    const expiresAt = Math.ceil(newestMs / 1000) + windowSeconds + 86_400;
     const ok = await deps.dedup.put(item, stored.get(eventId)?.ver ?? 0, expiresAt);
     if (!ok)
       throw new DedupRaceError(

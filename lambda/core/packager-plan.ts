@@ -17,7 +17,16 @@ import { trailAccepts, type SelectableRecord } from './selectors';
 
 const SEGMENT = new RegExp(PATH_SEGMENT_PATTERN);
 
-export function parse(record: StreamRecord, trails: readonly TrailConfig[]): Parsed {
+/**
+ * Parses and checks one stream record. With `counting` (Insights on) it keeps the fields
+ * Insights counts by; without, only those the file needs, so no part of the parsed tree
+ * (a userIdentity, say) outlives the parse.
+ */
+export function parse(
+  record: StreamRecord,
+  trails: readonly TrailConfig[],
+  counting: boolean,
+): Parsed {
   // A view on the record's bytes, not a copy of them.
   const { data } = record;
   const text = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8');
@@ -54,23 +63,30 @@ export function parse(record: StreamRecord, trails: readonly TrailConfig[]): Par
     sequenceNumber: record.sequenceNumber,
     // Bytes that are not UTF-8 were read with replacement characters: the file holds those.
     data: isUtf8(data) ? data : Buffer.from(text, 'utf8'),
-    record: {
-      eventID: fields.eventID as string,
-      eventTime: fields.eventTime as string,
-      awsRegion: fields.awsRegion as string,
-      recipientAccountId: fields.recipientAccountId as string,
-      eventSource: fields.eventSource,
-      eventName: fields.eventName,
-      userIdentity: fields.userIdentity,
-      userAgent: fields.userAgent,
-      errorCode: fields.errorCode,
-      readOnly: fields.readOnly,
-      managementEvent: fields.managementEvent,
-      eventCategory: fields.eventCategory,
-      eventType: fields.eventType,
-    },
+    record: counting
+      ? {
+          eventID: fields.eventID as string,
+          eventTime: fields.eventTime as string,
+          awsRegion: fields.awsRegion as string,
+          recipientAccountId: fields.recipientAccountId as string,
+          eventSource: fields.eventSource,
+          eventName: fields.eventName,
+          userIdentity: fields.userIdentity,
+          userAgent: fields.userAgent,
+          errorCode: fields.errorCode,
+          readOnly: fields.readOnly,
+          managementEvent: fields.managementEvent,
+          eventCategory: fields.eventCategory,
+          eventType: fields.eventType,
+        }
+      : {
+          eventID: fields.eventID as string,
+          eventTime: fields.eventTime as string,
+          awsRegion: fields.awsRegion as string,
+          recipientAccountId: fields.recipientAccountId as string,
+        },
     trails: keptBy,
-    ...(keptBy[0] ? { countedFor: keptBy[0].name } : {}),
+    ...(counting && keptBy[0] ? { countedFor: keptBy[0].name } : {}),
     insight: isInsight(selectable),
     hash: storedRecordHash(fields, text),
     arrivalMs: record.arrivalMs,
@@ -108,15 +124,24 @@ export function planFiles(batch: StreamBatch, records: Parsed[], bucket: string)
   const last = batch.records[batch.records.length - 1]!.sequenceNumber;
   let deliveryMs = -Infinity;
   for (const r of batch.records) if (r.arrivalMs > deliveryMs) deliveryMs = r.arrivalMs;
-  const files = new Map<string, PlannedFile>();
+  const files: PlannedFile[] = [];
+  // Found by the record's own strings, one map per level: no key string built per record.
+  const byTrail = new Map<TrailConfig, Map<string, Map<string, FileSlot>>>();
   for (const parsed of records) {
+    const account = parsed.record.recipientAccountId;
+    const region = parsed.record.awsRegion;
+    const kind = parsed.insight ? 'CloudTrail-Insight' : 'CloudTrail';
     for (const trail of parsed.trails) {
-      const account = parsed.record.recipientAccountId;
-      const region = parsed.record.awsRegion;
-      const kind = parsed.insight ? 'CloudTrail-Insight' : 'CloudTrail';
-      const id = `${trail.name}\n${account}\n${region}\n${kind}`;
-      let file = files.get(id);
-      if (!file) {
+      let byAccount = byTrail.get(trail);
+      if (byAccount === undefined)
+        byTrail.set(trail, (byAccount = new Map<string, Map<string, FileSlot>>()));
+      let byRegion = byAccount.get(account);
+      if (byRegion === undefined) byAccount.set(account, (byRegion = new Map<string, FileSlot>()));
+      let slot = byRegion.get(region);
+      if (slot === undefined) byRegion.set(region, (slot = {}));
+      let file = slot[kind];
+      if (file === undefined) {
+        const id = `${trail.name}\n${account}\n${region}\n${kind}`;
         const unique = uniqueFrom(`${bucket}\n${batch.shardId}\n${first}\n${last}\n${id}`);
         const key = logFileKey({
           prefix: trail.prefix,
@@ -127,11 +152,14 @@ export function planFiles(batch: StreamBatch, records: Parsed[], bucket: string)
           unique,
           kind,
         });
-        file = { trail, kind, account, region, key, records: [] };
-        files.set(id, file);
+        file = slot[kind] = { trail, kind, account, region, key, records: [] };
+        files.push(file);
       }
       file.records.push(parsed);
     }
   }
-  return [...files.values()];
+  return files;
 }
+
+/** A (trail, account, region)'s files, one per kind. */
+type FileSlot = { [kind in PlannedFile['kind']]?: PlannedFile };

@@ -34,7 +34,9 @@ export async function packageBatch(
   deps: PackagerDeps,
 ): Promise<PackagerResult> {
   if (batch.records.length === 0) return { files: [], duplicates: 0, conflicts: 0 };
-  const parsed = batch.records.map((record) => parse(record, deps.trails));
+  const parsed = batch.records.map((record) =>
+    parse(record, deps.trails, deps.insightCounts !== undefined),
+  );
   const batchId = `${batch.shardId}:${batch.records[0]!.sequenceNumber}:${batch.records[batch.records.length - 1]!.sequenceNumber}`;
   // Keys depend on the batch alone, so they are known before dedup decides what goes in.
   const allFiles = planFiles(batch, parsed, deps.bucket);

@@ -104,21 +104,32 @@ function eventCategoryOf(record: SelectableRecord): string {
   return 'Management';
 }
 
+function valueMatches(operator: Operator, value: string, pattern: string): boolean {
+  switch (operator) {
+    case 'Equals':
+    case 'NotEquals':
+      return value === pattern;
+    case 'StartsWith':
+    case 'NotStartsWith':
+      return value.startsWith(pattern);
+    case 'EndsWith':
+    case 'NotEndsWith':
+      return value.endsWith(pattern);
+  }
+}
+
+// Loops, not closures: this runs per record, per trail and per field selector.
 function operatorHolds(operator: Operator, patterns: readonly string[], values: string[]): boolean {
-  const test = (value: string, pattern: string): boolean => {
-    switch (operator) {
-      case 'Equals':
-      case 'NotEquals':
-        return value === pattern;
-      case 'StartsWith':
-      case 'NotStartsWith':
-        return value.startsWith(pattern);
-      case 'EndsWith':
-      case 'NotEndsWith':
-        return value.endsWith(pattern);
+  let anyMatch = false;
+  for (const pattern of patterns) {
+    for (const value of values) {
+      if (valueMatches(operator, value, pattern)) {
+        anyMatch = true;
+        break;
+      }
     }
-  };
-  const anyMatch = patterns.some((pattern) => values.some((value) => test(value, pattern)));
+    if (anyMatch) break;
+  }
   return operator.startsWith('Not') ? !anyMatch : anyMatch;
 }
 
