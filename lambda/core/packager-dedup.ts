@@ -78,7 +78,16 @@ export async function applyDedup(
   copies: readonly Copy[],
   deps: PackagerDeps,
 ): Promise<DedupOutcome> {
-  const ids = [...new Set(copies.map((c) => c.parsed.record.eventID))];
+  // Only an eventID that more than one record of the batch holds can meet a copy kept earlier
+  // in the batch: the others skip that check and the key string it needs.
+  const firstWith = new Map<string, Parsed>();
+  const repeated = new Set<string>();
+  for (const { parsed } of copies) {
+    const first = firstWith.get(parsed.record.eventID);
+    if (first === undefined) firstWith.set(parsed.record.eventID, parsed);
+    else if (first !== parsed) repeated.add(parsed.record.eventID);
+  }
+  const ids = [...firstWith.keys()];
   const stored = await deps.dedup.getMany(ids);
   // One `bucket/key` string per file, not one per copy.
   const objectIds = new Map<PlannedFile, string>();
@@ -117,8 +126,10 @@ export async function applyDedup(
   for (const { parsed, file } of copies) {
     const eventId = parsed.record.eventID;
     // A second copy within this batch would meet the first copy's claim, which is ours.
-    const copy = `${file.trail.name}\n${eventId}\n${parsed.hash}`;
-    if (keptInBatch.has(copy)) {
+    const copy = repeated.has(eventId)
+      ? `${file.trail.name}\n${eventId}\n${parsed.hash}`
+      : undefined;
+    if (copy !== undefined && keptInBatch.has(copy)) {
       duplicates++;
       continue;
     }
@@ -147,7 +158,7 @@ export async function applyDedup(
     const set = kept.get(file) ?? new Set<Parsed>();
     set.add(parsed);
     kept.set(file, set);
-    keptInBatch.add(copy);
+    if (copy !== undefined) keptInBatch.add(copy);
   }
   const windowSeconds = Math.ceil(deps.dedupWindowMs / 1000);
   await inParallel([...changed], deps.claimConcurrency ?? 32, async (eventId) => {
