@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { AuditBatcher, requestBody } from '../cli/shared/audit-batcher';
 import type { StreamBatch, StreamRecord } from '../lambda/core/packager-types';
+import type { Stamp } from '../lambda/core/provenance';
 import { normaliseRecord, type NormalisedRecord } from '../lambda/core/records';
 import { LOCAL_DEFAULTS, startRuntime, type Runtime, type RuntimeOptions } from '../local/runtime';
 import { fixtureRecords } from '../test/fixtures/cloudtrail-data';
@@ -76,14 +77,18 @@ export function syntheticRecordTexts(
   });
 }
 
-/** What the ingest side stores for each text (normaliseRecord), as PutAuditEvents would. */
-export function normaliseAll(texts: readonly string[]): NormalisedRecord[] {
+/**
+ * What the ingest side stores for each text (normaliseRecord), as PutAuditEvents would; with the
+ * provenance stamp of `stamp` when given (every record ingest stores carries one).
+ */
+export function normaliseAll(texts: readonly string[], stamp?: Stamp): NormalisedRecord[] {
   const context = {
     accountId: LOCAL_DEFAULTS.accountId,
     nowMs: Date.now(),
     newEventId: () => {
       throw new Error('bench records all carry an eventID');
     },
+    ...(stamp !== undefined ? { stamp } : {}),
   };
   return texts.map((text) => normaliseRecord(text, context));
 }
