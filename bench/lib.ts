@@ -106,7 +106,7 @@ function sequenceNumber(shard: number, n: number): string {
  * same bucket need disjoint ranges, since a file's key derives from its batch's bounds.
  */
 export function streamBatches(
-  records: readonly NormalisedRecord[],
+  records: readonly Pick<NormalisedRecord, 'eventID' | 'text'>[],
   options: { batchSize: number; shards: number; arrivalMs: number; firstSequence?: number },
 ): StreamBatch[][] {
   const perShard: StreamRecord[][] = Array.from({ length: options.shards }, () => []);
