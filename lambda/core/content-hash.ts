@@ -29,17 +29,25 @@ export function canonicalJson(value: unknown): string {
     if (text === undefined) throw new TypeError(`${typeof value} is not a JSON value`);
     return text;
   }
+  // Appended to one string, not mapped and joined: ingest hashes every record it takes.
   if (Array.isArray(value)) {
-    return `[${value.map((item) => (item === undefined ? 'null' : canonicalJson(item))).join(',')}]`;
+    let out = '[';
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) out += ',';
+      const item: unknown = value[i];
+      out += item === undefined ? 'null' : canonicalJson(item);
+    }
+    return `${out}]`;
   }
-  const members = Object.keys(value)
-    .filter((name) => (value as Record<string, unknown>)[name] !== undefined)
-    .sort()
-    .map(
-      (name) =>
-        `${JSON.stringify(name)}:${canonicalJson((value as Record<string, unknown>)[name])}`,
-    );
-  return `{${members.join(',')}}`;
+  const record = value as Record<string, unknown>;
+  let out = '{';
+  for (const name of Object.keys(record).sort()) {
+    const member = record[name];
+    if (member === undefined) continue;
+    if (out.length > 1) out += ',';
+    out += `${JSON.stringify(name)}:${canonicalJson(member)}`;
+  }
+  return `${out}}`;
 }
 
 /** The record as hashed: its stamp without the per-request members and the carried hash. */
