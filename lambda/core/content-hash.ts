@@ -21,8 +21,17 @@ import {
   PROVENANCE_PER_REQUEST_MEMBERS,
 } from './contracts';
 
+/** Strings JSON.stringify writes unchanged between quotes: nothing it escapes, no surrogate. */
+const PLAIN_STRING = /^[^"\\\u0000-\u001f\ud800-\udfff]*$/;
+
+/** JSON.stringify of a string, without the call for the usual string that needs no escape. */
+function quoted(text: string): string {
+  return PLAIN_STRING.test(text) ? `"${text}"` : JSON.stringify(text);
+}
+
 /** RFC 8785 canonical JSON of a JSON value (what JSON.parse returns). */
 export function canonicalJson(value: unknown): string {
+  if (typeof value === 'string') return quoted(value);
   if (value === null || typeof value !== 'object') {
     const text = JSON.stringify(value);
     // undefined, functions and symbols have no JSON form; JSON.stringify drops such members.
@@ -45,7 +54,7 @@ export function canonicalJson(value: unknown): string {
     const member = record[name];
     if (member === undefined) continue;
     if (out.length > 1) out += ',';
-    out += `${JSON.stringify(name)}:${canonicalJson(member)}`;
+    out += `${quoted(name)}:${canonicalJson(member)}`;
   }
   return `${out}}`;
 }

@@ -257,6 +257,20 @@ describe('contentHash', () => {
     expect(contentHash({ ...first, eventName: 'DeleteUser' })).not.toBe(contentHash(first));
   });
 
+  it.each<[string, string]>([
+    ['plain ASCII', 'ListUsers'],
+    ['a quote and a backslash', 'a"b\\c'],
+    ['control characters', 'tab\there\nnul\u0000 esc\u001f'],
+    ['a lone surrogate', 'x\ud800y'],
+    ['a surrogate pair', 'smile \ud83d\ude00'],
+    ['line and paragraph separators, DEL', '\u2028\u2029\u007f'],
+  ])('writes strings and member names as JSON.stringify does (%s)', (_, text) => {
+    expect(canonicalJson(text)).toBe(JSON.stringify(text));
+    expect(canonicalJson({ [text]: text })).toBe(
+      `{${JSON.stringify(text)}:${JSON.stringify(text)}}`,
+    );
+  });
+
   it('of a record without a stamp is the hex SHA-256 of its canonical JSON', () => {
     const record = completeRecord();
 
