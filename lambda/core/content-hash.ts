@@ -11,15 +11,15 @@
  * does not (two callers vouching for one event are both kept, as a conflict). A record without
  * a stamp hashes as its whole canonical JSON.
  *
- * Pure: no SDK, no I/O (node:crypto only).
+ * Pure: no SDK, no I/O (node:crypto only, through core/logfile.ts's sha256Hex).
  */
-import { createHash } from 'node:crypto';
 import {
   CONTENT_HASH_PATTERN,
   PROVENANCE_FIELD,
   PROVENANCE_HASH_MEMBER,
   PROVENANCE_PER_REQUEST_MEMBERS,
 } from './contracts';
+import { sha256Hex } from './logfile';
 
 /** Strings JSON.stringify writes unchanged between quotes: nothing it escapes, no surrogate. */
 const PLAIN_STRING = /^[^"\\\u0000-\u001f\ud800-\udfff]*$/;
@@ -71,9 +71,15 @@ function hashedForm(record: Readonly<Record<string, unknown>>): Readonly<Record<
 
 /** Hex SHA-256 of a record's content (see the module comment for exactly what is hashed). */
 export function contentHash(record: Readonly<Record<string, unknown>>): string {
-  return createHash('sha256')
-    .update(canonicalJson(hashedForm(record)), 'utf8')
-    .digest('hex');
+  return sha256Hex(canonicalJson(hashedForm(record)));
+}
+
+/**
+ * contentHash of a record already in its hashed form (a stamp without per-request members or
+ * hash), as ingest builds it: no copy of the record to strip them.
+ */
+export function contentHashOfHashedForm(record: Readonly<Record<string, unknown>>): string {
+  return sha256Hex(canonicalJson(record));
 }
 
 /**
@@ -100,6 +106,6 @@ export function carriedContentHash(fields: Readonly<Record<string, unknown>>): s
  * for it before, and nothing is stored twice.
  */
 export function storedRecordHash(fields: Readonly<Record<string, unknown>>, text: string): string {
-  if (!(PROVENANCE_FIELD in fields)) return createHash('sha256').update(text, 'utf8').digest('hex');
+  if (!(PROVENANCE_FIELD in fields)) return sha256Hex(text);
   return carriedContentHash(fields) ?? contentHash(fields);
 }

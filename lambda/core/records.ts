@@ -7,7 +7,7 @@
  * 12345678901234567890 or 1.50, key order and unknown fields stay exactly as sent.
  */
 import Ajv, { type ErrorObject } from 'ajv';
-import { contentHash } from './content-hash';
+import { contentHashOfHashedForm } from './content-hash';
 import { PATH_SEGMENT_PATTERN } from './layout';
 import type { Stamp } from './provenance';
 import {
@@ -409,7 +409,7 @@ export function normaliseRecord(eventData: string, context: NormaliseContext): N
     context.stamp === undefined
       ? undefined
       : context.stamp.member(
-          contentHash({
+          contentHashOfHashedForm({
             ...fields,
             ...Object.fromEntries(added),
             [PROVENANCE_FIELD]: context.stamp.hashed,
