@@ -6,10 +6,10 @@
  * The stamp is the record's last top-level member, `"opentrailProvenance":{...}`, members in
  * this order: `principalArn`, `accountId`, `principalOrgId` (only when the request context has
  * one), `sourceIPAddress`, `requestId`, `receivedAt` (ISO 8601 UTC with milliseconds),
- * `contentHash` (the record's contentHash, core/content-hash.ts, computed once here so that
- * the packager and the history need not). Its values come from the request context (API
- * Gateway's IAM authorizer deployed; the embedded runtime's fixed local principal locally) and
- * the stored record, never from the request body.
+ * `contentHash` (the record's contentHash, core/content-hash.ts, computed once by ingest in
+ * core/records.ts so that the packager and the history need not). Its values come from the
+ * request context (API Gateway's IAM authorizer deployed; the embedded runtime's fixed local
+ * principal locally) and the stored record, never from the request body.
  *
  * Pure: no SDK, no I/O.
  */
