@@ -10,7 +10,8 @@ import { arch, cpus, platform, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { AuditBatcher, requestBody } from '../cli/shared/audit-batcher';
-import type { StreamBatch, StreamRecord } from '../lambda/core/packager';
+import type { StreamBatch, StreamRecord } from '../lambda/core/packager-types';
+import type { Stamp } from '../lambda/core/provenance';
 import { normaliseRecord, type NormalisedRecord } from '../lambda/core/records';
 import { LOCAL_DEFAULTS, startRuntime, type Runtime, type RuntimeOptions } from '../local/runtime';
 import { fixtureRecords } from '../test/fixtures/cloudtrail-data';
@@ -76,14 +77,18 @@ export function syntheticRecordTexts(
   });
 }
 
-/** What the ingest side stores for each text (normaliseRecord), as PutAuditEvents would. */
-export function normaliseAll(texts: readonly string[]): NormalisedRecord[] {
+/**
+ * What the ingest side stores for each text (normaliseRecord), as PutAuditEvents would; with the
+ * provenance stamp of `stamp` when given (every record ingest stores carries one).
+ */
+export function normaliseAll(texts: readonly string[], stamp?: Stamp): NormalisedRecord[] {
   const context = {
     accountId: LOCAL_DEFAULTS.accountId,
     nowMs: Date.now(),
     newEventId: () => {
       throw new Error('bench records all carry an eventID');
     },
+    ...(stamp !== undefined ? { stamp } : {}),
   };
   return texts.map((text) => normaliseRecord(text, context));
 }
@@ -101,7 +106,7 @@ function sequenceNumber(shard: number, n: number): string {
  * same bucket need disjoint ranges, since a file's key derives from its batch's bounds.
  */
 export function streamBatches(
-  records: readonly Pick<NormalisedRecord, 'text' | 'eventID'>[],
+  records: readonly Pick<NormalisedRecord, 'eventID' | 'text'>[],
   options: { batchSize: number; shards: number; arrivalMs: number; firstSequence?: number },
 ): StreamBatch[][] {
   const perShard: StreamRecord[][] = Array.from({ length: options.shards }, () => []);

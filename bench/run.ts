@@ -4,9 +4,11 @@
  * and written to bench/results.json with the machine's facts. It reports; it never fails on
  * speed (only on wrong results: lost or refused records).
  *
- * 1. Packager: packageBatch on batches of 1,000 stream records, (a) with in-memory ports (the
- *    packager's own CPU cost), (b) with the real adapters against the embedded emulators.
- *    Baseline: JSON.stringify + gzipSync of the same records, batch by batch.
+ * 1. Packager: packageBatch on batches of 1,000 stream records, stamped as ingest stores them,
+ *    (a) with in-memory ports (the packager's own CPU cost; wall and CPU, and the compressed
+ *    bytes per record, so a cheaper gzip level shows as S3 bytes), (b) with the real adapters
+ *    against the embedded emulators. Baseline: JSON.stringify + gzipSync at the packager's
+ *    level of the same records, batch by batch.
  * 2. Ingest: putAuditEvents on 100-entry request bodies, (a) into an in-memory stream,
  *    (b) over HTTP into the embedded runtime (ingest component only) and kinesalite.
  *    Baseline: JSON.parse of the bodies and of every eventData.

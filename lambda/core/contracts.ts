@@ -41,6 +41,13 @@ export const PROVENANCE_PER_REQUEST_MEMBERS = [
   'requestId',
   'receivedAt',
 ] as const;
+/**
+ * The stamp's last member: the record's contentHash, computed once by ingest
+ * (docs/formats.md#content-hash). Left out of contentHash itself, which it records.
+ */
+export const PROVENANCE_HASH_MEMBER = 'contentHash';
+/** What a carried contentHash must look like to be used: lower-case hex SHA-256. */
+export const CONTENT_HASH_PATTERN = /^[0-9a-f]{64}$/;
 /** What `recipientAccountId` must look like: an AWS account id, 12 digits. */
 export const ACCOUNT_ID_PATTERN = /^[0-9]{12}$/;
 /** Default `maxEventAge` of deployed ingest: 7 days, in seconds (docs/formats.md#provenance). */

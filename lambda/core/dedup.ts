@@ -148,7 +148,8 @@ export function decide(
   windowMs: number,
   stateOf: (key: string) => ObjectState,
 ): Decision {
-  const claims = stored?.claims ?? [];
+  if (stored === undefined) return firstClaim(candidate);
+  const claims = stored.claims;
   const same = claims.filter(
     (claim) => claim.trail === candidate.trail && claim.hash === candidate.hash,
   );
@@ -169,14 +170,7 @@ export function decide(
     return dropFor(own, stateOf);
   if (holder) return dropFor(holder, stateOf);
 
-  const ours: DedupClaim = {
-    hash: candidate.hash,
-    trail: candidate.trail,
-    record: candidate.record,
-    batch: candidate.batch,
-    arrivalMs: candidate.arrivalMs,
-    key: candidate.key,
-  };
+  const ours = claimOf(candidate);
   // Our claim replaces the record's earlier one (boundaries changed, its object never written).
   const next = bounded(
     [...claims.filter((claim) => claim !== own), ours],
@@ -187,8 +181,31 @@ export function decide(
   );
   const conflict = same.length === 0 && claims.some((claim) => claim.trail === candidate.trail);
   if (next === undefined) return { keep: true, conflict, unclaimed: true };
-  const item: DedupItem = { eventId: candidate.eventId, ver: stored?.ver ?? 0, claims: next };
+  return keptWith({ eventId: candidate.eventId, ver: stored.ver, claims: next }, conflict);
+}
+
+function claimOf(candidate: Candidate): DedupClaim {
+  return {
+    hash: candidate.hash,
+    trail: candidate.trail,
+    record: candidate.record,
+    batch: candidate.batch,
+    arrivalMs: candidate.arrivalMs,
+    key: candidate.key,
+  };
+}
+
+/** Keeps the copy with the item to write, or unclaimed when the item would pass the limit. */
+function keptWith(item: DedupItem, conflict: boolean): Decision {
   if (!surelyWithinItemLimit(item) && dedupItemBytes(item) > DYNAMODB_ITEM_MAX_BYTES)
     return { keep: true, conflict, unclaimed: true };
   return { keep: true, conflict, item };
+}
+
+/**
+ * The decision for an eventID nothing claimed yet (most events): kept, with its one claim. The
+ * general path gives the same, through lists that are empty here.
+ */
+function firstClaim(candidate: Candidate): Decision {
+  return keptWith({ eventId: candidate.eventId, ver: 0, claims: [claimOf(candidate)] }, false);
 }

@@ -15,7 +15,7 @@ import type { RecordStream } from './ports';
 import {
   matchesPattern,
   permissionsOf,
-  provenanceMember,
+  stampOf,
   type Caller,
   type CallerPermissions,
 } from './provenance';
@@ -269,7 +269,7 @@ export async function putAuditEvents(
   const pending: Pending[] = [];
   const nowMs = deps.now();
   const permissions = permissionsOf(deps.producerRules ?? [], caller);
-  const stamp = provenanceMember(caller);
+  const stamp = stampOf(caller);
   const maxEventAgeMs = permissions.allowReplay ? undefined : deps.maxEventAgeMs;
   for (const entry of entries) {
     try {

@@ -59,13 +59,38 @@ export function encodeLogFile(recordTexts: readonly string[]): EncodedLogFile {
   return { json, gzip, sha256: sha256Hex(json) };
 }
 
+const RECORDS_OPEN = Buffer.from('{"Records":[');
+const RECORDS_CLOSE = Buffer.from(']}');
+const COMMA = 0x2c;
+
+/** logFileJson of records given as their UTF-8 bytes: one copy of each, no string between. */
+function logFileJsonOfBytes(records: readonly Uint8Array[]): Buffer {
+  if (records.length > MAX_RECORDS_PER_FILE) {
+    throw new RangeError(
+      `a log file holds at most ${MAX_RECORDS_PER_FILE} records, got ${records.length}`,
+    );
+  }
+  let length = RECORDS_OPEN.length + RECORDS_CLOSE.length + Math.max(records.length - 1, 0);
+  for (const record of records) length += record.byteLength;
+  const json = Buffer.allocUnsafe(length);
+  let at = RECORDS_OPEN.copy(json, 0);
+  for (let i = 0; i < records.length; i++) {
+    if (i > 0) json[at++] = COMMA;
+    json.set(records[i]!, at);
+    at += records[i]!.byteLength;
+  }
+  RECORDS_CLOSE.copy(json, at);
+  return json;
+}
+
 /**
- * encodeLogFile with the compression of large files on libuv's thread pool: the same bytes,
- * while this thread hashes, parses or sends other files (the packager writes several at once).
- * Small files are compressed here: a thread-pool round trip costs more CPU than it frees.
+ * encodeLogFile of records given as their UTF-8 bytes (the packager's stream records), with the
+ * compression of large files on libuv's thread pool: the same bytes, while this thread hashes,
+ * parses or sends other files (the packager writes several at once). Small files are
+ * compressed here: a thread-pool round trip costs more CPU than it frees.
  */
-export async function encodeLogFileAsync(recordTexts: readonly string[]): Promise<EncodedLogFile> {
-  const json = logFileJson(recordTexts);
+export async function encodeLogFileAsync(records: readonly Uint8Array[]): Promise<EncodedLogFile> {
+  const json = logFileJsonOfBytes(records);
   if (json.length < THREAD_POOL_MIN_BYTES)
     return { json, gzip: gzipSync(json, { level: GZIP_LEVEL }), sha256: sha256Hex(json) };
   // One output chunk for the whole member where it fits: each chunk is a round trip between

@@ -5,14 +5,20 @@
  *
  * The stamp is the record's last top-level member, `"opentrailProvenance":{...}`, members in
  * this order: `principalArn`, `accountId`, `principalOrgId` (only when the request context has
- * one), `sourceIPAddress`, `requestId`, `receivedAt` (ISO 8601 UTC with milliseconds). Its
- * values come from the request context (API Gateway's IAM authorizer deployed; the embedded
- * runtime's fixed local principal locally), never from the request body.
+ * one), `sourceIPAddress`, `requestId`, `receivedAt` (ISO 8601 UTC with milliseconds),
+ * `contentHash` (the record's contentHash, core/content-hash.ts, computed once by ingest in
+ * core/records.ts so that the packager and the history need not). Its values come from the
+ * request context (API Gateway's IAM authorizer deployed; the embedded runtime's fixed local
+ * principal locally) and the stored record, never from the request body.
  *
  * Pure: no SDK, no I/O.
  */
 import type { ProducerRule, RecipientAllowList } from './config';
-import { PROVENANCE_FIELD } from './contracts';
+import {
+  PROVENANCE_FIELD,
+  PROVENANCE_HASH_MEMBER,
+  PROVENANCE_PER_REQUEST_MEMBERS,
+} from './contracts';
 
 /** The verified caller of one request, as the request context reports it. */
 export interface Caller {
@@ -52,9 +58,21 @@ export function provenanceOf(caller: Caller): Provenance {
   };
 }
 
-/** The JSON text of the stamp as a member: `"opentrailProvenance":{...}`. */
-export function provenanceMember(caller: Caller): string {
-  return `${JSON.stringify(PROVENANCE_FIELD)}:${JSON.stringify(provenanceOf(caller))}`;
+/** One request's stamp, as ingest appends it to each of the request's records. */
+export interface Stamp {
+  /** The stamp as contentHash reads it: without the per-request members (the principal). */
+  readonly hashed: Readonly<Record<string, string>>;
+  /** The member text `"opentrailProvenance":{...,"contentHash":"<hash>"}` of one record. */
+  member(contentHash: string): string;
+}
+
+/** The stamp of a caller's request; the stored text differs per record by its contentHash. */
+export function stampOf(caller: Caller): Stamp {
+  const provenance = provenanceOf(caller);
+  const hashed: Record<string, string> = { ...provenance };
+  for (const name of PROVENANCE_PER_REQUEST_MEMBERS) delete hashed[name];
+  const open = `${JSON.stringify(PROVENANCE_FIELD)}:${JSON.stringify(provenance).slice(0, -1)},${JSON.stringify(PROVENANCE_HASH_MEMBER)}:"`;
+  return { hashed, member: (contentHash) => `${open}${contentHash}"}` };
 }
 
 /** Whether `text` matches a pattern in which `*` stands for any run of characters (none included). */

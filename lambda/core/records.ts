@@ -7,7 +7,9 @@
  * 12345678901234567890 or 1.50, key order and unknown fields stay exactly as sent.
  */
 import Ajv, { type ErrorObject } from 'ajv';
+import { contentHashOfHashedForm } from './content-hash';
 import { PATH_SEGMENT_PATTERN } from './layout';
+import type { Stamp } from './provenance';
 import {
   ACCOUNT_ID_PATTERN,
   FIELD_CAPS,
@@ -236,11 +238,10 @@ export interface NormaliseContext {
   /** A new random UUID, for an absent eventID. */
   readonly newEventId: () => string;
   /**
-   * The provenance stamp, as the member text `"opentrailProvenance":{...}`
-   * (core/provenance.ts): appended last, and counted in the record's size. Ingest always
-   * passes one. @default - no stamp
+   * The provenance stamp (core/provenance.ts): appended last with the record's contentHash in
+   * it, and counted in the record's size. Ingest always passes one. @default - no stamp
    */
-  readonly stamp?: string;
+  readonly stamp?: Stamp;
   /**
    * Events older than this many ms before `nowMs` are refused (`maxEventAge`).
    * @default - no limit
@@ -402,9 +403,21 @@ export function normaliseRecord(eventData: string, context: NormaliseContext): N
     added.push(['recipientAccountId', recipientAccountId]);
 
   const minified = minifyJson(eventData.trim());
+  // The stored record as JSON.parse will read it back: the producer's members, the filled-in
+  // ones, the stamp (whose per-request members and hash contentHash leaves out).
+  const stamp =
+    context.stamp === undefined
+      ? undefined
+      : context.stamp.member(
+          contentHashOfHashedForm({
+            ...fields,
+            ...Object.fromEntries(added),
+            [PROVENANCE_FIELD]: context.stamp.hashed,
+          }),
+        );
   const appended = [
     ...added.map(([key, value]) => `${JSON.stringify(key)}:${JSON.stringify(value)}`),
-    ...(context.stamp !== undefined ? [context.stamp] : []),
+    ...(stamp !== undefined ? [stamp] : []),
   ].join(',');
   const text =
     appended === ''

@@ -104,34 +104,48 @@ function eventCategoryOf(record: SelectableRecord): string {
   return 'Management';
 }
 
+// Loops below, not closures: matching runs per record, per trail and per field selector.
+function valueMatches(operator: Operator, value: string, pattern: string): boolean {
+  switch (operator) {
+    case 'Equals':
+    case 'NotEquals':
+      return value === pattern;
+    case 'StartsWith':
+    case 'NotStartsWith':
+      return value.startsWith(pattern);
+    case 'EndsWith':
+    case 'NotEndsWith':
+      return value.endsWith(pattern);
+  }
+}
+
 function operatorHolds(operator: Operator, patterns: readonly string[], values: string[]): boolean {
-  const test = (value: string, pattern: string): boolean => {
-    switch (operator) {
-      case 'Equals':
-      case 'NotEquals':
-        return value === pattern;
-      case 'StartsWith':
-      case 'NotStartsWith':
-        return value.startsWith(pattern);
-      case 'EndsWith':
-      case 'NotEndsWith':
-        return value.endsWith(pattern);
+  let anyMatch = false;
+  for (const pattern of patterns) {
+    for (const value of values) {
+      if (valueMatches(operator, value, pattern)) {
+        anyMatch = true;
+        break;
+      }
     }
-  };
-  const anyMatch = patterns.some((pattern) => values.some((value) => test(value, pattern)));
+    if (anyMatch) break;
+  }
   return operator.startsWith('Not') ? !anyMatch : anyMatch;
 }
 
 function fieldSelectorMatches(record: SelectableRecord, selector: AdvancedFieldSelector): boolean {
   const values = fieldValues(record, selector.Field);
-  return OPERATORS.every((operator) => {
+  for (const operator of OPERATORS) {
     const patterns = selector[operator];
-    return patterns === undefined || operatorHolds(operator, patterns, values);
-  });
+    if (patterns !== undefined && !operatorHolds(operator, patterns, values)) return false;
+  }
+  return true;
 }
 
 function advancedMatches(record: SelectableRecord, selector: AdvancedEventSelector): boolean {
-  return selector.FieldSelectors.every((field) => fieldSelectorMatches(record, field));
+  for (const field of selector.FieldSelectors)
+    if (!fieldSelectorMatches(record, field)) return false;
+  return true;
 }
 
 function basicMatches(record: SelectableRecord, selector: BasicEventSelector): boolean {
@@ -158,7 +172,9 @@ function basicMatches(record: SelectableRecord, selector: BasicEventSelector): b
  */
 export function trailAccepts(trail: TrailConfig, record: SelectableRecord): boolean {
   if (trail.advancedEventSelectors && trail.advancedEventSelectors.length > 0) {
-    return trail.advancedEventSelectors.some((selector) => advancedMatches(record, selector));
+    for (const selector of trail.advancedEventSelectors)
+      if (advancedMatches(record, selector)) return true;
+    return false;
   }
   if (trail.eventSelectors && trail.eventSelectors.length > 0) {
     return trail.eventSelectors.some((selector) => basicMatches(record, selector));

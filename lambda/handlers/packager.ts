@@ -6,7 +6,8 @@
 import { SNSClient } from '@aws-sdk/client-sns';
 import type { KinesisStreamEvent } from 'aws-lambda';
 import { ENV, type TrailConfig } from '../core/config';
-import { packageBatch, type PackagerDeps, type StreamBatch } from '../core/packager';
+import { packageBatch } from '../core/packager';
+import type { PackagerDeps, StreamBatch } from '../core/packager-types';
 import { createClients } from '../adapters/clients';
 import { documentClient, DynamoDedupStore, DynamoManifestStore } from '../adapters/dynamodb';
 import { createLogger, createMetrics, metricsSink } from '../adapters/observability';

@@ -33,7 +33,8 @@ const CAPS = {
 const RECORD_CAP = 256 * KIB;
 /**
  * Bytes the embedded runtime's provenance stamp adds to a record (docs/formats.md#provenance):
- * the local principal, a client on 127.0.0.1, a UUID request id, a millisecond receive time.
+ * the local principal, a client on 127.0.0.1, a UUID request id, a millisecond receive time,
+ * the record's contentHash.
  */
 const LOCAL_STAMP_BYTES = Buffer.byteLength(
   `,"opentrailProvenance":${JSON.stringify({
@@ -42,6 +43,7 @@ const LOCAL_STAMP_BYTES = Buffer.byteLength(
     sourceIPAddress: '127.0.0.1',
     requestId: randomUUID(),
     receivedAt: new Date().toISOString(),
+    contentHash: 'f'.repeat(64),
   })}`,
   'utf8',
 );

@@ -20,7 +20,8 @@ import {
 import { S3ObjectStore } from '../../lambda/adapters/s3';
 import { DEFAULT_TRAIL } from '../../lambda/core/config';
 import { readGzipMember, sha256Hex } from '../../lambda/core/logfile';
-import { packageBatch, type PackagerDeps } from '../../lambda/core/packager';
+import { packageBatch } from '../../lambda/core/packager';
+import type { PackagerDeps } from '../../lambda/core/packager-types';
 import type { ManifestEntry, ManifestStore, ObjectStore } from '../../lambda/core/ports';
 import { createPackagerHandler, toStreamBatch } from '../../lambda/handlers/packager';
 import { startRuntime, type Runtime } from '../../local/runtime';

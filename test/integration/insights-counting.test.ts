@@ -19,7 +19,8 @@ import {
 import { DynamoInsightCountStore } from '../../lambda/adapters/insights-dynamodb';
 import { S3ObjectStore } from '../../lambda/adapters/s3';
 import type { TrailConfig } from '../../lambda/core/config';
-import { packageBatch, type PackagerDeps } from '../../lambda/core/packager';
+import { packageBatch } from '../../lambda/core/packager';
+import type { PackagerDeps } from '../../lambda/core/packager-types';
 import type { ManifestStore, ObjectStore } from '../../lambda/core/ports';
 import { toStreamBatch } from '../../lambda/handlers/packager';
 import { ensureInsightsTable, LOCAL_INSIGHTS_TABLE } from '../../local/components/insights';

@@ -2,14 +2,14 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { DEFAULT_TRAIL, type TrailConfig } from '../../lambda/core/config';
 import { parseLogFileKey } from '../../lambda/core/layout';
 import { sha256Hex } from '../../lambda/core/logfile';
+import { packageBatch } from '../../lambda/core/packager';
 import {
   DedupRaceError,
-  packageBatch,
   UnprocessableRecordError,
   type PackagerDeps,
   type StreamBatch,
   type StreamRecord,
-} from '../../lambda/core/packager';
+} from '../../lambda/core/packager-types';
 import type { DedupItem } from '../../lambda/core/ports';
 import {
   decide,

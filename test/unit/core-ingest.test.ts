@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ProducerRule } from '../../lambda/core/config';
+import { contentHash } from '../../lambda/core/content-hash';
 import {
   MAX_BODY_BYTES,
   putAuditEvents,
@@ -371,6 +372,7 @@ describe('putAuditEvents: delivery to the stream', () => {
         sourceIPAddress: '198.51.100.7',
         requestId: 'req-1',
         receivedAt: new Date(NOW_MS).toISOString(),
+        contentHash: contentHash(JSON.parse(stream.delivered[0]!.text) as Record<string, unknown>),
       })}}`,
     );
     expect(JSON.parse(stream.delivered[1]!.text)).toMatchObject({

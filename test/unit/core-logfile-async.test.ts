@@ -20,7 +20,7 @@ describe('encodeLogFileAsync (the packager compresses on the thread pool)', () =
   ])('gives byte for byte what encodeLogFile gives for %s', async (_, texts) => {
     const sync = encodeLogFile(texts);
 
-    const encoded = await encodeLogFileAsync(texts);
+    const encoded = await encodeLogFileAsync(texts.map((text) => Buffer.from(text, 'utf8')));
 
     // A retry after an upgrade must write the same object: same JSON, same gzip member, same hash.
     expect(encoded.json.equals(sync.json)).toBe(true);
@@ -29,9 +29,9 @@ describe('encodeLogFileAsync (the packager compresses on the thread pool)', () =
   });
 
   it('refuses more records than a log file holds, naming the limit', async () => {
-    const texts = Array.from({ length: MAX_RECORDS_PER_FILE + 1 }, () => '{}');
+    const records = Array.from({ length: MAX_RECORDS_PER_FILE + 1 }, () => Buffer.from('{}'));
 
-    await expect(encodeLogFileAsync(texts)).rejects.toThrow(
+    await expect(encodeLogFileAsync(records)).rejects.toThrow(
       `a log file holds at most ${MAX_RECORDS_PER_FILE} records, got ${MAX_RECORDS_PER_FILE + 1}`,
     );
   });

@@ -7,12 +7,12 @@
 import { gunzipSync } from 'node:zlib';
 import { DEFAULT_TRAIL, type TrailConfig } from '../../lambda/core/config';
 import { sha256Hex } from '../../lambda/core/logfile';
+import { packageBatch } from '../../lambda/core/packager';
 import {
   DedupRaceError,
-  packageBatch,
   type PackagerDeps,
   type StreamBatch,
-} from '../../lambda/core/packager';
+} from '../../lambda/core/packager-types';
 import type {
   DeliveryNotice,
   DigestStreamRef,
@@ -194,6 +194,39 @@ describe('packageBatch details', () => {
     expect(registered).toEqual([
       { trail: DEFAULT_TRAIL.name, account: '111111111111', region: 'us-east-1', firstSeenMs: NOW },
     ]);
+  });
+
+  it.each<[string, Buffer, string]>([
+    [
+      'UTF-8 bytes (non-ASCII, escapes, member order and spacing kept)',
+      Buffer.from(record('e1', { u: 'ü 😀 \\"q\\"', z: 1.5, a: [] }), 'utf8'),
+      record('e1', { u: 'ü 😀 \\"q\\"', z: 1.5, a: [] }),
+    ],
+    [
+      'bytes that are not UTF-8 (read with replacement characters)',
+      Buffer.concat([
+        Buffer.from(record('e1', { u: 'x' }).slice(0, -3), 'utf8'),
+        Buffer.from([0xff, 0xfe]),
+        Buffer.from('"}', 'utf8'),
+      ]),
+      `${record('e1', { u: 'x' }).slice(0, -3)}\ufffd\ufffd"}`,
+    ],
+  ])('files each record as its stream bytes read as UTF-8: %s', async (_, data, text) => {
+    // Arrange
+    const { objects, deps } = env();
+    const one: StreamBatch = {
+      shardId: SHARD,
+      records: [{ sequenceNumber: '101', partitionKey: 'p', data, arrivalMs: T0 }],
+    };
+
+    // Act
+    const result = await packageBatch(one, deps);
+
+    // Assert
+    const body = objects.objects.get(`${BUCKET}/${result.files[0]!.key}`)!;
+    const json = gunzipSync(body);
+    expect(json.toString('utf8')).toBe(`{"Records":[${text}]}`);
+    expect(result.files[0]!.sha256).toBe(sha256Hex(json));
   });
 
   it('completes an object already there with the same content (a crash after the write) without a second copy', async () => {

@@ -4,11 +4,8 @@
  * failed-records bucket knows what to fix (docs/operations.md#redrive).
  */
 import { DEFAULT_TRAIL } from '../../lambda/core/config';
-import {
-  packageBatch,
-  UnprocessableRecordError,
-  type PackagerDeps,
-} from '../../lambda/core/packager';
+import { packageBatch } from '../../lambda/core/packager';
+import { UnprocessableRecordError, type PackagerDeps } from '../../lambda/core/packager-types';
 import {
   MemoryDedupStore,
   MemoryManifestStore,

@@ -5,7 +5,7 @@
  * partition key.
  */
 import { createHash } from 'node:crypto';
-import type { ProducerRule } from '../../lambda/core/config';
+import { DEFAULT_TRAIL, type ProducerRule } from '../../lambda/core/config';
 import { canonicalJson, contentHash, storedRecordHash } from '../../lambda/core/content-hash';
 import { opentrailEventKey } from '../../lambda/core/event-key';
 import { planIndex } from '../../lambda/core/history-keys';
@@ -21,7 +21,15 @@ import {
   producerRulesProblem,
   rulesOfRecipientAllowList,
 } from '../../lambda/core/provenance';
-import { MemoryRecordStream } from '../fixtures/memory-ports';
+import { packageBatch } from '../../lambda/core/packager';
+import type { PackagerResult } from '../../lambda/core/packager-types';
+import {
+  MemoryDedupStore,
+  MemoryManifestStore,
+  MemoryMetrics,
+  MemoryObjectStore,
+  MemoryRecordStream,
+} from '../fixtures/memory-ports';
 import {
   completeRecord,
   DEPLOYMENT_ACCOUNT,
@@ -116,6 +124,7 @@ describe('the provenance stamp', () => {
       sourceIPAddress: '203.0.113.7',
       requestId: 'request-1',
       receivedAt: '2024-05-01T12:00:00.234Z',
+      contentHash: contentHash(stored),
     });
     expect(Object.keys(stored.opentrailProvenance as object)).toEqual([
       'principalArn',
@@ -124,6 +133,7 @@ describe('the provenance stamp', () => {
       'sourceIPAddress',
       'requestId',
       'receivedAt',
+      'contentHash',
     ]);
   });
 
@@ -142,6 +152,14 @@ describe('the provenance stamp', () => {
       JSON.stringify(minimalRecord({ opentrailProvenance: { principalArn: 'x' } })),
     ],
     ['a null member', JSON.stringify(minimalRecord({ opentrailProvenance: null }))],
+    [
+      'a stamp carrying its own contentHash',
+      JSON.stringify(
+        minimalRecord({
+          opentrailProvenance: { principalArn: ALICE.principalArn, contentHash: 'a'.repeat(64) },
+        }),
+      ),
+    ],
     [
       'a member whose name is spelled with a JSON escape',
       JSON.stringify(minimalRecord()).replace(/}$/, ',"opentrail\\u0050rovenance":"forged"}'),
@@ -185,6 +203,7 @@ describe('the provenance stamp', () => {
         sourceIPAddress: ALICE.sourceIp,
         requestId: ALICE.requestId,
         receivedAt: new Date(ALICE.receivedAtMs).toISOString(),
+        contentHash: 'f'.repeat(64),
       })}`,
       'utf8',
     );
@@ -238,6 +257,20 @@ describe('contentHash', () => {
     expect(contentHash({ ...first, eventName: 'DeleteUser' })).not.toBe(contentHash(first));
   });
 
+  it.each<[string, string]>([
+    ['plain ASCII', 'ListUsers'],
+    ['a quote and a backslash', 'a"b\\c'],
+    ['control characters', 'tab\there\nnul\u0000 esc\u001f'],
+    ['a lone surrogate', 'x\ud800y'],
+    ['a surrogate pair', 'smile \ud83d\ude00'],
+    ['line and paragraph separators, DEL', '\u2028\u2029\u007f'],
+  ])('writes strings and member names as JSON.stringify does (%s)', (_, text) => {
+    expect(canonicalJson(text)).toBe(JSON.stringify(text));
+    expect(canonicalJson({ [text]: text })).toBe(
+      `{${JSON.stringify(text)}:${JSON.stringify(text)}}`,
+    );
+  });
+
   it('of a record without a stamp is the hex SHA-256 of its canonical JSON', () => {
     const record = completeRecord();
 
@@ -286,6 +319,151 @@ describe('storedRecordHash: what dedup claims and history items key a record by'
       storedRecordHash(JSON.parse(t) as Record<string, unknown>, t);
     expect(hash(first)).toBe(contentHash(JSON.parse(first) as Record<string, unknown>));
     expect(hash(resend)).toBe(hash(first));
+  });
+});
+
+describe('the contentHash ingest carries in the stamp', () => {
+  const carried = (record: Record<string, unknown>): unknown =>
+    (record.opentrailProvenance as { contentHash?: unknown }).contentHash;
+
+  it.each<[string, Caller, Record<string, unknown> | string]>([
+    ['a minimal record (fields filled in by ingest)', ALICE, minimalRecord()],
+    ['a complete record', ALICE, completeRecord()],
+    ['a caller without an organization', BOB, completeRecord()],
+    [
+      'members needing escapes, non-ASCII text and numbers as written',
+      ALICE,
+      minimalRecord({ note: 'é\u2028"\\ 😀', n: 1e21, f: 0.1, list: [null, true, { b: 1, a: 2 }] }),
+    ],
+    [
+      'a member name given twice (the last one counts, as JSON.parse reads it)',
+      ALICE,
+      JSON.stringify(minimalRecord({ eventName: 'First' })).replace(/}$/, ',"eventName":"Second"}'),
+    ],
+    [
+      "a producer's own top-level contentHash member (content like any other)",
+      ALICE,
+      minimalRecord({ contentHash: 'b'.repeat(64) }),
+    ],
+  ])(
+    "is the contentHash of the record as stored, as the stamp's last member (%s)",
+    async (_, caller, record) => {
+      // Act
+      const { result, stored } = await send(caller, {}, record);
+
+      // Assert
+      expect(result.failed).toEqual([]);
+      const hash = carried(stored[0]!);
+      expect(hash).toBe(contentHash(stored[0]!));
+      expect(hash).toMatch(/^[0-9a-f]{64}$/);
+      expect(Object.keys(stored[0]!.opentrailProvenance as object).at(-1)).toBe('contentHash');
+    },
+  );
+
+  it('is left out of contentHash, so a record stamped before ingest carried it hashes the same', async () => {
+    // Arrange
+    const { stored } = await send(ALICE, {}, completeRecord());
+    const { contentHash: _, ...stampBefore } = stored[0]!.opentrailProvenance as Record<
+      string,
+      unknown
+    >;
+
+    // Act
+    const before = contentHash({ ...stored[0]!, opentrailProvenance: stampBefore });
+
+    // Assert
+    expect(before).toBe(carried(stored[0]!));
+  });
+
+  it('is what storedRecordHash returns when well-formed, without recomputing it', () => {
+    const stamp = `"opentrailProvenance":{"principalArn":"arn:aws:iam::111111111111:user/a","accountId":"111111111111","sourceIPAddress":"10.0.0.1","requestId":"r1","receivedAt":"2026-11-25T06:00:01.000Z","contentHash":"${'c'.repeat(64)}"}`;
+    const text = `{"eventID":"e1","eventTime":"2026-11-25T06:00:00Z",${stamp}}`;
+
+    expect(storedRecordHash(JSON.parse(text) as Record<string, unknown>, text)).toBe(
+      'c'.repeat(64),
+    );
+  });
+
+  it.each<[string, unknown]>([
+    ['upper-case hex', 'C'.repeat(64)],
+    ['too short', 'c'.repeat(63)],
+    ['not hex', 'g'.repeat(64)],
+    ['a number', 42],
+    ['null', null],
+  ])('is recomputed by storedRecordHash when malformed (%s)', (_, value) => {
+    const fields = {
+      eventID: 'e1',
+      opentrailProvenance: { principalArn: 'arn:aws:iam::111111111111:user/a', contentHash: value },
+    };
+
+    expect(storedRecordHash(fields, JSON.stringify(fields))).toBe(contentHash(fields));
+  });
+});
+
+describe('packageBatch dedups by the carried contentHash', () => {
+  /** Packages each list of stored texts as one batch, in order, into one bucket. */
+  async function packageAll(...batches: string[][]): Promise<PackagerResult[]> {
+    const deps = {
+      trails: [DEFAULT_TRAIL],
+      bucket: 'log-bucket',
+      objects: new MemoryObjectStore(),
+      manifest: new MemoryManifestStore(),
+      dedup: new MemoryDedupStore(),
+      metrics: new MemoryMetrics(),
+      dedupWindowMs: DAY_MS,
+      now: () => NOW_MS,
+    };
+    const results: PackagerResult[] = [];
+    for (const [b, texts] of batches.entries()) {
+      const records = texts.map((text, i) => ({
+        sequenceNumber: String(b * 1000 + i + 1).padStart(56, '4'),
+        partitionKey: 'p',
+        data: Buffer.from(text, 'utf8'),
+        arrivalMs: NOW_MS + b * 1000 + i,
+      }));
+      results.push(await packageBatch({ shardId: 'shardId-000000000000', records }, deps));
+    }
+    return results;
+  }
+  const storedBy = async (caller: Caller, record: Record<string, unknown>): Promise<string> => {
+    const stream = new MemoryRecordStream();
+    await putAuditEvents(bodyOf(record), caller, deps(stream));
+    return stream.delivered[0]!.text;
+  };
+
+  it('a resend by the same principal is a duplicate; the same record from another principal is kept as a conflict', async () => {
+    // Arrange
+    const record = completeRecord();
+
+    // Act
+    const [first, resend, other] = await packageAll(
+      [await storedBy(ALICE, record)],
+      [await storedBy(ALICE_AGAIN, record)],
+      [await storedBy(BOB, record)],
+    );
+
+    // Assert
+    expect(first!.files).toHaveLength(1);
+    expect(resend).toMatchObject({ files: [], duplicates: 1, conflicts: 0 });
+    expect(other).toMatchObject({ duplicates: 0, conflicts: 1 });
+    expect(other!.files).toHaveLength(1);
+  });
+
+  it('a record stamped before ingest carried the hash, then its resend stamped after: one record', async () => {
+    // Arrange: the pre-upgrade stamp is today's without its contentHash member.
+    const after = await storedBy(ALICE_AGAIN, completeRecord());
+    const before = (await storedBy(ALICE, completeRecord())).replace(
+      /,"contentHash":"[0-9a-f]{64}"}}$/,
+      '}}',
+    );
+    expect(before).not.toContain('contentHash');
+
+    // Act
+    const [first, resend] = await packageAll([before], [after]);
+
+    // Assert
+    expect(first!.files).toHaveLength(1);
+    expect(resend).toMatchObject({ files: [], duplicates: 1, conflicts: 0 });
   });
 });
 
