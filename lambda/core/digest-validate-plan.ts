@@ -96,8 +96,8 @@ export const DEFAULT_DIGEST_GRACE_MS = 3_600_000;
 
 /**
  * Objects read at once by default: with S3 20 ms away, 16 in flight left validateLogs waiting on
- * the network (about 200 files/s); 32 reach the embedded S3's own ceiling on two cores
- * (bench/validate-logs.ts).
+ * the network; 32 come within about 80% of what the embedded S3 serves with no delay at all on
+ * two cores (bench/validate-logs.ts), where the CPU, not the latency, is the limit.
  */
 export const DEFAULT_VALIDATE_CONCURRENCY = 32;
 
