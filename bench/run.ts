@@ -54,6 +54,7 @@ import {
   STREAM_BATCH,
 } from './settings';
 import { runScaleBench } from './scale';
+import { runThroughputBench } from './throughput';
 import { runValidateLogsBench } from './validate-logs';
 
 const WRITE_PATH_AREAS = ['packager', 'ingest', 'replay'] as const;
@@ -65,6 +66,7 @@ const OTHER_AREAS = [
   'insights',
   'cost',
   'scale',
+  'throughput',
 ] as const;
 const AREAS: readonly string[] = [...WRITE_PATH_AREAS, ...OTHER_AREAS];
 const USAGE = `usage: npm run bench [-- --quick] [--prices FILE] [--area <${AREAS.join('|')}>]...`;
@@ -138,7 +140,8 @@ async function main(): Promise<void> {
   ];
   // The other areas' benches: validate-logs (issue 3), event history (issue 4), fan-out (5),
   // digest signing at 1,000 and 50,000 log files per period (issue 9), Insights (12), cost
-  // per million events and the hottest partition keys at 10,000 events/s (14).
+  // per million events and the hottest partition keys at 10,000 events/s (14), and a replay's
+  // events/s through the embedded runtime beside its emulators' caps (14, bench/throughput.ts).
   const quick = settings.mode === 'quick';
   const areaFigures: BenchFigure[] = [];
   for (const [area, run] of [
@@ -149,6 +152,7 @@ async function main(): Promise<void> {
     ['insights', runInsightsBench],
     ['cost', runCostBench],
     ['scale', runScaleBench],
+    ['throughput', runThroughputBench],
   ] as const) {
     if (!runs(area)) continue;
     progress(`${area} bench`);
