@@ -17,8 +17,9 @@
  * Areas 1-3 live in bench/packager.ts, ingest.ts and replay.ts; the others in their own modules.
  * `--area NAME` (repeatable) runs only those areas, e.g. `--area fanout`.
  *
- * Everything runs in this one process, emulators included: (b) figures and the replay share
- * one JavaScript thread between the code under test and the emulators, as `npm start` does.
+ * The code under test runs in this process; the emulators run in child processes of their
+ * own, as `npm start` runs them (local/emulator-process.ts). The throughput area runs
+ * `opentrail local` itself in a child process (bench/throughput.ts).
  */
 import './quiet'; // before anything that loads a Lambda handler module
 import { writeFileSync } from 'node:fs';
