@@ -192,17 +192,28 @@ function closeServer(
 /** The child's side of the protocol (runs when this file is the forked process's main module). */
 function serve(): void {
   let running: Promise<Running> | undefined;
+  let kind: EmulatorKind | undefined;
   let stopping = false;
   const stop = (graceMs: number): void => {
     if (stopping) return;
     stopping = true;
     // Never hang on the way out: a stuck close still ends the process.
-    setTimeout(() => process.exit(1), graceMs + 5_000).unref();
+    setTimeout(() => {
+      process.stderr.write(
+        `opentrail: the ${kind ?? 'unstarted'} emulator took too long to close\n`,
+      );
+      process.exit(1);
+    }, graceMs + 5_000).unref();
     void (running ?? Promise.reject(new Error('not started')))
       .then((emulator) => emulator.close(graceMs))
       .then(
         () => process.exit(0),
-        () => process.exit(1),
+        (error: unknown) => {
+          process.stderr.write(
+            `opentrail: the ${kind ?? 'unstarted'} emulator did not close: ${String(error)}\n`,
+          );
+          process.exit(1);
+        },
       );
   };
   process.on('message', (message: EmulatorStart | 'close') => {
@@ -211,6 +222,7 @@ function serve(): void {
       return;
     }
     if (running) return;
+    kind = message.kind;
     running = STARTERS[message.kind](message);
     running.then(
       (emulator) => process.send?.({ ready: emulator.port } satisfies EmulatorReply),
