@@ -132,7 +132,7 @@ export async function ingestFigures(
           samples: [sample],
           cpuPerWallSecond: sample.cpuSeconds / sample.seconds,
           components: ['ingest'],
-          note: 'baseline as in 2a; kinesalite runs in this process',
+          note: 'baseline as in 2a; kinesalite runs in a child process',
         },
       }),
     );

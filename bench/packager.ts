@@ -231,7 +231,7 @@ export async function packagerFigures(
           files: written,
           samples: [sample],
           cpuPerWallSecond: sample.cpuSeconds / sample.seconds,
-          note: 'baseline as in 1a; the emulators run in this process',
+          note: 'baseline as in 1a; the emulators run in child processes',
         },
       }),
     );

@@ -19,8 +19,9 @@
  * Areas 1-3 live in bench/packager.ts, ingest.ts and replay.ts; the others in their own modules.
  * `--area NAME` (repeatable) runs only those areas, e.g. `--area fanout`.
  *
- * Everything runs in this one process, emulators included: (b) figures and the replay share
- * one JavaScript thread between the code under test and the emulators, as `npm start` does.
+ * The code under test runs in this process; the emulators run in child processes of their
+ * own, as `npm start` runs them (local/emulator-process.ts). The throughput area runs
+ * `opentrail local` itself in a child process (bench/throughput.ts).
  */
 import './quiet'; // before anything that loads a Lambda handler module
 import { writeFileSync } from 'node:fs';
@@ -57,6 +58,7 @@ import {
   STREAM_BATCH,
 } from './settings';
 import { runScaleBench } from './scale';
+import { runThroughputBench } from './throughput';
 import { runValidateLogsBench } from './validate-logs';
 
 const WRITE_PATH_AREAS = ['packager', 'ingest', 'replay'] as const;
@@ -68,6 +70,7 @@ const OTHER_AREAS = [
   'insights',
   'cost',
   'scale',
+  'throughput',
 ] as const;
 const AREAS: readonly string[] = [...WRITE_PATH_AREAS, ...OTHER_AREAS];
 const USAGE = `usage: npm run bench [-- --quick] [--prices FILE] [--area <${AREAS.join('|')}>]...`;
@@ -141,7 +144,8 @@ async function main(): Promise<void> {
   ];
   // The other areas' benches: validate-logs (issue 3), event history (issue 4), fan-out (5),
   // digest signing at 1,000 and 50,000 log files per period (issue 9), Insights (12), cost
-  // per million events and the hottest partition keys at 10,000 events/s (14).
+  // per million events and the hottest partition keys at 10,000 events/s (14), and a replay's
+  // events/s through the embedded runtime beside its emulators' caps (14, bench/throughput.ts).
   const quick = settings.mode === 'quick';
   const areaFigures: BenchFigure[] = [];
   for (const [area, run] of [
@@ -152,6 +156,7 @@ async function main(): Promise<void> {
     ['insights', runInsightsBench],
     ['cost', runCostBench],
     ['scale', runScaleBench],
+    ['throughput', runThroughputBench],
   ] as const) {
     if (!runs(area)) continue;
     progress(`${area} bench`);

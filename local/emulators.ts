@@ -54,14 +54,13 @@
  * - No throughput limits: GetRecords returns up to 10,000 records, never throttles.
  * - close() closes its LevelDB before its HTTP server; `closeServer` below stops HTTP first.
  */
+import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
-import { Server, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { extname, join } from 'node:path';
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
-import { loopbackRequestProblem } from './http-guard';
+import type { EmulatorKind, EmulatorReply, EmulatorStart } from './emulator-process';
 
 export interface EmulatorOptions {
   /** Root of the emulators' data: `s3/`, `dynamodb/` and `kinesis/` beneath it. */
@@ -84,46 +83,20 @@ export interface Emulators {
   readonly kinesisEndpoint: string;
   /** What S3 requests must be signed with (dynalite and kinesalite check no signature). */
   readonly credentials: EmulatorCredentials;
-  /** Stops all three; resolves once their ports are released and their LevelDBs closed. */
+  /** The emulators' process ids (each runs in a child process of its own). */
+  readonly pids: readonly number[];
+  /** Stops all three; resolves once their processes have exited (ports and LevelDBs released). */
   close(): Promise<void>;
 }
-
-// The three emulators ship no types: the parts used here.
-interface S3rverInstance {
-  run(): Promise<AddressInfo>;
-  close(): Promise<void>;
-  httpServer?: Server;
-}
-type S3rverConstructor = new (options: {
-  address: string;
-  port: number;
-  silent: boolean;
-  directory: string;
-  credentials: EmulatorCredentials;
-}) => S3rverInstance;
-type DynaliteFactory = (options: {
-  path: string;
-  createTableMs: number;
-  deleteTableMs: number;
-  updateTableMs: number;
-}) => Server;
-type KinesaliteFactory = (options: {
-  path: string;
-  createStreamMs: number;
-  deleteStreamMs: number;
-  updateStreamMs: number;
-}) => Server;
 
 const requireCjs = createRequire(__filename);
-// Vendored (local/s3rver/); `npm run build` copies it beside the compiled file.
-const S3rver = requireCjs('./s3rver/lib/s3rver') as S3rverConstructor;
-const dynalite = requireCjs('dynalite') as DynaliteFactory;
-const kinesalite = requireCjs('kinesalite') as KinesaliteFactory;
 
-/** How long close() lets in-flight requests finish before it drops their connections. */
-const CLOSE_GRACE_MS = 2_000;
-/** Tables and streams become ACTIVE at once, not after dynalite's/kinesalite's 500 ms. */
-const STATE_CHANGE_MS = 0;
+/** The child's entry point, beside this file (.ts in a checkout, .js once compiled). */
+const CHILD_MODULE = join(__dirname, `emulator-process${extname(__filename)}`);
+
+/** How long a child may take to start, and to exit after being asked to close. */
+const START_TIMEOUT_MS = 60_000;
+const EXIT_TIMEOUT_MS = 10_000;
 
 /**
  * A fresh access key for one run: `OTL` and 18 hex digits (21 characters, AWS's shape is 20
@@ -136,79 +109,97 @@ export function randomCredentials(): EmulatorCredentials {
   };
 }
 
-/** Starts the three emulators on 127.0.0.1 (ephemeral ports) over `dataDir`. */
+/**
+ * Starts the three emulators on 127.0.0.1 (ephemeral ports) over `dataDir`, each in a child
+ * process of its own (local/emulator-process.ts) that exits when this process does.
+ */
 export async function startEmulators(options: EmulatorOptions): Promise<Emulators> {
-  const s3Dir = join(options.dataDir, 's3');
-  const dynamodbDir = join(options.dataDir, 'dynamodb');
-  const kinesisDir = join(options.dataDir, 'kinesis');
-  await mkdir(s3Dir, { recursive: true });
-  await Promise.all([probeDynaliteDb(dynamodbDir), probeKinesaliteDb(kinesisDir)]);
+  const directory = (kind: EmulatorKind): string => join(options.dataDir, kind);
+  await mkdir(directory('s3'), { recursive: true });
+  await Promise.all([
+    probeDynaliteDb(directory('dynamodb')),
+    probeKinesaliteDb(directory('kinesis')),
+  ]);
 
-  const closers: Array<() => Promise<void>> = [];
+  const credentials = options.credentials ?? randomCredentials();
+  const children = (['s3', 'dynamodb', 'kinesis'] as const).map((kind) =>
+    startChild({ kind, directory: directory(kind), silent: options.silent ?? true, credentials }),
+  );
   const close = async (): Promise<void> => {
-    const results = await Promise.allSettled(closers.splice(0).map((closeOne) => closeOne()));
+    const results = await Promise.allSettled(
+      children.map(async (child) => {
+        const started = await child.catch(() => undefined);
+        if (started) await stopChild(started.process);
+      }),
+    );
     const failed = results.find((result) => result.status === 'rejected');
     if (failed) throw failed.reason;
   };
-
-  const credentials = options.credentials ?? randomCredentials();
   try {
-    const s3 = new S3rver({
-      address: '127.0.0.1',
-      port: 0,
-      silent: options.silent ?? true,
-      directory: s3Dir,
-      credentials,
-    });
-    const s3Address = await s3.run();
-    guardRequests(s3.httpServer!, refuseS3);
-    closers.push(() =>
-      closeServer(s3.httpServer!, (done) => void s3.close().then(() => done(), done)),
-    );
-
-    const dynamodb = dynalite({
-      path: dynamodbDir,
-      createTableMs: STATE_CHANGE_MS,
-      deleteTableMs: STATE_CHANGE_MS,
-      updateTableMs: STATE_CHANGE_MS,
-    });
-    guardRequests(dynamodb, refuseJson('application/x-amz-json-1.0'));
-    const dynamodbPort = await listen(dynamodb);
-    // dynalite's close() stops HTTP, waits for pending LevelDB operations, closes the DB.
-    closers.push(() => closeServer(dynamodb, (done) => dynamodb.close(done)));
-
-    const kinesis = kinesalite({
-      path: kinesisDir,
-      createStreamMs: STATE_CHANGE_MS,
-      deleteStreamMs: STATE_CHANGE_MS,
-      updateStreamMs: STATE_CHANGE_MS,
-    });
-    guardRequests(kinesis, refuseJson('application/x-amz-json-1.1'));
-    const kinesisPort = await listen(kinesis);
-    // kinesalite's close() closes its LevelDB first, then HTTP: stop HTTP ourselves before,
-    // so no request in flight meets a closed DB.
-    closers.push(async () => {
-      await closeServer(kinesis, (done) => Server.prototype.close.call(kinesis, done));
-      await new Promise<void>((resolve, reject) =>
-        kinesis.close((error) =>
-          error && (error as NodeJS.ErrnoException).code !== 'ERR_SERVER_NOT_RUNNING'
-            ? reject(error)
-            : resolve(),
-        ),
-      );
-    });
-
+    const [s3, dynamodb, kinesis] = await Promise.all(children);
     return {
-      s3Endpoint: `http://127.0.0.1:${s3Address.port}`,
-      dynamodbEndpoint: `http://127.0.0.1:${dynamodbPort}`,
-      kinesisEndpoint: `http://127.0.0.1:${kinesisPort}`,
+      s3Endpoint: `http://127.0.0.1:${s3!.port}`,
+      dynamodbEndpoint: `http://127.0.0.1:${dynamodb!.port}`,
+      kinesisEndpoint: `http://127.0.0.1:${kinesis!.port}`,
       credentials,
+      pids: [s3!, dynamodb!, kinesis!].map((child) => child.process.pid!),
       close,
     };
   } catch (error) {
     await close().catch(() => undefined);
     throw error;
   }
+}
+
+/** Forks one emulator and resolves with its port once it listens. */
+function startChild(start: EmulatorStart): Promise<{ process: ChildProcess; port: number }> {
+  // A checkout runs the TypeScript sources through tsx, as bin/opentrail.js does; the child
+  // does not inherit this process's flags (a --cpu-prof or --inspect is this process's own).
+  const execArgv = CHILD_MODULE.endsWith('.ts') ? ['--require', requireCjs.resolve('tsx/cjs')] : [];
+  const child = fork(CHILD_MODULE, [], {
+    execArgv,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    serialization: 'json',
+  });
+  return new Promise((resolve, reject) => {
+    const fail = (error: Error): void => {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      reject(error);
+    };
+    const timer = setTimeout(
+      () =>
+        fail(new Error(`the ${start.kind} emulator did not start within ${START_TIMEOUT_MS} ms`)),
+      START_TIMEOUT_MS,
+    );
+    child.once('error', fail);
+    child.once('exit', (code, signal) =>
+      fail(new Error(`the ${start.kind} emulator exited (${code ?? signal}) before it was ready`)),
+    );
+    child.once('message', (reply: EmulatorReply) => {
+      clearTimeout(timer);
+      child.removeAllListeners('exit');
+      child.removeAllListeners('error');
+      if ('ready' in reply) resolve({ process: child, port: reply.ready });
+      else fail(new Error(`the ${start.kind} emulator failed to start: ${reply.failed}`));
+    });
+    child.send(start);
+  });
+}
+
+/** Asks a child to close and waits for it to exit (SIGKILL after EXIT_TIMEOUT_MS). */
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), EXIT_TIMEOUT_MS);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve();
+      else reject(new Error(`an emulator process exited with ${code ?? signal} while closing`));
+    });
+    if (child.connected) child.send('close');
+    else child.kill('SIGTERM');
+  });
 }
 
 /** Creates the bucket unless it exists (any owner: there is one account here). */
@@ -219,71 +210,6 @@ export async function ensureBucket(s3: S3Client, bucket: string): Promise<void> 
     const name = (error as Error).name;
     if (name !== 'BucketAlreadyOwnedByYou' && name !== 'BucketAlreadyExists') throw error;
   }
-}
-
-type Refuse = (response: ServerResponse, message: string) => void;
-
-/** Puts {@link loopbackRequestProblem} in front of every request listener of `server`. */
-function guardRequests(server: Server, refuse: Refuse): void {
-  const listeners = server.listeners('request') as ((
-    request: IncomingMessage,
-    response: ServerResponse,
-  ) => void)[];
-  server.removeAllListeners('request');
-  server.on('request', (request: IncomingMessage, response: ServerResponse) => {
-    const port = (server.address() as AddressInfo | null)?.port ?? 0;
-    const problem = loopbackRequestProblem(request.headers, port);
-    if (problem !== undefined) {
-      // The body is not read: close the connection after answering.
-      response.shouldKeepAlive = false;
-      refuse(response, problem);
-      return;
-    }
-    for (const listener of listeners) listener.call(server, request, response);
-  });
-}
-
-const refuseS3: Refuse = (response, message) => {
-  response.writeHead(403, { 'content-type': 'application/xml', connection: 'close' });
-  response.end(
-    `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>${message.replace(/[<>&"]/g, (ch) => `&#${ch.charCodeAt(0)};`)}</Message></Error>`,
-  );
-};
-
-function refuseJson(contentType: string): Refuse {
-  return (response, message) => {
-    response.writeHead(403, { 'content-type': contentType, connection: 'close' });
-    response.end(JSON.stringify({ __type: 'AccessDeniedException', message }));
-  };
-}
-
-function listen(server: Server): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve((server.address() as AddressInfo).port);
-    });
-  });
-}
-
-/**
- * Runs `close` (which must end with the server's 'close'), closing idle keep-alive
- * connections at once and dropping busy ones after CLOSE_GRACE_MS.
- */
-function closeServer(
-  server: Server,
-  close: (done: (error?: Error) => void) => void,
-): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
-    close((error) => {
-      clearTimeout(timer);
-      if (error) reject(error);
-      else resolve();
-    });
-    server.closeIdleConnections();
-  });
 }
 
 /*

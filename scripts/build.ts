@@ -5,7 +5,8 @@
  *   shipped sources (tsconfig.build.json); `dist/lib/index.js` is the package's main entry;
  * - `dist/handlers/<name>/`: the prebuilt Lambda bundles the constructs deploy
  *   (scripts/bundle-handlers.ts);
- * - `dist/local/s3rver/`: the vendored s3rver, beside the compiled `local/emulators.js`;
+ * - `dist/local/s3rver/`: the vendored s3rver, beside the compiled `local/emulator-process.js`
+ *   (each emulator's child process);
  * - `dist/.build-stamp`, written last: the test setup rebuilds when a source is newer.
  */
 import { spawnSync } from 'node:child_process';

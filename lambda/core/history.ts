@@ -180,43 +180,69 @@ export interface IndexBatchResult {
   readonly error?: unknown;
 }
 
+/** Record items per HistoryStore.putRecords call (BatchGetItem's limit). */
+export const RECORD_PUT_CHUNK = 100;
+
 /**
- * Indexes a batch (docs/design.md#event-history-table). First the record items, in stream order, a
- * few at a time, each a conditional put (a re-delivery finds it and counts as a duplicate);
- * then the group items of every event whose record was stored: per (key, value, minute) of the
- * batch, one item per busy ten-second window and one for the rest (history-groups.ts). Group keys are a digest of their content, so re-running the same
- * batch writes the same items; a retry that starts elsewhere writes other groups listing the
- * same sort keys, which lookups return once. A crash before the group items leaves records
- * no group lists: invisible, and listed when the batch is retried from the reported record.
+ * Indexes a batch (docs/design.md#event-history-table). First the record items, in stream order,
+ * RECORD_PUT_CHUNK to a putRecords call and a few calls at a time (a re-delivery finds its
+ * items stored and counts as a duplicate); then the group items of every event whose record
+ * was stored: per (key, value, minute) of the batch, one item per busy five-second window and
+ * one for the rest (history-groups.ts). Group keys are a digest of their content, so
+ * re-running the same batch writes the same items; a retry that starts elsewhere writes other
+ * groups listing the same sort keys, which lookups return once. A crash before the group items
+ * leaves records no group lists: invisible, and listed when the batch is retried from the
+ * reported record (the first record of the first failed call).
  */
 export async function indexBatch(
   records: readonly IndexerRecord[],
   store: HistoryStore,
-  concurrency = 8,
+  concurrency = 4,
 ): Promise<IndexBatchResult> {
   const skipped: Record<string, number> = {};
   const planned: { at: number; sortKey: string; partitions: readonly string[] }[] = [];
+  const items: {
+    at: number;
+    item: HistoryRecordItem;
+    sortKey: string;
+    partitions: readonly string[];
+  }[] = [];
   let indexed = 0;
   let duplicates = 0;
   let failure: { at: number; error: unknown } | undefined;
-  for (let i = 0; i < records.length && !failure; i += concurrency) {
-    const slice = records.slice(i, i + concurrency);
+  for (let at = 0; at < records.length; at++) {
+    let plan: ReturnType<typeof planIndex>;
+    try {
+      plan = planIndex(Buffer.from(records[at]!.data).toString('utf8'));
+    } catch (error) {
+      failure = { at, error };
+      break;
+    }
+    if (plan.kind === 'skip') skipped[plan.reason] = (skipped[plan.reason] ?? 0) + 1;
+    else items.push({ at, item: plan.record, sortKey: plan.sortKey, partitions: plan.partitions });
+  }
+  const chunks: (typeof items)[] = [];
+  for (let i = 0; i < items.length; i += RECORD_PUT_CHUNK)
+    chunks.push(items.slice(i, i + RECORD_PUT_CHUNK));
+  for (let i = 0; i < chunks.length && !failure; i += concurrency) {
+    const slice = chunks.slice(i, i + concurrency);
     const outcomes = await Promise.allSettled(
-      slice.map(async (record, j) => {
-        const plan = planIndex(Buffer.from(record.data).toString('utf8'));
-        if (plan.kind === 'skip') {
-          skipped[plan.reason] = (skipped[plan.reason] ?? 0) + 1;
-          return;
-        }
-        const put = await store.putRecord(plan.record);
+      slice.map((chunk) => store.putRecords(chunk.map((entry) => entry.item))),
+    );
+    outcomes.forEach((outcome, j) => {
+      const chunk = slice[j]!;
+      if (outcome.status === 'rejected') {
+        if (!failure || chunk[0]!.at < failure.at)
+          failure = { at: chunk[0]!.at, error: outcome.reason };
+        return;
+      }
+      outcome.value.forEach((put, k) => {
         if (put === 'created') indexed++;
         else duplicates++;
-        planned.push({ at: i + j, sortKey: plan.sortKey, partitions: plan.partitions });
-      }),
-    );
-    const failed = outcomes.findIndex((o) => o.status === 'rejected');
-    if (failed >= 0)
-      failure = { at: i + failed, error: (outcomes[failed] as PromiseRejectedResult).reason };
+        const { at, sortKey, partitions } = chunk[k]!;
+        planned.push({ at, sortKey, partitions });
+      });
+    });
   }
   // Only events before the first failure are listed: the retry starts at that record.
   const listed = planned.filter((event) => !failure || event.at < failure.at);

@@ -314,6 +314,13 @@ export interface HistoryGroupItem {
 export interface HistoryStore {
   /** Conditional put (absent key only): "created", or "exists" for a re-delivered event. */
   putRecord(item: HistoryRecordItem): Promise<'created' | 'exists'>;
+  /**
+   * Puts up to 100 record items in a few requests (what the indexer uses): each item's outcome
+   * in order, "exists" for a key found stored before the write. Items are keyed by their
+   * content, so writing one that a concurrent writer stored meanwhile rewrites the same item
+   * (counted "created" by both). Throws when an item stays unwritten.
+   */
+  putRecords(items: readonly HistoryRecordItem[]): Promise<('created' | 'exists')[]>;
   /** Puts group items (idempotent: their keys are a function of their content). */
   putGroups(items: readonly HistoryGroupItem[]): Promise<void>;
   /**

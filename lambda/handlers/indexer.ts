@@ -2,9 +2,9 @@
  * Lambda handler on the event history's own Kinesis event-source mapping
  * (ReportBatchItemFailures): indexes management (and Insights) events into the history
  * table. Wiring only: the logic is lambda/core/history.ts. A failed write reports the first
- * record not fully indexed, so Lambda retries from there (record items are conditional puts;
- * group items are keyed by their content, and lookups return an event once however many
- * group items list it).
+ * record it held, so Lambda retries from there (record items are keyed by their content and
+ * written only when absent; group items are keyed by their content, and lookups return an
+ * event once however many group items list it).
  */
 import type { KinesisStreamBatchResponse, KinesisStreamEvent } from 'aws-lambda';
 import { ENV } from '../core/config';

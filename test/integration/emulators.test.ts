@@ -1,4 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -430,6 +431,32 @@ test('listing 2,000+ tricky keys: byte order, exact paging (V2 and V1), prefixes
     expect(marker).toBeTruthy();
   }
   expect(v1Entries).toEqual(expectedEntries(keys, 'a/', '/'));
+});
+
+/** The process exists and is not a zombie (Linux /proc; elsewhere: signal 0). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  if (process.platform !== 'linux') return true;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return false;
+  }
+}
+
+test('each emulator runs in a child process of its own, and close() ends all three', async () => {
+  const { emulators } = await start();
+  expect(new Set(emulators.pids).size).toBe(3);
+  expect(emulators.pids).not.toContain(process.pid);
+  expect(emulators.pids.every(alive)).toBe(true);
+
+  await stop();
+  expect(emulators.pids.filter(alive)).toEqual([]);
 });
 
 test('close() releases ports and files: S3 objects, DynamoDB items and Kinesis records survive a restart', async () => {

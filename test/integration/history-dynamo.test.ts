@@ -150,16 +150,21 @@ describe('event history on dynalite', () => {
     expect(meter.read).toBeGreaterThan(0);
   });
 
-  it('reports the first failed record so Lambda retries from there', async () => {
-    const poisoned = `E#retry-${String(input[6]!.eventID)}`;
+  it('reports the first record of a failed record write so Lambda retries from there', async () => {
+    // Record items go 100 to a call (RECORD_PUT_CHUNK): a poisoned item in the second call
+    // fails that call, and the retry starts at its first record.
+    const management = input.filter((r) => r.eventCategory === 'Management').slice(0, 150);
+    expect(management).toHaveLength(150);
+    const poisoned = `E#retry-${String(management[106]!.eventID)}`;
     const failing: HistoryStore = {
       ...store,
-      putRecord: async (item) => {
-        if (item.pk === poisoned)
+      putRecord: (item) => store.putRecord(item),
+      putRecords: async (items) => {
+        if (items.some((item) => item.pk === poisoned))
           throw Object.assign(new Error('throttled'), {
             name: 'ProvisionedThroughputExceededException',
           });
-        return store.putRecord(item);
+        return store.putRecords(items);
       },
       putGroups: (items) => store.putGroups(items),
       queryGroups: (q) => store.queryGroups(q),
@@ -168,11 +173,11 @@ describe('event history on dynalite', () => {
       getRecords: (keys) => store.getRecords(keys),
     };
     const handler = createIndexerHandler({ store: failing, metrics: { count: () => undefined } });
-    const texts = input
-      .slice(0, 20)
-      .map((r) => JSON.stringify({ ...r, eventID: `retry-${String(r.eventID)}` }));
+    const texts = management.map((r) =>
+      JSON.stringify({ ...r, eventID: `retry-${String(r.eventID)}` }),
+    );
     const result = await handler(batchOf('shardId-000000000001', texts, 1000, NOW));
-    expect(result.batchItemFailures).toEqual([{ itemIdentifier: sequenceNumber(1006) }]);
+    expect(result.batchItemFailures).toEqual([{ itemIdentifier: sequenceNumber(1100) }]);
   });
 
   it('answers one LookupEvents page from items of both layouts (version 1 and groups)', async () => {

@@ -438,6 +438,7 @@ export async function withLimitsProxy(
     kinesisEndpoint: emulators.kinesisEndpoint,
     dynamodbEndpoint: limits.endpoint,
     credentials: emulators.credentials,
+    pids: emulators.pids,
     limits,
     close: async () => {
       await limits.close();
@@ -449,7 +450,7 @@ export async function withLimitsProxy(
 /**
  * local/emulators.ts's startEmulators with `dynamodbEndpoint` behind the limits proxy: what
  * integration tests that start the emulators themselves use. (The embedded runtime started
- * in-process by startRuntime still talks to dynalite directly.)
+ * by startRuntime still talks to dynalite directly.)
  */
 export function startLimitedEmulators(options: EmulatorOptions): Promise<LimitedEmulators> {
   return withLimitsProxy(startEmulators, options);

@@ -11,6 +11,7 @@ import {
   groupItems,
   groupSecond,
   indexBatch,
+  RECORD_PUT_CHUNK,
   lookupEvents,
   MAX_ITEM_BYTES,
   sortKeyOf,
@@ -211,6 +212,7 @@ describe('writes per batch', () => {
     let fail = true;
     const flaky: HistoryStore = {
       putRecord: (item) => store.putRecord(item),
+      putRecords: (items) => store.putRecords(items),
       putGroups: async (items) => {
         if (fail) throw Object.assign(new Error('throttled'), { name: 'ThrottlingException' });
         return store.putGroups(items);
@@ -231,13 +233,16 @@ describe('writes per batch', () => {
     expect(await all(store, {}, 50)).toEqual(truth(records.slice(0, 40), {}));
   });
 
-  it('lists only the events before a failed record write, and reports that record', async () => {
+  it('lists only the events before a failed record write, and reports the first record of that write', async () => {
     const store = new MemoryHistoryStore();
-    const poisoned = 'E#ev-00012';
+    // Record items go RECORD_PUT_CHUNK to a call: a failure in the second call (events
+    // 100..199) leaves the first call's events listed and names event 100 for the retry.
+    const poisoned = 'E#ev-00112';
     const flaky: HistoryStore = {
-      putRecord: async (item) => {
-        if (item.pk === poisoned) throw new Error('throttled');
-        return store.putRecord(item);
+      putRecord: (item) => store.putRecord(item),
+      putRecords: async (items) => {
+        if (items.some((item) => item.pk === poisoned)) throw new Error('throttled');
+        return store.putRecords(items);
       },
       putGroups: (items) => store.putGroups(items),
       queryGroups: (q) => store.queryGroups(q),
@@ -245,11 +250,15 @@ describe('writes per batch', () => {
       queryRecords: (pk) => store.queryRecords(pk),
       getRecords: (keys) => store.getRecords(keys),
     };
-    const result = await indexBatch(batch(records.slice(0, 30), 500), flaky, 4);
-    expect(result.firstFailure).toBe('512');
+    expect(RECORD_PUT_CHUNK).toBe(100);
+    const result = await indexBatch(batch(records.slice(0, 250), 500), flaky, 1);
+    expect(result.firstFailure).toBe('600');
     const listed = new Set(storedGroups(store).flatMap(({ entries }) => entries));
     const ids = [...listed].map((sk) => sk.slice(21, sk.indexOf('\u0001')));
-    expect(new Set(ids)).toEqual(new Set(records.slice(0, 12).map((r) => r.eventID)));
+    expect(new Set(ids)).toEqual(new Set(records.slice(0, 100).map((r) => r.eventID)));
+
+    const retried = await indexBatch(batch(records.slice(100, 250), 600), store);
+    expect(retried).toMatchObject({ indexed: 150, duplicates: 0 });
   });
 });
 
