@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import type { Clients } from '../../lambda/adapters/clients';
 import { KinesisRecordStream } from '../../lambda/adapters/kinesis';
+import { contentHash } from '../../lambda/core/content-hash';
 import { createIngestHandler } from '../../lambda/handlers/ingest';
 import { ingestComponent, localPrincipalArn } from '../../local/components/ingest';
 import { packagerComponent } from '../../local/components/packager';
@@ -169,9 +170,14 @@ test('the filed record carries the stamp; a resend by the same principal is file
       sourceIPAddress: expect.stringMatching(/127\.0\.0\.1$/) as unknown,
       requestId: expect.stringMatching(/^[0-9a-f-]{36}$/) as unknown,
       receivedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/) as unknown,
+      contentHash: expect.stringMatching(/^[0-9a-f]{64}$/) as unknown,
     },
   });
   expect(Object.keys(local).at(-1)).toBe('opentrailProvenance');
+  // The hash ingest carries is the one the packager and history would compute.
+  expect((local.opentrailProvenance as Record<string, string>).contentHash).toBe(
+    contentHash(local),
+  );
   expect(stamps.find((s) => s.principalArn === BOB)).toMatchObject({
     accountId: '222222222222',
     sourceIPAddress: '203.0.113.7',
