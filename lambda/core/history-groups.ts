@@ -4,7 +4,7 @@
  * lookup reads a page's worth of items and never a whole minute of them. Pure (CPU only:
  * hashing and zlib).
  *
- * A minute's sort keys of one batch and partition are cut into ten-second windows; a window
+ * A minute's sort keys of one batch and partition are cut into seconds; a second
  * with MIN_WINDOW_ENTRIES or more gets items of its own ("short" items: they span less than
  * WINDOW_SECONDS), the sparse rest of the minute shares items that are short when they happen
  * to span less than WINDOW_SECONDS and "long" (key prefix `L`, spanning up to a minute)
@@ -22,10 +22,10 @@ import { compareSortKeys, HISTORY_TTL_SECONDS, MAX_ITEM_BYTES } from './history-
  */
 export const MAX_GROUP_ENTRY_BYTES = 360_000;
 /** A short group item spans less than this many seconds (its newest to its oldest entry). */
-export const WINDOW_SECONDS = 5;
+export const WINDOW_SECONDS = 1;
 /** A long group item spans less than a minute: all its entries share one minute. */
 export const LONG_WINDOW_SECONDS = 60;
-/** Entries a ten-second window of one batch and partition needs to get items of its own. */
+/** Entries a second of one batch and partition needs to get items of its own. */
 export const MIN_WINDOW_ENTRIES = 16;
 /** Sort-key prefix of long group items (it sorts after every digit: a range of its own). */
 export const LONG_PREFIX = 'L';
@@ -189,7 +189,7 @@ function secondOfMinute(sortKey: string): number {
 }
 
 /**
- * One minute's sort keys (newest first) as lists for items: a list per ten-second window with
+ * One minute's sort keys (newest first) as lists for items: a list per WINDOW_SECONDS window with
  * at least MIN_WINDOW_ENTRIES keys (short), and the rest of the minute as one list, short when
  * it spans less than WINDOW_SECONDS, long otherwise.
  */

@@ -187,7 +187,7 @@ export const RECORD_PUT_CHUNK = 100;
  * Indexes a batch (docs/design.md#event-history-table). First the record items, in stream order,
  * RECORD_PUT_CHUNK to a putRecords call and a few calls at a time (a re-delivery finds its
  * items stored and counts as a duplicate); then the group items of every event whose record
- * was stored: per (key, value, minute) of the batch, one item per busy five-second window and
+ * was stored: per (key, value, minute) of the batch, one item per busy second and
  * one for the rest (history-groups.ts). Group keys are a digest of their content, so
  * re-running the same batch writes the same items; a retry that starts elsewhere writes other
  * groups listing the same sort keys, which lookups return once. A crash before the group items

@@ -565,9 +565,11 @@ describe(`reliability (${FULL ? 'full' : 'reduced'} size)`, () => {
     expect(runtime.child.exitCode).toBeNull();
 
     // Close the digest period and count what is stored.
+    say('counting: closing the digest period');
     const closed = await runCli(['digest', '--endpoints', endpointsFile]);
     expect(closed.code).toBe(0);
     await sleep(2000);
+    say('counting: every object under every log prefix');
     const { counts, logKeys, digestKeys } = await readTrails(runtime);
     const inDigests = new Map<string, number>();
     for (const key of digestKeys) {
@@ -576,7 +578,9 @@ describe(`reliability (${FULL ? 'full' : 'reduced'} size)`, () => {
       for (const f of digest.logFiles)
         inDigests.set(f.s3Object, (inDigests.get(f.s3Object) ?? 0) + 1);
     }
+    say(`counting: ${digestKeys.length} digests read; the history through LookupEvents`);
     const history = await lookupWindows(api(), startSeconds, Math.ceil(Date.now() / 1000) + 60);
+    say('counting: validate-logs');
     const validate = await runCli([
       'validate-logs',
       '--endpoints',
