@@ -94,34 +94,20 @@ export class DynamoHistoryStore implements HistoryStore {
       ).map(identity),
     );
     const missing = items.filter((item) => !stored.has(identity(item)));
-    for (let i = 0; i < missing.length; i += BATCH_WRITE_LIMIT) {
-      const { unfinished, attempts } = await retryFailedItems(
-        missing.slice(i, i + BATCH_WRITE_LIMIT),
-        async (chunk) => {
-          const response: BatchWriteCommandOutput = await this.client.send(
-            new BatchWriteCommand({
-              RequestItems: { [this.table]: chunk.map((item) => ({ PutRequest: { Item: item } })) },
-              ...this.capacity,
-            }),
-          );
-          this.count('write', response.ConsumedCapacity);
-          return (response.UnprocessedItems?.[this.table] ?? []).map(
-            (request) => request.PutRequest?.Item as HistoryRecordItem,
-          );
-        },
-        BATCH_RETRY_POLICY,
-        BATCH_RETRY_TIMER,
-        identity,
-      );
-      if (unfinished.length > 0)
-        throw new Error(
-          `history: ${unfinished.length} record writes stayed unprocessed after ${attempts} BatchWriteItem calls`,
-        );
-    }
+    await this.batchPut(missing, identity, 'record');
     return items.map((item) => (stored.has(identity(item)) ? 'exists' : 'created'));
   }
 
   async putGroups(items: readonly HistoryGroupItem[]): Promise<void> {
+    await this.batchPut(items, groupItemIdentity, 'group');
+  }
+
+  /** BatchWriteItem puts, 25 at a time, resending only what DynamoDB left unprocessed. */
+  private async batchPut<T extends HistoryRecordItem | HistoryGroupItem>(
+    items: readonly T[],
+    identity: (item: T) => string,
+    what: 'record' | 'group',
+  ): Promise<void> {
     for (let i = 0; i < items.length; i += BATCH_WRITE_LIMIT) {
       const { unfinished, attempts } = await retryFailedItems(
         items.slice(i, i + BATCH_WRITE_LIMIT),
@@ -134,16 +120,16 @@ export class DynamoHistoryStore implements HistoryStore {
           );
           this.count('write', response.ConsumedCapacity);
           return (response.UnprocessedItems?.[this.table] ?? []).map(
-            (request) => request.PutRequest?.Item as HistoryGroupItem,
+            (request) => request.PutRequest?.Item as T,
           );
         },
         BATCH_RETRY_POLICY,
         BATCH_RETRY_TIMER,
-        groupItemIdentity,
+        identity,
       );
       if (unfinished.length > 0)
         throw new Error(
-          `history: ${unfinished.length} group writes stayed unprocessed after ${attempts} BatchWriteItem calls`,
+          `history: ${unfinished.length} ${what} writes stayed unprocessed after ${attempts} BatchWriteItem calls`,
         );
     }
   }
