@@ -249,20 +249,62 @@ export async function mergeSources(
 }
 
 /**
+ * How long a version-1 partition found empty is skipped before it is checked again. Nothing
+ * writes that layout any more, so an empty partition stays empty; the re-check only covers an
+ * indexer of the version before still running while a deployment replaces it.
+ */
+export const LEGACY_EMPTY_RECHECK_MS = 15 * 60_000;
+
+/** Per store: version-1 partitions and whether they held any item when last checked. */
+const legacyChecks = new WeakMap<HistoryStore, Map<string, { empty: boolean; atMs: number }>>();
+
+/**
+ * The version-1 partitions of a request that hold items: each is checked with one Query of
+ * one item over the whole partition, then remembered for this store (a table that never held
+ * that layout costs 8 Queries once, not 8 per page).
+ */
+async function legacyPartitionsToRead(
+  store: HistoryStore,
+  request: LookupRequest,
+  nowMs: number,
+): Promise<string[]> {
+  const checks = legacyChecks.get(store) ?? new Map<string, { empty: boolean; atMs: number }>();
+  legacyChecks.set(store, checks);
+  const partitions = legacyPartitionsFor(request);
+  const held = await Promise.all(
+    partitions.map(async (pk) => {
+      const known = checks.get(pk);
+      if (known && (!known.empty || nowMs - known.atMs < LEGACY_EMPTY_RECHECK_MS))
+        return !known.empty;
+      const { sortKeys } = await store.queryIndex({
+        pk,
+        lo: '0000',
+        hi: '9999-12-31T23:59:59Z$',
+        limit: 1,
+      });
+      checks.set(pk, { empty: sortKeys.length === 0, atMs: nowMs });
+      return sortKeys.length > 0;
+    }),
+  );
+  return partitions.filter((_, i) => held[i]);
+}
+
+/**
  * The first `count` sort keys of a (non-EventId) request in the range, newest first: the
- * group partitions merged with the version-1 partitions (dual reads, for 90 days after the
- * upgrade: docs/formats.md#lookupevents).
+ * group partitions merged with the version-1 partitions that hold items (dual reads, for 90
+ * days after the upgrade: docs/formats.md#lookupevents).
  */
 export async function readSortKeys(
   store: HistoryStore,
   request: LookupRequest,
   range: Range,
   count: number,
+  nowMs: number = Date.now(),
 ): Promise<string[]> {
   if (compareSortKeys(range.lo, range.hi) > 0) return [];
-  const legacy = legacyPartitionsFor(request);
+  const legacy = await legacyPartitionsToRead(store, request, nowMs);
   const out: string[] = [];
-  const first = Math.ceil(count / legacy.length) + 1;
+  const first = Math.ceil(count / HISTORY_TABLE.writeShards) + 1;
   const sources = [
     ...groupPartitionsFor(request).flatMap((pk) =>
       (['short', 'long'] as const).map((kind) =>

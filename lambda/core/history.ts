@@ -127,6 +127,7 @@ export async function lookupEvents(raw: Json, deps: LookupDeps): Promise<LookupR
       request,
       { lo: range.lo, hi, ...(cursor !== undefined ? { exclude: cursor } : {}) },
       want,
+      deps.now(),
     );
     const keys = sortKeys.slice(0, request.maxResults).map(recordKeyOf);
     const found = new Map(

@@ -16,7 +16,12 @@ import {
   UploadPartCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { CreateTableCommand, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import {
+  CreateTableCommand,
+  GetItemCommand,
+  PutItemCommand,
+  waitUntilTableExists,
+} from '@aws-sdk/client-dynamodb';
 import {
   CreateStreamCommand,
   DescribeStreamCommand,
@@ -473,6 +478,11 @@ test('close() releases ports and files: S3 objects, DynamoDB items and Kinesis r
       KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
       BillingMode: 'PAY_PER_REQUEST',
     }),
+  );
+  // dynalite marks the table ACTIVE in a write of its own after answering CreateTable.
+  await waitUntilTableExists(
+    { client: clients.dynamodb, minDelay: 0.05, maxWaitTime: 30 },
+    { TableName: 'kept' },
   );
   await clients.dynamodb.send(
     new PutItemCommand({ TableName: 'kept', Item: { pk: { S: 'a' }, n: { N: '42' } } }),

@@ -11,6 +11,7 @@ import {
   groupEntries,
   groupSecond,
   indexBatch,
+  LEGACY_EMPTY_RECHECK_MS,
   LONG_PREFIX,
   lookupEvents,
   MIN_WINDOW_ENTRIES,
@@ -20,6 +21,8 @@ import {
 import { MemoryHistoryStore } from '../fixtures/memory-history';
 import { expectedIds } from '../fixtures/history-truth';
 import { fastCheckSeed } from '../fixtures/lookup-requests';
+import { legacyItems } from '../fixtures/legacy-history';
+import type { HistoryStore } from '../../lambda/core/ports';
 
 const NOW = Date.UTC(2026, 10, 25, 12, 0, 0);
 const mac = new HmacMac(Buffer.alloc(32, 9));
@@ -245,5 +248,53 @@ describe('compareSortKeys', () => {
       }),
       { seed: fastCheckSeed('compareSortKeys'), numRuns: 2000 },
     );
+  });
+});
+
+describe('version-1 partitions on a table that never held them', () => {
+  it('are checked once per store, skipped while empty, and checked again after the re-check time', async () => {
+    const memory = new MemoryHistoryStore();
+    let legacyQueries = 0;
+    const store: HistoryStore = {
+      putRecord: (item) => memory.putRecord(item),
+      putRecords: (items) => memory.putRecords(items),
+      putGroups: (items) => memory.putGroups(items),
+      queryGroups: (q) => memory.queryGroups(q),
+      queryIndex: (q) => {
+        legacyQueries++;
+        return memory.queryIndex(q);
+      },
+      queryRecords: (pk) => memory.queryRecords(pk),
+      getRecords: (keys) => memory.getRecords(keys),
+    };
+    const records = Array.from({ length: 120 }, (_, n) =>
+      record(`new-${String(n).padStart(3, '0')}`, NOW - 600_000 + n * 1000),
+    );
+    await indexInBatches(memory, records, 50);
+    const ids = async (now: number): Promise<string[]> => {
+      const out: string[] = [];
+      let token: string | undefined;
+      do {
+        const page: LookupResponse = await lookupEvents(
+          { MaxResults: 50, ...(token ? { NextToken: token } : {}) },
+          { store, mac, now: () => now },
+        );
+        out.push(...page.Events.map((e) => e.EventId!));
+        token = page.NextToken;
+      } while (token);
+      return out;
+    };
+    expect(await ids(NOW)).toEqual(expectedIds(records, { nowMs: NOW }));
+    // One check per shard (8), then nothing for the other pages.
+    expect(legacyQueries).toBe(8);
+
+    // An indexer of the version before writes an old-layout event (a deployment in progress).
+    const old = record('old-000', NOW - 300_500);
+    const legacy = legacyItems(JSON.stringify(old));
+    await memory.putRecord(legacy.record);
+    await memory.putLegacyIndex(legacy.index);
+    const later = NOW + LEGACY_EMPTY_RECHECK_MS + 1000;
+    expect(await ids(later)).toEqual(expectedIds([...records, old], { nowMs: later }));
+    expect(legacyQueries).toBeGreaterThan(8);
   });
 });
