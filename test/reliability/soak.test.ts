@@ -655,7 +655,9 @@ describe(`reliability (${FULL ? 'full' : 'reduced'} size)`, () => {
       failures.push(`validate-logs exit ${validate.code}: ${validate.stderr.slice(0, 500)}`);
     figures.onFailure = { givenUp: givenUp.length, unaccounted: onFailureLeft.length };
     if (onFailureLeft.length)
-      failures.push(`${onFailureLeft.length} on-failure objects not redriven`);
+      failures.push(
+        `${onFailureLeft.length} on-failure objects not redriven: ${onFailureLeft.slice(0, 5).join(', ')}`,
+      );
     const historyMissing = [...load.accepted.keys()].filter((id) => !history.has(id));
     const historyExtra = [...history].filter(
       ([id, n]) =>
