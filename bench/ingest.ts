@@ -2,7 +2,7 @@
 import './quiet'; // before anything that loads a Lambda handler module
 import { randomUUID } from 'node:crypto';
 
-import { putAuditEvents, type Caller, type PutAuditEventsResult } from '../lambda/core/ingest';
+import { putAuditEvents, type Caller } from '../lambda/core/ingest';
 
 import { ingestComponent } from '../local/components/ingest';
 import { LOCAL_DEFAULTS } from '../local/runtime';
@@ -10,6 +10,8 @@ import { LOCAL_DEFAULTS } from '../local/runtime';
 import { MemoryRecordStream } from '../test/fixtures/memory-ports';
 
 import {
+  checkAccepted,
+  postAuditEvents,
   alternate,
   figure,
   freshRuntime,
@@ -33,16 +35,6 @@ export const BENCH_CALLER: Caller = {
   requestId: 'bench',
   receivedAtMs: 0,
 };
-
-function checkAccepted(result: PutAuditEventsResult, body: string): void {
-  if (result.failed.length > 0)
-    throw new Error(
-      `PutAuditEvents refused ${result.failed.length} entries: ${JSON.stringify(result.failed[0])}`,
-    );
-  const entries = (JSON.parse(body) as { auditEvents: unknown[] }).auditEvents.length;
-  if (result.successful.length !== entries)
-    throw new Error(`PutAuditEvents accepted ${result.successful.length} of ${entries} entries`);
-}
 
 export async function ingestFigures(
   settings: Settings,
@@ -103,14 +95,7 @@ export async function ingestFigures(
   try {
     const url = `${runtime.endpoints.api}/PutAuditEvents`;
     const post = async (body: string): Promise<void> => {
-      const response = await fetch(url, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
-        body,
-      });
-      const text = await response.text();
-      if (response.status !== 200) throw new Error(`HTTP ${response.status}: ${text}`);
-      checkAccepted(JSON.parse(text) as PutAuditEventsResult, body);
+      await postAuditEvents(url, body);
     };
     const warmupTexts = syntheticRecordTexts(realRecords(), 5 * REQUEST_ENTRIES, 'warm-up');
     await inParallel(requestBodies(warmupTexts, REQUEST_ENTRIES), HTTP_CONCURRENCY, post);

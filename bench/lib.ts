@@ -12,6 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { AuditBatcher, requestBody } from '../cli/shared/audit-batcher';
 import type { StreamBatch, StreamRecord } from '../lambda/core/packager-types';
 import type { Stamp } from '../lambda/core/provenance';
+import type { PutAuditEventsResult } from '../lambda/core/ingest';
 import { normaliseRecord, type NormalisedRecord } from '../lambda/core/records';
 import { LOCAL_DEFAULTS, startRuntime, type Runtime, type RuntimeOptions } from '../local/runtime';
 import { fixtureRecords } from '../test/fixtures/cloudtrail-data';
@@ -335,4 +336,29 @@ export interface BenchFigure {
   unit: string;
   baseline?: { name: string; value: number };
   notes?: string;
+}
+
+/** Throws unless PutAuditEvents accepted every entry of `body`. */
+export function checkAccepted(result: PutAuditEventsResult, body: string): void {
+  if (result.failed.length > 0)
+    throw new Error(
+      `PutAuditEvents refused ${result.failed.length} entries: ${JSON.stringify(result.failed[0])}`,
+    );
+  const entries = (JSON.parse(body) as { auditEvents: unknown[] }).auditEvents.length;
+  if (result.successful.length !== entries)
+    throw new Error(`PutAuditEvents accepted ${result.successful.length} of ${entries} entries`);
+}
+
+/** POSTs one PutAuditEvents body to `url`; throws unless every entry was accepted. */
+export async function postAuditEvents(url: string, body: string): Promise<PutAuditEventsResult> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body,
+  });
+  const text = await response.text();
+  if (response.status !== 200) throw new Error(`HTTP ${response.status}: ${text}`);
+  const result = JSON.parse(text) as PutAuditEventsResult;
+  checkAccepted(result, body);
+  return result;
 }

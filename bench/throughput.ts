@@ -40,6 +40,7 @@ import { ensureBucket, startEmulators } from '../local/emulators';
 import { clientsFor, getObject, listKeys, manifestRows } from '../test/support/emulator-clients';
 import {
   inParallel,
+  postAuditEvents,
   progress,
   realRecords,
   requestBodies,
@@ -182,16 +183,7 @@ async function replay(texts: readonly string[]): Promise<BenchFigure[]> {
       progress(`throughput: ${n} records in ${bodies.length} requests, ${PRODUCERS} producers`);
       const began = performance.now();
       const sending = inParallel(bodies, PRODUCERS, async (body) => {
-        const response = await fetch(url, {
-          method: 'POST',
-          headers: { 'Content-Type': 'application/json' },
-          body,
-        });
-        const text = await response.text();
-        if (response.status !== 200) throw new Error(`HTTP ${response.status}: ${text}`);
-        const result = JSON.parse(text) as { successful: unknown[]; failed: unknown[] };
-        if (result.failed.length > 0)
-          throw new Error(`PutAuditEvents refused entries: ${JSON.stringify(result.failed[0])}`);
+        const result = await postAuditEvents(url, body);
         accepted += result.successful.length;
       });
       let sentAt = 0;
